@@ -1,0 +1,118 @@
+"""The plugin host: one pluggy PluginManager, built lazily, shared per process.
+
+Loading happens on first use, never at import time, and only once.
+Built-in plugins register exactly like third-party ones (through the hooks
+in :mod:`localqueue.hookspecs`); third-party plugins come from the
+``localqueue`` entry-point group.
+
+Environment:
+
+* ``LOCALQUEUE_DISABLE_PLUGINS=a,b`` blocks the named plugins (built-in or
+  installed), e.g. to get past a plugin that fails to import.
+* ``LOCALQUEUE_PLUGINS=a,b`` loads only these installed plugins (an
+  allowlist); built-ins load unless disabled. An empty value loads none.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from localqueue import hookspecs
+from localqueue.errors import PluginError
+
+ENTRY_POINT_GROUP = "localqueue"
+DISABLE_ENV = "LOCALQUEUE_DISABLE_PLUGINS"
+ALLOWLIST_ENV = "LOCALQUEUE_PLUGINS"
+
+# name -> module path; registered as plugins under these names.
+BUILTIN_PLUGINS: dict[str, str] = {
+    "sqlite": "localqueue.stores.sqlite",
+    "memory": "localqueue.stores.memory",
+}
+
+_lock = threading.RLock()
+_manager: pluggy.PluginManager | None = None
+_builtin_names: set[str] = set()
+_distributions: dict[str, str] = {}  # plugin name -> "dist version"
+
+
+def _names_from_env(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _build() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    blocked = _names_from_env(DISABLE_ENV) or set()
+    allowed = _names_from_env(ALLOWLIST_ENV)
+    for name in sorted(blocked):
+        pm.set_blocked(name)
+    for name, module_path in BUILTIN_PLUGINS.items():
+        if name in blocked:
+            continue
+        pm.register(importlib.import_module(module_path), name=name)
+        _builtin_names.add(name)
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in blocked or pm.has_plugin(ep.name):
+            continue
+        if allowed is not None and ep.name not in allowed:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}; "
+                f"fix or uninstall it, or set {DISABLE_ENV}={ep.name} to skip it"
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            _distributions[ep.name] = f"{dist.metadata['Name']} {dist.version}"
+    return pm
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process's plugin manager, built on first call (thread-safe)."""
+    global _manager
+    if _manager is None:
+        with _lock:
+            if _manager is None:
+                _builtin_names.clear()
+                _distributions.clear()
+                _manager = _build()
+    return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget loaded plugins so the next use re-reads entry points and env."""
+    global _manager
+    with _lock:
+        _manager = None
+
+
+def list_plugins() -> list[dict[str, Any]]:
+    """Loaded plugins as JSON-ready dicts: name, builtin, distribution, hooks."""
+    pm = get_plugin_manager()
+    result = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: str(item[0])):
+        if plugin is None:  # blocked
+            continue
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        result.append(
+            {
+                "name": name,
+                "builtin": name in _builtin_names,
+                "distribution": _distributions.get(str(name)),
+                "hooks": hooks,
+            }
+        )
+    return result

@@ -1,0 +1,331 @@
+"""PersistentQueue: the Python API over any Store.
+
+A queue is a name inside a store. It serializes values, validates
+arguments, turns stale receipts into :class:`LeaseExpired`, and implements
+the blocking ``get`` on top of the store's ``claim`` and ``wait``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue as stdlib_queue
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from localqueue.errors import MessageNotFound
+from localqueue.message import Message, error_info
+from localqueue.serializers import JSONSerializer, Serializer
+from localqueue.store import (
+    ErrorInfo,
+    MessageFilter,
+    NewMessage,
+    QueueStats,
+    State,
+    Store,
+    check_positive_int,
+    check_priority,
+    check_queue_name,
+    check_seconds,
+)
+from localqueue.store_url import open_store
+from localqueue.stores.common import stale_error
+
+DEFAULT_LEASE_TIMEOUT = 30.0
+DEFAULT_MAX_ATTEMPTS = 4  # the first delivery plus 3 retries
+
+
+def default_worker_id() -> str:
+    """host:pid, so an operator can tell whose leases are stuck."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PersistentQueue:
+    """A durable, at-least-once queue named ``name`` inside ``store``.
+
+    ``store`` is a URL (the queue then owns the store and closes it) or a
+    Store object (shared; the caller closes it). With neither, the URL comes
+    from ``$LOCALQUEUE_STORE`` or the default SQLite file.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: str | Store | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
+        serializer: Serializer | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.name = check_queue_name(name)
+        self.lease_timeout = check_seconds("lease_timeout", lease_timeout, positive=True)
+        self.max_attempts = (
+            None if max_attempts is None else check_positive_int("max_attempts", max_attempts)
+        )
+        self.serializer: Serializer = serializer or JSONSerializer()
+        self.worker_id = worker_id or default_worker_id()
+        if store is None or isinstance(store, str):
+            self.store: Store = open_store(store)
+            self._owns_store = True
+        else:
+            self.store = store
+            self._owns_store = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PersistentQueue({self.name!r}, store={self.store.url!r})"
+
+    # -- context manager ---------------------------------------------------------
+
+    def __enter__(self) -> PersistentQueue:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store if this queue opened it. Safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_store:
+                self.store.close()
+
+    # -- producing -----------------------------------------------------------------
+
+    def _message(self, record: Any) -> Message:
+        return Message.from_record(record, self.serializer)
+
+    def put(
+        self,
+        value: Any,
+        *,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedupe_key: str | None = None,
+    ) -> Message:
+        """Store ``value``; once this returns, the message survives a crash.
+
+        With a ``dedupe_key`` that is live in this queue (any state until
+        acked or purged), nothing is added and the existing message returns.
+        """
+        return self.put_many([value], delay=delay, priority=priority, dedupe_keys=[dedupe_key])[0]
+
+    def put_many(
+        self,
+        values: Iterable[Any],
+        *,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedupe_keys: Sequence[str | None] | None = None,
+    ) -> list[Message]:
+        """Store many values in one transaction: all are added or none."""
+        delay = check_seconds("delay", delay)
+        priority = check_priority(priority)
+        payloads = [self.serializer.dumps(value) for value in values]
+        keys: Sequence[str | None] = dedupe_keys or [None] * len(payloads)
+        if len(keys) != len(payloads):
+            raise ValueError(
+                f"dedupe_keys has {len(keys)} entries for {len(payloads)} values; "
+                "give one per value"
+            )
+        for key in keys:
+            if key is not None and (not isinstance(key, str) or not key):
+                raise ValueError(f"dedupe_key must be a non-empty string or None, got {key!r}")
+        batch = [
+            NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
+            for p, k in zip(payloads, keys, strict=True)
+        ]
+        return [self._message(r) for r in self.store.enqueue(self.name, batch)]
+
+    # -- consuming -----------------------------------------------------------------
+
+    def get(
+        self, block: bool = True, timeout: float | None = None, *, leased_by: str | None = None
+    ) -> Message:
+        """Lease the next message; raise ``queue.Empty`` if none comes in time.
+
+        Like ``queue.Queue.get``: ``block=False`` returns at once; ``timeout``
+        (seconds) bounds a blocking wait; ``None`` waits forever.
+        """
+        return self.get_many(1, block=block, timeout=timeout, leased_by=leased_by)[0]
+
+    def get_many(
+        self,
+        limit: int,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        leased_by: str | None = None,
+    ) -> list[Message]:
+        """Lease up to ``limit`` messages at once (at least one, or ``queue.Empty``)."""
+        limit = check_positive_int("limit", limit)
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        worker = leased_by or self.worker_id
+        while True:
+            records = self.store.claim(
+                self.name,
+                worker_id=worker,
+                limit=limit,
+                lease_seconds=self.lease_timeout,
+                max_attempts=self.max_attempts,
+            )
+            if records:
+                return [self._message(r) for r in records]
+            if not block:
+                raise stdlib_queue.Empty
+            if deadline is None:
+                self.store.wait(self.name, 1.0)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise stdlib_queue.Empty
+            self.store.wait(self.name, remaining)
+
+    def _check_own(self, message: Message) -> None:
+        if not isinstance(message, Message):
+            raise ValueError(f"expected a Message from get(), got {type(message).__name__}")
+        if message.queue != self.name:
+            raise ValueError(
+                f"message {message.id} belongs to queue {message.queue!r}, not {self.name!r}"
+            )
+
+    def ack(self, message: Message) -> None:
+        """Done: remove the message. Raises LeaseExpired if the lease was lost."""
+        self._check_own(message)
+        if self.store.ack(self.name, [message.lease]):
+            raise stale_error([message.id])
+
+    def ack_many(self, messages: Sequence[Message]) -> list[Message]:
+        """Ack several in one transaction; returns those whose lease was lost."""
+        for message in messages:
+            self._check_own(message)
+        stale = {lease.id for lease in self.store.ack(self.name, [m.lease for m in messages])}
+        return [m for m in messages if m.id in stale]
+
+    def release(
+        self,
+        message: Message,
+        *,
+        delay: float = 0.0,
+        error: BaseException | ErrorInfo | str | None = None,
+    ) -> State:
+        """Give the message back for another attempt after ``delay`` seconds.
+
+        If it has used every attempt (``max_attempts``), it becomes a dead
+        letter instead. Returns the state it went to. ``error`` (an
+        exception, text or ErrorInfo) is kept as the message's latest error.
+        """
+        self._check_own(message)
+        delay = check_seconds("delay", delay)
+        info = error_info(error, self.store.clock.now())
+        if self.max_attempts is not None and message.attempts >= self.max_attempts:
+            if not self.store.dead_letter(self.name, message.lease, error=info):
+                raise stale_error([message.id])
+            return State.DEAD
+        if not self.store.release(self.name, message.lease, delay=delay, error=info):
+            raise stale_error([message.id])
+        return State.DELAYED if delay > 0 else State.READY
+
+    def dead_letter(
+        self, message: Message, *, error: BaseException | ErrorInfo | str | None = None
+    ) -> None:
+        """Give up on the message: keep it as a dead letter with its latest error."""
+        self._check_own(message)
+        info = error_info(error, self.store.clock.now())
+        if not self.store.dead_letter(self.name, message.lease, error=info):
+            raise stale_error([message.id])
+
+    def extend_lease(self, message: Message, seconds: float) -> Message:
+        """Keep working: the lease now ends ``seconds`` from now. Returns the updated message."""
+        self._check_own(message)
+        seconds = check_seconds("seconds", seconds, positive=True)
+        until = self.store.extend(self.name, message.lease, seconds)
+        if until is None:
+            raise stale_error([message.id])
+        return dataclasses.replace(message, leased_until=until, available_at=until)
+
+    # -- looking and recovering -------------------------------------------------------
+
+    def inspect(self, message_id: int) -> Message:
+        """One message in any state; MessageNotFound once acked or purged."""
+        record = self.store.get(self.name, int(message_id))
+        if record is None:
+            raise MessageNotFound(f"no message {message_id} in queue {self.name!r}")
+        return self._message(record)
+
+    def stats(self) -> QueueStats:
+        return self.store.stats(self.name)
+
+    def qsize(self) -> int:
+        """Messages waiting to be delivered: ready plus delayed (not inflight or dead)."""
+        stats = self.stats()
+        return stats.ready + stats.delayed
+
+    def dead_letters(self, limit: int | None = None) -> list[Message]:
+        """Dead letters, oldest id first."""
+        if limit is not None:
+            limit = check_positive_int("limit", limit)
+        records = self.store.list_messages(self.name, state=State.DEAD, limit=limit)
+        return [self._message(r) for r in records]
+
+    def messages(
+        self, state: State | str | None = None, *, after_id: int | None = None, limit: int = 100
+    ) -> list[Message]:
+        """A page of messages in id order; continue with ``after_id`` = last id."""
+        wanted = None if state is None else State(state)
+        records = self.store.list_messages(
+            self.name, state=wanted, after_id=after_id, limit=check_positive_int("limit", limit)
+        )
+        return [self._message(r) for r in records]
+
+    def requeue_dead(
+        self,
+        message_or_id: Message | int | None = None,
+        *,
+        all: bool = False,
+        delay: float = 0.0,
+        filter: MessageFilter | None = None,
+        dry_run: bool = False,
+    ) -> list[int]:
+        """Move dead letters back to ready with a fresh attempt budget; their ids.
+
+        Pass one message or id, or ``all=True``, or a ``filter``. A given id that
+        is not a dead letter raises MessageNotFound.
+        """
+        delay = check_seconds("delay", delay)
+        chosen = [_id_of(message_or_id)] if message_or_id is not None else None
+        if chosen is None and not all and filter is None:
+            raise ValueError("requeue_dead needs a message or id, all=True, or a filter")
+        if chosen is not None and (all or filter is not None):
+            raise ValueError("requeue_dead takes a message or id, or all=True/filter, not both")
+        flt = MessageFilter(ids=chosen) if chosen is not None else filter
+        ids = self.store.requeue(self.name, filter=flt, delay=delay, dry_run=dry_run)
+        if chosen is not None and not ids:
+            raise MessageNotFound(
+                f"message {chosen[0]} is not a dead letter in queue {self.name!r}"
+            )
+        return ids
+
+    def purge(self, state: State | str | None = None, *, dry_run: bool = False) -> int:
+        """Delete every message (or every one in ``state``); the count."""
+        wanted = None if state is None else State(state)
+        return self.store.purge(self.name, state=wanted, dry_run=dry_run)
+
+
+def _id_of(message_or_id: Message | int) -> int:
+    if isinstance(message_or_id, Message):
+        return message_or_id.id
+    if isinstance(message_or_id, bool) or not isinstance(message_or_id, int):
+        raise ValueError(f"expected a Message or an integer id, got {message_or_id!r}")
+    return message_or_id

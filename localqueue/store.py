@@ -1,0 +1,304 @@
+"""The Store protocol and the records it speaks in.
+
+A store keeps messages for many named queues and implements the delivery
+contract (docs/guarantees.md). The protocol is domain-level and batch-first
+so that it maps onto one statement per operation on SQLite, PostgreSQL
+(``FOR UPDATE SKIP LOCKED``) and Redis (Lua scripts) alike; docs/stores.md
+shows that mapping. Payloads are opaque bytes: serialization belongs to the
+queue, never to the store.
+
+Time: every decision about leases and delays uses the store's own clock
+(``store.clock``), so a store shared by many processes has one notion of now.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from localqueue.clock import Clock
+
+
+class State(str, enum.Enum):
+    """Where a message is in its life. Acked messages leave the store."""
+
+    READY = "ready"  # claimable now
+    DELAYED = "delayed"  # claimable once available_at has passed
+    INFLIGHT = "inflight"  # leased to a worker until leased_until
+    DEAD = "dead"  # dead letter, kept until requeued or purged
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """The latest failure of a message, kept across restarts."""
+
+    type: str
+    message: str
+    traceback: str | None = None  # tail of the formatted traceback
+    at: float | None = None  # when it happened (store clock)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One message to enqueue."""
+
+    payload: bytes
+    delay: float = 0.0
+    priority: int = 0
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """A message as the store holds it.
+
+    ``available_at`` is when a ready or delayed message becomes claimable;
+    for an inflight message it equals ``leased_until``. ``receipt`` is the
+    fencing token of the current delivery and is None unless inflight.
+    """
+
+    id: int
+    queue: str
+    payload: bytes
+    state: State
+    priority: int
+    attempts: int
+    created_at: float
+    available_at: float
+    leased_until: float | None = None
+    leased_by: str | None = None
+    receipt: str | None = None
+    last_error: ErrorInfo | None = None
+    failed_at: float | None = None
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Names one delivery: a message id and the receipt it was handed with."""
+
+    id: int
+    receipt: str
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Narrows listings, requeues and purges. Empty fields do not filter.
+
+    ``failed_after`` / ``older_than`` are absolute store-clock times /
+    durations in seconds; age is measured from ``failed_at`` for dead
+    letters and from ``created_at`` otherwise.
+    """
+
+    ids: Sequence[int] | None = None
+    error_contains: str | None = None
+    error_type: str | None = None
+    min_attempts: int | None = None
+    failed_after: float | None = None
+    older_than: float | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Counts for one queue at one instant of the store clock."""
+
+    queue: str
+    ready: int = 0
+    delayed: int = 0
+    inflight: int = 0
+    dead: int = 0
+    oldest_ready_age: float | None = None  # seconds since the oldest ready message became available
+    inflight_by_worker: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.ready + self.delayed + self.inflight + self.dead
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "queue": self.queue,
+            "ready": self.ready,
+            "delayed": self.delayed,
+            "inflight": self.inflight,
+            "dead": self.dead,
+            "total": self.total,
+            "oldest_ready_age": self.oldest_ready_age,
+            "inflight_by_worker": dict(self.inflight_by_worker),
+        }
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every store implements. All methods are safe to call from threads.
+
+    Fenced operations (``ack``, ``release``, ``dead_letter``, ``extend``)
+    act only on a delivery whose receipt is current and whose lease has not
+    expired; they return the leases that were *not* current, and leave those
+    messages unchanged.
+    """
+
+    clock: Clock
+    url: str
+
+    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        """Add messages atomically (all or none) and return their records.
+
+        A message whose ``dedupe_key`` is live in the queue (any state) is not
+        added; the existing record is returned in its place.
+        """
+        ...
+
+    def claim(
+        self,
+        queue: str,
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> list[MessageRecord]:
+        """Lease up to ``limit`` claimable messages to ``worker_id``.
+
+        Claimable: ready, or delayed/inflight whose time has passed. Order:
+        higher priority first, then earliest available. Each claim adds one to
+        ``attempts`` and issues a fresh receipt. A message whose lease expired
+        after ``max_attempts`` deliveries is dead-lettered instead of handed out.
+        """
+        ...
+
+    def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
+        """Remove the messages of current leases; return the stale leases."""
+        ...
+
+    def release(
+        self, queue: str, lease: Lease, *, delay: float = 0.0, error: ErrorInfo | None = None
+    ) -> bool:
+        """Make a leased message claimable again after ``delay`` seconds.
+
+        Returns False (and changes nothing) if the lease is not current.
+        """
+        ...
+
+    def dead_letter(self, queue: str, lease: Lease, *, error: ErrorInfo | None = None) -> bool:
+        """Move a leased message to the dead letters; False if the lease is stale."""
+        ...
+
+    def extend(self, queue: str, lease: Lease, seconds: float) -> float | None:
+        """Set the lease to end ``seconds`` from now; the new end, or None if stale."""
+        ...
+
+    def requeue(
+        self,
+        queue: str,
+        *,
+        filter: MessageFilter | None = None,
+        delay: float = 0.0,
+        dry_run: bool = False,
+        limit: int | None = None,
+    ) -> list[int]:
+        """Move matching dead letters back to ready with a fresh attempt budget.
+
+        Returns the ids moved (or that would move, with ``dry_run``).
+        """
+        ...
+
+    def get(self, queue: str, message_id: int) -> MessageRecord | None:
+        """One message by id, or None."""
+        ...
+
+    def list_messages(
+        self,
+        queue: str,
+        *,
+        state: State | None = None,
+        filter: MessageFilter | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[MessageRecord]:
+        """Messages in id order; page with ``after_id`` = last id seen."""
+        ...
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts by state for one queue."""
+        ...
+
+    def queues(self) -> list[str]:
+        """Names of queues that hold at least one message, sorted."""
+        ...
+
+    def purge(
+        self,
+        queue: str,
+        *,
+        state: State | None = None,
+        filter: MessageFilter | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete matching messages (all states if ``state`` is None); the count."""
+        ...
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block until a message may have become claimable, or ``timeout`` passes.
+
+        Wakes on changes by any process and when the earliest delayed or
+        leased message of ``queue`` comes due. Spurious wake-ups are allowed.
+        """
+        ...
+
+    def check(self) -> list[str]:
+        """Integrity problems found (empty when healthy)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+        ...
+
+
+def check_queue_name(queue: str) -> str:
+    """Queue names are non-empty strings without control characters."""
+    if not isinstance(queue, str) or not queue.strip():
+        raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
+    if any(ord(ch) < 32 for ch in queue) or len(queue) > 200:
+        raise ValueError(f"queue name must be printable and at most 200 characters, got {queue!r}")
+    return queue
+
+
+def check_seconds(name: str, value: float, *, positive: bool = False) -> float:
+    """Durations are finite numbers >= 0 (or > 0); the error names the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def check_priority(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"priority must be an integer, got {value!r}")
+    if not -(2**31) <= value < 2**31:
+        raise ValueError(f"priority must fit in 32 bits, got {value!r}")
+    return value

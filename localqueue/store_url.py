@@ -1,0 +1,85 @@
+"""Choosing a store from a URL: explicit argument, then LOCALQUEUE_STORE, then default.
+
+The scheme picks the plugin (``sqlite:///abs/path.db``, ``memory://``, or a
+scheme a store plugin registers). A bare filesystem path means SQLite.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import cast
+
+from localqueue.clock import Clock
+from localqueue.errors import PluginError, UnknownStoreError
+from localqueue.hookspecs import StoreScheme
+from localqueue.plugins import get_plugin_manager
+from localqueue.store import Store
+
+STORE_ENV = "LOCALQUEUE_STORE"
+
+
+def default_store_url() -> str:
+    """``sqlite:///<XDG data home>/localqueue/queue.sqlite3``."""
+    data_home = os.environ.get("XDG_DATA_HOME") or ""
+    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
+    return f"sqlite://{base / 'localqueue' / 'queue.sqlite3'}"
+
+
+def resolve_store_url(url: str | None = None) -> str:
+    """The URL in force: ``url`` if given, else $LOCALQUEUE_STORE, else the default."""
+    if url is not None and url.strip():
+        chosen = url.strip()
+    else:
+        chosen = (os.environ.get(STORE_ENV) or "").strip() or default_store_url()
+    if "://" not in chosen:
+        if ":" in chosen.split("/")[0]:  # "postgres:..." without slashes: a typo, not a path
+            raise UnknownStoreError(
+                f"store URL {chosen!r} has no '://'; write it as scheme://..., "
+                "e.g. sqlite:///abs/path/queue.db or memory://"
+            )
+        # A bare path is a SQLite file; make it absolute so the URL means one file.
+        chosen = f"sqlite://{Path(chosen).expanduser().absolute()}"
+    return chosen
+
+
+def url_scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower()
+
+
+def store_schemes() -> Mapping[str, tuple[StoreScheme, str]]:
+    """Every registered scheme -> (its registration, the plugin that made it)."""
+    pm = get_plugin_manager()
+    found: dict[str, tuple[StoreScheme, str]] = {}
+    for impl in pm.hook.localqueue_store_schemes.get_hookimpls():
+        entries = cast("Sequence[StoreScheme]", impl.function() or ())
+        for entry in entries:
+            scheme = entry.scheme.lower()
+            if scheme in found:
+                other = found[scheme][1]
+                raise PluginError(
+                    f"store scheme {scheme!r} is registered by two plugins, {other!r} and "
+                    f"{impl.plugin_name!r}; uninstall one or set "
+                    f"LOCALQUEUE_DISABLE_PLUGINS={impl.plugin_name}"
+                )
+            found[scheme] = (entry, impl.plugin_name)
+    return found
+
+
+def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
+    """Open the store that ``url`` (or the environment, or the default) names."""
+    resolved = resolve_store_url(url)
+    scheme = url_scheme(resolved)
+    schemes = store_schemes()
+    if scheme not in schemes:
+        known = ", ".join(f"{name} ({plugin})" for name, (_, plugin) in sorted(schemes.items()))
+        near = difflib.get_close_matches(scheme, list(schemes), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise UnknownStoreError(
+            f"no installed plugin provides store scheme {scheme!r}{hint}; "
+            f"known schemes: {known or 'none'}"
+        )
+    entry, _plugin = schemes[scheme]
+    return entry.factory(resolved, clock=clock)

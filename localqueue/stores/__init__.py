@@ -1,0 +1,1 @@
+"""Built-in stores. Each module registers its URL scheme as a plugin."""

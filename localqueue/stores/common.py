@@ -1,0 +1,77 @@
+"""Pieces every built-in store shares: derived states, filters, receipts."""
+
+from __future__ import annotations
+
+import secrets
+
+from localqueue.errors import LeaseExpired
+from localqueue.store import ErrorInfo, MessageFilter, MessageRecord, State
+
+# Stored states. "queued" covers ready and delayed: which one it is follows
+# from available_at and the clock, so a delay needs no timer and no sweep.
+QUEUED = 0
+INFLIGHT = 1
+DEAD = 2
+
+EXPIRED_ERROR_TYPE = "LeaseExpired"
+
+
+def new_receipt() -> str:
+    """A fencing token that is never reused (128 random bits)."""
+    return secrets.token_hex(16)
+
+
+def derived_state(stored: int, available_at: float, now: float) -> State:
+    """The state a user sees. An expired lease is claimable again: ready."""
+    if stored == DEAD:
+        return State.DEAD
+    if available_at > now:
+        return State.INFLIGHT if stored == INFLIGHT else State.DELAYED
+    return State.READY
+
+
+def exhausted_error(attempts: int, now: float) -> ErrorInfo:
+    return ErrorInfo(
+        type=EXPIRED_ERROR_TYPE,
+        message=f"lease expired on attempt {attempts}; no attempts left",
+        traceback=None,
+        at=now,
+    )
+
+
+def age_reference(record: MessageRecord) -> float:
+    """Age for filters: dead letters age from failure, others from creation."""
+    if record.state is State.DEAD and record.failed_at is not None:
+        return record.failed_at
+    return record.created_at
+
+
+def matches(flt: MessageFilter | None, record: MessageRecord, now: float) -> bool:
+    """Whether ``record`` passes ``flt`` (the reference for SQL translations)."""
+    if flt is None:
+        return True
+    if flt.ids is not None and record.id not in set(flt.ids):
+        return False
+    err = record.last_error
+    if flt.error_contains is not None:
+        text = f"{err.type}: {err.message}" if err else ""
+        if flt.error_contains.lower() not in text.lower():
+            return False
+    if flt.error_type is not None and (err is None or err.type != flt.error_type):
+        return False
+    if flt.min_attempts is not None and record.attempts < flt.min_attempts:
+        return False
+    if flt.failed_after is not None and (
+        record.failed_at is None or record.failed_at < flt.failed_after
+    ):
+        return False
+    return not (flt.older_than is not None and now - age_reference(record) < flt.older_than)
+
+
+def stale_error(ids: list[int]) -> LeaseExpired:
+    shown = ", ".join(str(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+    return LeaseExpired(
+        f"lease is no longer held for message(s) {shown}: it expired or was re-delivered; "
+        "nothing was changed",
+        message_ids=ids,
+    )

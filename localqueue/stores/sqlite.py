@@ -1,0 +1,734 @@
+"""The reference store: one SQLite file shared by the threads and processes of a machine.
+
+Design (docs/stores.md has the long form):
+
+* WAL journal, ``synchronous=NORMAL`` by default (``FULL`` on request), a busy
+  timeout, and every multi-statement write under ``BEGIN IMMEDIATE``.
+  Single-statement writes run in SQLite's implicit transaction, which takes
+  the write lock when the statement starts, exactly like BEGIN IMMEDIATE.
+* One ``available_at`` column is both "delayed until" and "leased until", so
+  an expired lease is claimable with no sweep and no extra scan.
+* The claim is one ``UPDATE ... WHERE id IN (SELECT ... ORDER BY ... LIMIT n)
+  RETURNING`` served by a partial index, so its cost does not grow with the
+  backlog.
+* A blocking wait watches ``PRAGMA data_version`` (a shared-memory read) with
+  a short backoff, and is woken at once by writes from the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from localqueue.clock import Clock, SystemClock
+from localqueue.hookspecs import StoreScheme, hookimpl
+from localqueue.store import (
+    ErrorInfo,
+    Lease,
+    MessageFilter,
+    MessageRecord,
+    NewMessage,
+    QueueStats,
+    State,
+    check_seconds,
+)
+from localqueue.stores import sqlite_schema as schema
+from localqueue.stores.common import DEAD, EXPIRED_ERROR_TYPE, INFLIGHT, QUEUED, derived_state
+from localqueue.stores.sqlite_connections import ConnectionPool, translate_error
+
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+DEFAULT_BUSY_TIMEOUT = 10.0
+# Blocking waits poll data_version from 0.5 ms up to this, so a put by another
+# process is seen within about 5 ms while an idle waiter costs ~200 reads/s.
+MAX_POLL_INTERVAL = 0.005
+
+COLUMNS = (
+    "id, queue, payload, state, priority, attempts, created_at, available_at, leased_by, "
+    "receipt, error_type, error_message, error_traceback, error_at, failed_at, dedupe_key"
+)
+
+INSERT_SQL = (
+    "INSERT INTO lq_messages (queue, payload, state, priority, attempts, created_at, "
+    "available_at, dedupe_key) VALUES (?, ?, 0, ?, 0, ?, ?, ?)"
+)
+
+# One statement: pick the next n in delivery order through lq_messages_claim
+# and lease them. A message whose lease expired after its last allowed
+# attempt is dead-lettered by the same statement instead of being handed out.
+CLAIM_SQL = f"""
+UPDATE lq_messages SET
+    state = CASE WHEN state = 1 AND attempts >= :max THEN 2 ELSE 1 END,
+    attempts = CASE WHEN state = 1 AND attempts >= :max THEN attempts ELSE attempts + 1 END,
+    available_at = CASE WHEN state = 1 AND attempts >= :max THEN :now ELSE :until END,
+    failed_at = CASE WHEN state = 1 AND attempts >= :max THEN :now ELSE failed_at END,
+    error_type = CASE WHEN state = 1 AND attempts >= :max THEN '{EXPIRED_ERROR_TYPE}'
+        ELSE error_type END,
+    error_message = CASE WHEN state = 1 AND attempts >= :max
+        THEN 'lease expired on attempt ' || attempts || '; no attempts left'
+        ELSE error_message END,
+    error_traceback = CASE WHEN state = 1 AND attempts >= :max THEN NULL ELSE error_traceback END,
+    error_at = CASE WHEN state = 1 AND attempts >= :max THEN :now ELSE error_at END,
+    leased_by = CASE WHEN state = 1 AND attempts >= :max THEN NULL ELSE :worker END,
+    receipt = CASE WHEN state = 1 AND attempts >= :max THEN NULL
+        ELSE lower(hex(randomblob(16))) END
+WHERE id IN (
+    SELECT id FROM lq_messages INDEXED BY lq_messages_claim
+    WHERE queue = :queue AND state < 2 AND available_at <= :now
+    ORDER BY priority DESC, available_at, id
+    LIMIT :limit
+)
+RETURNING {COLUMNS}
+"""
+
+FENCE = "id = ? AND queue = ? AND receipt = ? AND state = 1 AND available_at > ?"
+ACK_SQL = f"DELETE FROM lq_messages WHERE {FENCE}"
+RELEASE_SQL = f"""
+UPDATE lq_messages SET state = 0, available_at = ?, leased_by = NULL, receipt = NULL,
+    error_type = coalesce(?, error_type), error_message = CASE WHEN ? IS NULL
+        THEN error_message ELSE ? END,
+    error_traceback = CASE WHEN ? IS NULL THEN error_traceback ELSE ? END,
+    error_at = CASE WHEN ? IS NULL THEN error_at ELSE ? END
+WHERE {FENCE}
+"""
+DEAD_LETTER_SQL = f"""
+UPDATE lq_messages SET state = 2, available_at = ?, failed_at = ?, leased_by = NULL,
+    receipt = NULL,
+    error_type = coalesce(?, error_type), error_message = CASE WHEN ? IS NULL
+        THEN error_message ELSE ? END,
+    error_traceback = CASE WHEN ? IS NULL THEN error_traceback ELSE ? END,
+    error_at = CASE WHEN ? IS NULL THEN error_at ELSE ? END
+WHERE {FENCE}
+"""
+EXTEND_SQL = f"UPDATE lq_messages SET available_at = ? WHERE {FENCE}"
+
+# How each user-visible state reads in SQL (:now is the store clock).
+STATE_SQL = {
+    State.READY: "state < 2 AND available_at <= :now",
+    State.DELAYED: "state = 0 AND available_at > :now",
+    State.INFLIGHT: "state = 1 AND available_at > :now",
+    State.DEAD: "state = 2",
+}
+
+ERROR_TEXT_SQL = (
+    "lower(CASE WHEN error_type IS NULL THEN '' ELSE error_type || ': ' || "
+    "coalesce(error_message, '') END)"
+)
+# Age for filters: dead letters age from failure, others from creation.
+AGE_REF_SQL = "(CASE WHEN state = 2 AND failed_at IS NOT NULL THEN failed_at ELSE created_at END)"
+
+
+def _error_params(error: ErrorInfo | None) -> list[Any]:
+    if error is None:
+        return [None] * 7
+    return [
+        error.type,
+        error.type,
+        error.message,
+        error.type,
+        error.traceback,
+        error.type,
+        error.at,
+    ]
+
+
+def _filter_sql(flt: MessageFilter | None, params: dict[str, Any]) -> str:
+    """SQL for a MessageFilter; mirrors localqueue.stores.common.matches."""
+    if flt is None:
+        return ""
+    parts = []
+    if flt.ids is not None:
+        ids = [int(i) for i in flt.ids]
+        params["ids_json"] = "[" + ",".join(str(i) for i in ids) + "]"
+        parts.append("id IN (SELECT value FROM json_each(:ids_json))")
+    if flt.error_contains is not None:
+        params["error_contains"] = flt.error_contains.lower()
+        parts.append(f"instr({ERROR_TEXT_SQL}, :error_contains) > 0")
+    if flt.error_type is not None:
+        params["error_type"] = flt.error_type
+        parts.append("error_type = :error_type")
+    if flt.min_attempts is not None:
+        params["min_attempts"] = flt.min_attempts
+        parts.append("attempts >= :min_attempts")
+    if flt.failed_after is not None:
+        params["failed_after"] = flt.failed_after
+        parts.append("failed_at >= :failed_after")
+    if flt.older_than is not None:
+        params["older_than"] = flt.older_than
+        parts.append(f":now - {AGE_REF_SQL} >= :older_than")
+    return "".join(f" AND {part}" for part in parts)
+
+
+class _Notifier:
+    """Wakes waiters in this process at once when a write makes work available."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.generation = 0
+
+    def notify(self) -> None:
+        with self.condition:
+            self.generation += 1
+            self.condition.notify_all()
+
+
+_notifiers: dict[str, _Notifier] = {}
+_notifiers_lock = threading.Lock()
+
+
+def _notifier_for(path: Path) -> _Notifier:
+    with _notifiers_lock:
+        return _notifiers.setdefault(str(path), _Notifier())
+
+
+class SQLiteStore:
+    """The SQLite reference store. Thread-safe; many processes may share the file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock | None = None,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.clock: Clock = clock or SystemClock()
+        sync = synchronous.upper()
+        if sync not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
+        self.synchronous = sync
+        self.busy_timeout = check_seconds("busy_timeout", busy_timeout)
+        self.url = f"sqlite://{self.path}"
+        self._notifier = _notifier_for(self.path)
+        self._open_file()
+        self._pool = ConnectionPool(self.path, self._configure, self.busy_timeout)
+
+    # -- opening -------------------------------------------------------------
+
+    def _open_file(self) -> None:
+        """Check, then initialise or migrate the file, before any pragma writes to it."""
+        schema.check_header(self.path)
+        if not self.path.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise translate_error(sqlite3.OperationalError(str(exc)), self.path, 0) from exc
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        try:
+            app_id, version, objects = schema.read_identity(conn, self.path)
+            action = schema.verify_identity(self.path, app_id, version, objects)
+            if action == "init":
+                # WAL is a property of the file; set it before the first table.
+                self._retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            if action != "ok":
+                self._retry_busy(lambda: schema.migrate(conn, self.path))
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        finally:
+            conn.close()
+
+    def _retry_busy(self, action: Callable[[], object]) -> None:
+        # journal_mode and the first BEGIN can report "locked" without waiting
+        # when several processes create the same file at once; retry them.
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                action()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            self._retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.clock.now()
+
+    def _record(self, row: Sequence[Any], now: float) -> MessageRecord:
+        (
+            id_, queue, payload, stored, priority, attempts, created_at, available_at,
+            leased_by, receipt, etype, emessage, etraceback, eat, failed_at, dedupe_key,
+        ) = row  # fmt: skip
+        state = derived_state(stored, available_at, now)
+        inflight = state is State.INFLIGHT
+        error = None
+        if etype is not None:
+            error = ErrorInfo(type=etype, message=emessage or "", traceback=etraceback, at=eat)
+        return MessageRecord(
+            id=id_,
+            queue=queue,
+            payload=bytes(payload),
+            state=state,
+            priority=priority,
+            attempts=attempts,
+            created_at=created_at,
+            available_at=available_at,
+            leased_until=available_at if inflight else None,
+            leased_by=leased_by if inflight else None,
+            receipt=receipt if inflight else None,
+            last_error=error,
+            failed_at=failed_at,
+            dedupe_key=dedupe_key,
+        )
+
+    # -- protocol --------------------------------------------------------------
+
+    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        if not messages:
+            return []
+        try:
+            if len(messages) == 1 and messages[0].dedupe_key is None:
+                records = self._enqueue_one(queue, messages[0])
+            else:
+                records = self._enqueue_many(queue, messages)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        self._notifier.notify()
+        return records
+
+    def _enqueue_one(self, queue: str, msg: NewMessage) -> list[MessageRecord]:
+        now = self._now()
+        with self._pool.connection() as conn:
+            cursor = conn.execute(
+                INSERT_SQL, (queue, msg.payload, msg.priority, now, now + msg.delay, None)
+            )
+            new_id = cursor.lastrowid
+        assert new_id is not None
+        return [self._new_record(new_id, queue, msg, now)]
+
+    def _new_record(self, id_: int, queue: str, msg: NewMessage, now: float) -> MessageRecord:
+        return MessageRecord(
+            id=id_,
+            queue=queue,
+            payload=msg.payload,
+            state=State.DELAYED if msg.delay > 0 else State.READY,
+            priority=msg.priority,
+            attempts=0,
+            created_at=now,
+            available_at=now + msg.delay,
+            dedupe_key=msg.dedupe_key,
+        )
+
+    def _enqueue_many(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        with self._pool.transaction() as conn:
+            now = self._now()
+            out: list[MessageRecord | None] = [None] * len(messages)
+            fresh: list[tuple[int, NewMessage]] = []
+            seen: dict[str, int] = {}  # dedupe key -> index of its first use in this batch
+            keys = [m.dedupe_key for m in messages if m.dedupe_key is not None]
+            existing: dict[str, MessageRecord] = {}
+            if keys:
+                rows = conn.execute(
+                    f"SELECT {COLUMNS} FROM lq_messages WHERE queue = ? AND dedupe_key IN "
+                    "(SELECT value FROM json_each(?))",
+                    (queue, _json_list(keys)),
+                ).fetchall()
+                existing = {row[15]: self._record(row, now) for row in rows}
+            duplicates: list[tuple[int, int]] = []
+            for index, msg in enumerate(messages):
+                key = msg.dedupe_key
+                if key is not None and key in existing:
+                    out[index] = existing[key]
+                elif key is not None and key in seen:
+                    duplicates.append((index, seen[key]))
+                else:
+                    if key is not None:
+                        seen[key] = index
+                    fresh.append((index, msg))
+            if fresh:
+                row = conn.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'lq_messages'"
+                ).fetchone()
+                first = (row[0] if row else 0) + 1
+                conn.executemany(
+                    INSERT_SQL,
+                    [
+                        (queue, m.payload, m.priority, now, now + m.delay, m.dedupe_key)
+                        for _, m in fresh
+                    ],
+                )
+                last = conn.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'lq_messages'"
+                ).fetchone()[0]
+                # Under the write lock AUTOINCREMENT hands out consecutive ids.
+                if last - first + 1 != len(fresh):
+                    raise sqlite3.DatabaseError("lq_messages ids were not consecutive")
+                for offset, (index, msg) in enumerate(fresh):
+                    out[index] = self._new_record(first + offset, queue, msg, now)
+            for index, first_use in duplicates:
+                out[index] = out[first_use]
+        return [record for record in out if record is not None]
+
+    def claim(
+        self,
+        queue: str,
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> list[MessageRecord]:
+        out: list[MessageRecord] = []
+        try:
+            with self._pool.connection() as conn:
+                while len(out) < limit:
+                    now = self._now()
+                    params = {
+                        "queue": queue,
+                        "now": now,
+                        "until": now + lease_seconds,
+                        "worker": worker_id,
+                        "limit": limit - len(out),
+                        "max": max_attempts,
+                    }
+                    rows = conn.execute(CLAIM_SQL, params).fetchall()
+                    leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
+                    out.extend(leased)
+                    if len(leased) == len(rows):
+                        break  # nothing was dead-lettered: no more to find
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        # RETURNING does not keep the subquery's order; restore delivery order.
+        out.sort(key=lambda r: (-r.priority, r.id))
+        return out
+
+    def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
+        stale: list[Lease] = []
+        try:
+            if len(leases) == 1:
+                lease = leases[0]
+                with self._pool.connection() as conn:
+                    cursor = conn.execute(ACK_SQL, (lease.id, queue, lease.receipt, self._now()))
+                    if cursor.rowcount != 1:
+                        stale.append(lease)
+            elif leases:
+                with self._pool.transaction() as conn:
+                    now = self._now()
+                    for lease in leases:
+                        cursor = conn.execute(ACK_SQL, (lease.id, queue, lease.receipt, now))
+                        if cursor.rowcount != 1:
+                            stale.append(lease)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        return stale
+
+    def _fenced(self, sql: str, params: Sequence[Any]) -> bool:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params).rowcount == 1
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+
+    def release(
+        self, queue: str, lease: Lease, *, delay: float = 0.0, error: ErrorInfo | None = None
+    ) -> bool:
+        now = self._now()
+        ep = _error_params(error)
+        params = [now + delay, ep[0], *ep[1:], lease.id, queue, lease.receipt, now]
+        done = self._fenced(RELEASE_SQL, params)
+        if done:
+            self._notifier.notify()
+        return done
+
+    def dead_letter(self, queue: str, lease: Lease, *, error: ErrorInfo | None = None) -> bool:
+        now = self._now()
+        ep = _error_params(error)
+        return self._fenced(DEAD_LETTER_SQL, [now, now, *ep, lease.id, queue, lease.receipt, now])
+
+    def extend(self, queue: str, lease: Lease, seconds: float) -> float | None:
+        now = self._now()
+        until = now + seconds
+        done = self._fenced(EXTEND_SQL, [until, lease.id, queue, lease.receipt, now])
+        return until if done else None
+
+    def requeue(
+        self,
+        queue: str,
+        *,
+        filter: MessageFilter | None = None,
+        delay: float = 0.0,
+        dry_run: bool = False,
+        limit: int | None = None,
+    ) -> list[int]:
+        try:
+            with self._pool.transaction() as conn:
+                now = self._now()
+                params: dict[str, Any] = {"queue": queue, "now": now, "limit": limit or -1}
+                where = "queue = :queue AND state = 2" + _filter_sql(filter, params)
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT id FROM lq_messages WHERE {where} ORDER BY id LIMIT :limit",
+                        params,
+                    )
+                ]
+                if ids and not dry_run:
+                    conn.execute(
+                        "UPDATE lq_messages SET state = 0, attempts = 0, available_at = ?, "
+                        "failed_at = NULL WHERE id IN (SELECT value FROM json_each(?))",
+                        (now + delay, _json_list(ids)),
+                    )
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        if ids and not dry_run:
+            self._notifier.notify()
+        return ids
+
+    def _read(self, sql: str, params: Any) -> list[Any]:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+
+    def get(self, queue: str, message_id: int) -> MessageRecord | None:
+        now = self._now()
+        rows = self._read(
+            f"SELECT {COLUMNS} FROM lq_messages WHERE id = ? AND queue = ?", (message_id, queue)
+        )
+        return self._record(rows[0], now) if rows else None
+
+    def list_messages(
+        self,
+        queue: str,
+        *,
+        state: State | None = None,
+        filter: MessageFilter | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[MessageRecord]:
+        now = self._now()
+        params: dict[str, Any] = {
+            "queue": queue,
+            "now": now,
+            "after": after_id if after_id is not None else -1,
+            "limit": limit if limit is not None else -1,
+        }
+        where = "queue = :queue AND id > :after"
+        if state is not None:
+            where += f" AND {STATE_SQL[state]}"
+        where += _filter_sql(filter, params)
+        rows = self._read(
+            f"SELECT {COLUMNS} FROM lq_messages WHERE {where} ORDER BY id LIMIT :limit", params
+        )
+        return [self._record(row, now) for row in rows]
+
+    def stats(self, queue: str) -> QueueStats:
+        now = self._now()
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("BEGIN")  # one snapshot for all the numbers
+                try:
+                    counts = {
+                        (stored, due): n
+                        for stored, due, n in conn.execute(
+                            "SELECT state, available_at <= ?, count(*) FROM lq_messages "
+                            "WHERE queue = ? GROUP BY 1, 2",
+                            (now, queue),
+                        )
+                    }
+                    oldest = conn.execute(
+                        "SELECT min(available_at) FROM lq_messages WHERE queue = ? AND "
+                        "state = 0 AND available_at <= ? UNION ALL "
+                        "SELECT min(available_at) FROM lq_messages WHERE queue = ? AND "
+                        "state = 1 AND available_at <= ?",
+                        (queue, now, queue, now),
+                    ).fetchall()
+                    by_worker = dict(
+                        conn.execute(
+                            "SELECT leased_by, count(*) FROM lq_messages WHERE queue = ? AND "
+                            "state = 1 AND available_at > ? GROUP BY leased_by",
+                            (queue, now),
+                        ).fetchall()
+                    )
+                finally:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        starts = [row[0] for row in oldest if row[0] is not None]
+        return QueueStats(
+            queue=queue,
+            ready=counts.get((QUEUED, 1), 0) + counts.get((INFLIGHT, 1), 0),
+            delayed=counts.get((QUEUED, 0), 0),
+            inflight=counts.get((INFLIGHT, 0), 0),
+            dead=counts.get((DEAD, 0), 0) + counts.get((DEAD, 1), 0),
+            oldest_ready_age=max(0.0, now - min(starts)) if starts else None,
+            inflight_by_worker={str(k): int(v) for k, v in by_worker.items()},
+        )
+
+    def queues(self) -> list[str]:
+        # Jump from one queue name to the next through the index instead of
+        # scanning every message.
+        rows = self._read(
+            """
+            WITH RECURSIVE names(name) AS (
+                SELECT min(queue) FROM lq_messages
+                UNION ALL
+                SELECT (SELECT min(queue) FROM lq_messages WHERE queue > names.name)
+                FROM names WHERE names.name IS NOT NULL
+            )
+            SELECT name FROM names WHERE name IS NOT NULL
+            """,
+            (),
+        )
+        return [row[0] for row in rows]
+
+    def purge(
+        self,
+        queue: str,
+        *,
+        state: State | None = None,
+        filter: MessageFilter | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        params: dict[str, Any] = {"queue": queue, "now": self._now()}
+        where = "queue = :queue"
+        if state is not None:
+            where += f" AND {STATE_SQL[state]}"
+        where += _filter_sql(filter, params)
+        try:
+            if dry_run:
+                with self._pool.connection() as conn:
+                    return int(
+                        conn.execute(
+                            f"SELECT count(*) FROM lq_messages WHERE {where}", params
+                        ).fetchone()[0]
+                    )
+            with self._pool.transaction() as conn:
+                return conn.execute(f"DELETE FROM lq_messages WHERE {where}", params).rowcount
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+
+    def _next_due(self, conn: sqlite3.Connection, queue: str) -> float | None:
+        row = conn.execute(
+            "SELECT min(t) FROM ("
+            "SELECT min(available_at) AS t FROM lq_messages WHERE queue = ? AND state = 0 "
+            "UNION ALL "
+            "SELECT min(available_at) FROM lq_messages WHERE queue = ? AND state = 1)",
+            (queue, queue),
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def wait(self, queue: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        notifier = self._notifier
+        try:
+            with self._pool.connection() as conn:
+                while True:
+                    with notifier.condition:
+                        generation = notifier.generation
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    due = self._next_due(conn, queue)
+                    now = self._now()
+                    if due is not None and due <= now:
+                        return
+                    until = deadline
+                    if due is not None:
+                        until = min(until, time.monotonic() + (due - now))
+                    interval = 0.0005
+                    while True:
+                        remaining = until - time.monotonic()
+                        if remaining <= 0:
+                            if until < deadline:
+                                break  # something came due: re-check
+                            return
+                        with notifier.condition:
+                            if notifier.generation == generation:
+                                notifier.condition.wait(min(interval, remaining))
+                            if notifier.generation != generation:
+                                break
+                        if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+                            break
+                        interval = min(interval * 2, MAX_POLL_INTERVAL)
+                    if time.monotonic() >= deadline:
+                        return
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+
+    def check(self) -> list[str]:
+        problems: list[str] = []
+        with self._pool.connection() as conn:
+            try:
+                result = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            except sqlite3.DatabaseError as exc:
+                return [f"integrity check failed: {exc}"]
+            if result != ["ok"]:
+                problems.extend(f"integrity: {line}" for line in result)
+            for (id_,) in conn.execute(
+                "SELECT id FROM lq_messages WHERE state = 1 AND receipt IS NULL LIMIT 10"
+            ):
+                problems.append(f"message {id_} is inflight without a receipt")
+            for (id_,) in conn.execute(
+                "SELECT id FROM lq_messages WHERE attempts < 0 OR state NOT IN (0, 1, 2) LIMIT 10"
+            ):
+                problems.append(f"message {id_} has an impossible state or attempt count")
+        return problems
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _json_list(items: Sequence[object]) -> str:
+    return json.dumps(list(items))
+
+
+def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
+    """``sqlite:///abs/path.db?synchronous=FULL&busy_timeout=5`` -> (path, options)."""
+    rest = url.split("://", 1)[1]
+    path_part, _, query = rest.partition("?")
+    path_text = unquote(path_part)
+    if not path_text:
+        raise ValueError(f"SQLite store URL {url!r} has no path; use sqlite:///abs/path/queue.db")
+    options = {key: values[-1] for key, values in parse_qs(query).items()}
+    unknown = set(options) - {"synchronous", "busy_timeout"}
+    if unknown:
+        raise ValueError(
+            f"unknown SQLite store option(s) {sorted(unknown)} in {url!r}; "
+            "known: synchronous=NORMAL|FULL, busy_timeout=SECONDS"
+        )
+    return Path(path_text).expanduser(), options
+
+
+def open_sqlite_store(url: str, *, clock: Clock | None = None) -> SQLiteStore:
+    path, options = parse_sqlite_url(url)
+    busy = options.get("busy_timeout")
+    try:
+        busy_timeout = float(busy) if busy is not None else DEFAULT_BUSY_TIMEOUT
+    except ValueError:
+        raise ValueError(f"busy_timeout must be a number of seconds, got {busy!r}") from None
+    return SQLiteStore(
+        path,
+        clock=clock,
+        synchronous=options.get("synchronous", "NORMAL"),
+        busy_timeout=busy_timeout,
+    )
+
+
+@hookimpl
+def localqueue_store_schemes() -> list[StoreScheme]:
+    return [
+        StoreScheme(
+            "sqlite",
+            open_sqlite_store,
+            "one SQLite file shared by the processes of one machine (WAL)",
+        )
+    ]

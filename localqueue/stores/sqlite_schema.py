@@ -1,0 +1,158 @@
+"""The SQLite store's schema, its migrations, and the checks made on open.
+
+The schema version lives in ``PRAGMA user_version`` and the file is marked as
+ours with ``PRAGMA application_id``. Opening a file follows one rule: never
+change a file we do not fully understand. A newer version, a foreign SQLite
+database or a damaged file raises an error and is left byte-for-byte as it
+was; only an empty (new) file is initialised.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from localqueue.errors import SchemaVersionError, StoreCorruptError
+
+# "LQ01" read as a big-endian integer: marks a file as a localqueue store.
+APPLICATION_ID = 0x4C513031
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+# Version N is reached by running MIGRATIONS[N - 1] on a version N - 1 file.
+# Append a step to change the schema; never edit a released step.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # state: 0 queued (ready or delayed by available_at), 1 inflight, 2 dead.
+        # available_at is the one "visible at" time: when a queued message may
+        # be claimed, or when an inflight lease ends. Expired leases therefore
+        # need no sweep: they are simply claimable again.
+        """
+        CREATE TABLE lq_messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            state INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            available_at REAL NOT NULL,
+            leased_by TEXT,
+            receipt TEXT,
+            error_type TEXT,
+            error_message TEXT,
+            error_traceback TEXT,
+            error_at REAL,
+            failed_at REAL,
+            dedupe_key TEXT
+        )
+        """,
+        # Serves the claim: walk one queue in delivery order, stop after n.
+        """
+        CREATE INDEX lq_messages_claim
+            ON lq_messages (queue, priority DESC, available_at)
+            WHERE state < 2
+        """,
+        # Serves stats, listings by state and "when is the next one due".
+        "CREATE INDEX lq_messages_state ON lq_messages (queue, state, available_at)",
+        """
+        CREATE UNIQUE INDEX lq_messages_dedupe
+            ON lq_messages (queue, dedupe_key)
+            WHERE dedupe_key IS NOT NULL
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def check_header(path: Path) -> None:
+    """Refuse a non-empty file that is not SQLite at all, before SQLite touches it."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreCorruptError(f"cannot read store file {path}: {exc.strerror}") from exc
+    if head and head != SQLITE_HEADER:
+        raise StoreCorruptError(
+            f"{path} is not a SQLite database (damaged, or a different kind of file); it was "
+            "left untouched: restore it from a backup or choose another store path"
+        )
+
+
+def read_identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int, int]:
+    """(application_id, user_version, number of schema objects) without writing."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(
+            f"{path} is damaged or not a localqueue store ({exc}); it was left untouched: "
+            "restore it from a backup or choose another store path"
+        ) from exc
+    return int(app_id), int(version), int(objects)
+
+
+def verify_identity(
+    path: Path, app_id: int, version: int, objects: int, supported: int | None = None
+) -> str:
+    """Decide what to do with a file: 'ok', 'init' or 'migrate'; raise to refuse."""
+    newest = SCHEMA_VERSION if supported is None else supported
+    if app_id == 0 and version == 0 and objects == 0:
+        return "init"
+    if app_id != APPLICATION_ID:
+        raise StoreCorruptError(
+            f"{path} is a SQLite database but not a localqueue store "
+            f"(application_id={app_id}); it was left untouched: choose another store path"
+        )
+    if version > newest:
+        raise SchemaVersionError(
+            f"{path} has schema version {version} but this localqueue supports up to "
+            f"{newest}; it was left untouched: upgrade localqueue to open it",
+            found=version,
+            supported=newest,
+        )
+    return "ok" if version == newest else "migrate"
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    path: Path,
+    migrations: Sequence[Sequence[str]] | None = None,
+) -> tuple[int, int]:
+    """Bring the file to the newest version in one transaction; (from, to).
+
+    Runs under BEGIN IMMEDIATE and re-reads the version inside it, so two
+    processes opening an old or new file at once migrate it exactly once.
+    A failing step rolls the whole migration back.
+    """
+    steps = MIGRATIONS if migrations is None else migrations
+    target = len(steps)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        app_id, start, objects = read_identity(conn, path)
+        if app_id == 0 and start == 0 and objects > 0:
+            raise StoreCorruptError(
+                f"{path} is a SQLite database but not a localqueue store; it was left "
+                "untouched: choose another store path"
+            )
+        if start > target:
+            raise SchemaVersionError(
+                f"{path} has schema version {start} but this localqueue supports up to "
+                f"{target}; it was left untouched: upgrade localqueue to open it",
+                found=start,
+                supported=target,
+            )
+        for step in steps[start:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
+        conn.execute(f"PRAGMA user_version = {target:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return start, target
