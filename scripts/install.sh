@@ -9,7 +9,17 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+log=.venv/install.log
+: >"$log"
+pip_install() {
+    # Keep pip's chatter in a log; show it only if the install fails.
+    if ! .venv/bin/python -m pip install --quiet "$@" >>"$log" 2>&1; then
+        cat "$log" >&2
+        echo "install failed: see the pip output above" >&2
+        exit 1
+    fi
+}
+pip_install --upgrade pip
 
 targets=(-e ".[dev]")
 if [ -f harness/pyproject.toml ]; then
@@ -20,4 +30,5 @@ for dist in plugins/*/; do
         targets+=(-e "./${dist%/}")
     fi
 done
-.venv/bin/python -m pip install --quiet "${targets[@]}"
+pip_install "${targets[@]}"
+echo "installed into .venv: ${targets[*]}"
