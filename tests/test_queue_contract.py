@@ -1,0 +1,461 @@
+"""Every transition and error of the delivery contract, on every built-in store."""
+
+from __future__ import annotations
+
+import math
+import queue as stdlib_queue
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from localqueue import (
+    ErrorInfo,
+    LeaseExpired,
+    ManualClock,
+    MessageFilter,
+    MessageNotFound,
+    PersistentQueue,
+    SerializationError,
+    State,
+    Store,
+)
+
+StoreFactory = Callable[[], Store]
+
+
+def test_put_then_get_delivers_value_with_fresh_receipt(queue: PersistentQueue) -> None:
+    put = queue.put({"n": 1})
+    assert put.state is State.READY and put.attempts == 0 and put.receipt is None
+    got = queue.get(block=False)
+    assert got.id == put.id
+    assert got.value == {"n": 1}
+    assert got.state is State.INFLIGHT
+    assert got.attempts == 1
+    assert got.receipt and got.leased_until is not None
+    assert got.leased_by == queue.worker_id
+
+
+def test_get_on_empty_queue_raises_stdlib_empty(queue: PersistentQueue) -> None:
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(block=False)
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(timeout=0.05)
+
+
+def test_ack_removes_and_second_ack_is_stale(queue: PersistentQueue) -> None:
+    queue.put("x")
+    msg = queue.get(block=False)
+    queue.ack(msg)
+    assert queue.stats().total == 0
+    with pytest.raises(MessageNotFound):
+        queue.inspect(msg.id)
+    with pytest.raises(LeaseExpired) as info:
+        queue.ack(msg)
+    assert info.value.message_ids == (msg.id,)
+
+
+def test_release_makes_message_ready_again_and_keeps_error(queue: PersistentQueue) -> None:
+    queue.put("x")
+    msg = queue.get(block=False)
+    assert queue.release(msg, error=RuntimeError("flaky")) is State.READY
+    again = queue.get(block=False)
+    assert again.id == msg.id and again.attempts == 2 and again.receipt != msg.receipt
+    assert again.last_error is not None
+    assert again.last_error.type == "RuntimeError"
+    assert again.last_error.message == "flaky"
+
+
+def test_release_with_delay_hides_message_until_due(
+    queue: PersistentQueue, clock: ManualClock
+) -> None:
+    queue.put("x")
+    msg = queue.get(block=False)
+    assert queue.release(msg, delay=10) is State.DELAYED
+    assert queue.stats().delayed == 1
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(block=False)
+    clock.advance(10)
+    assert queue.get(block=False).id == msg.id
+
+
+def test_release_on_last_attempt_dead_letters(queue: PersistentQueue) -> None:
+    queue.put("x")
+    for attempt in (1, 2):
+        msg = queue.get(block=False)
+        assert msg.attempts == attempt
+        assert queue.release(msg, error="nope") is State.READY
+    msg = queue.get(block=False)
+    assert msg.attempts == 3
+    assert queue.release(msg, error=ValueError("still no")) is State.DEAD
+    [dead] = queue.dead_letters()
+    assert dead.attempts == 3 and dead.value == "x"
+    assert dead.last_error is not None and dead.last_error.type == "ValueError"
+    assert dead.failed_at is not None
+
+
+def test_error_traceback_tail_is_kept(queue: PersistentQueue) -> None:
+    queue.put("x")
+    msg = queue.get(block=False)
+    try:
+        raise KeyError("missing")
+    except KeyError as exc:
+        queue.dead_letter(msg, error=exc)
+    [dead] = queue.dead_letters()
+    assert dead.last_error is not None
+    assert dead.last_error.traceback is not None
+    assert "KeyError" in dead.last_error.traceback
+    assert "test_error_traceback_tail_is_kept" in dead.last_error.traceback
+
+
+def test_dead_letter_then_requeue_resets_budget(queue: PersistentQueue) -> None:
+    queue.put({"job": 1})
+    msg = queue.get(block=False)
+    queue.dead_letter(msg, error=ErrorInfo("Boom", "it broke"))
+    assert queue.stats().dead == 1
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(block=False)
+    assert queue.requeue_dead(msg.id) == [msg.id]
+    back = queue.inspect(msg.id)
+    assert back.state is State.READY and back.attempts == 0
+    assert back.last_error is not None and back.last_error.type == "Boom"
+    redelivered = queue.get(block=False)
+    assert redelivered.attempts == 1 and redelivered.value == {"job": 1}
+
+
+def test_requeue_dead_variants(queue: PersistentQueue, clock: ManualClock) -> None:
+    for n in range(4):
+        queue.put(n)
+    for n in range(4):
+        msg = queue.get(block=False)
+        queue.dead_letter(msg, error=ValueError("bad") if n % 2 else TypeError("worse"))
+    with pytest.raises(ValueError, match="needs a message"):
+        queue.requeue_dead()
+    with pytest.raises(MessageNotFound):
+        queue.requeue_dead(999)
+    preview = queue.requeue_dead(filter=MessageFilter(error_type="TypeError"), dry_run=True)
+    assert len(preview) == 2 and queue.stats().dead == 4
+    moved = queue.requeue_dead(filter=MessageFilter(error_contains="WORSE"), delay=5)
+    assert moved == preview
+    assert queue.stats().delayed == 2 and queue.stats().dead == 2
+    assert len(queue.requeue_dead(all=True)) == 2
+    assert queue.stats().dead == 0
+    clock.advance(5)
+    assert queue.stats().ready == 4
+
+
+def test_requeue_of_non_dead_message_is_refused(queue: PersistentQueue) -> None:
+    msg = queue.put("x")
+    with pytest.raises(MessageNotFound, match="not a dead letter"):
+        queue.requeue_dead(msg)
+
+
+def test_stale_receipt_after_expiry_changes_nothing(
+    queue: PersistentQueue, clock: ManualClock
+) -> None:
+    queue.put("x")
+    first = queue.get(block=False)
+    clock.advance(31)
+    before = queue.stats()
+    for action in (
+        lambda: queue.ack(first),
+        lambda: queue.release(first),
+        lambda: queue.dead_letter(first),
+        lambda: queue.extend_lease(first, 60),
+    ):
+        with pytest.raises(LeaseExpired):
+            action()
+        assert queue.stats() == before
+    second = queue.get(block=False)
+    assert second.attempts == 2 and second.receipt != first.receipt
+    with pytest.raises(LeaseExpired):
+        queue.ack(first)  # the old receipt never becomes valid again
+    queue.ack(second)
+
+
+def test_extend_lease_keeps_message_inflight(queue: PersistentQueue, clock: ManualClock) -> None:
+    queue.put("x")
+    msg = queue.get(block=False)
+    clock.advance(25)
+    extended = queue.extend_lease(msg, 60)
+    assert extended.leased_until == pytest.approx(clock.now() + 60)
+    clock.advance(40)  # past the original lease, inside the extension
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(block=False)
+    assert queue.stats().inflight == 1
+    queue.ack(extended)
+
+
+def test_expired_lease_after_last_attempt_becomes_dead(
+    queue: PersistentQueue, clock: ManualClock
+) -> None:
+    queue.put("poison")
+    for _ in range(3):
+        queue.get(block=False)
+        clock.advance(31)  # the worker "crashed": its lease runs out
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(block=False)
+    [dead] = queue.dead_letters()
+    assert dead.attempts == 3
+    assert dead.last_error is not None and dead.last_error.type == "LeaseExpired"
+
+
+def test_expired_lease_is_claimable_and_counted_ready(
+    queue: PersistentQueue, clock: ManualClock
+) -> None:
+    queue.put("x")
+    queue.get(block=False)
+    assert queue.stats().inflight == 1
+    clock.advance(30.001)
+    stats = queue.stats()
+    assert (stats.ready, stats.inflight) == (1, 0)
+
+
+def test_unlimited_attempts_never_dead_letters(store: Store, clock: ManualClock) -> None:
+    q = PersistentQueue("forever", store=store, max_attempts=None)
+    q.put("x")
+    for _ in range(10):
+        msg = q.get(block=False)
+        q.release(msg)
+    assert q.get(block=False).attempts == 11
+
+
+def test_priority_then_fifo(queue: PersistentQueue, clock: ManualClock) -> None:
+    low = queue.put("low", priority=0)
+    clock.advance(1)
+    high = queue.put("high", priority=5)
+    clock.advance(1)
+    low2 = queue.put("low2", priority=0)
+    order = [queue.get(block=False).id for _ in range(3)]
+    assert order == [high.id, low.id, low2.id]
+
+
+def test_delayed_put(queue: PersistentQueue, clock: ManualClock) -> None:
+    msg = queue.put("later", delay=60)
+    assert msg.state is State.DELAYED
+    assert queue.stats().delayed == 1 and queue.qsize() == 1
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(block=False)
+    clock.advance(59.9)
+    with pytest.raises(stdlib_queue.Empty):
+        queue.get(block=False)
+    clock.advance(0.1)
+    assert queue.get(block=False).id == msg.id
+
+
+def test_dedupe_key_returns_live_message(queue: PersistentQueue) -> None:
+    first = queue.put({"v": 1}, dedupe_key="order-7")
+    second = queue.put({"v": 2}, dedupe_key="order-7")
+    assert second.id == first.id and second.value == {"v": 1}
+    assert queue.stats().total == 1
+    msg = queue.get(block=False)
+    assert queue.put("again", dedupe_key="order-7").id == first.id  # inflight is live
+    queue.dead_letter(msg)
+    assert queue.put("again", dedupe_key="order-7").id == first.id  # dead is live
+    queue.requeue_dead(msg.id)
+    queue.ack(queue.get(block=False))
+    fresh = queue.put({"v": 3}, dedupe_key="order-7")
+    assert fresh.id != first.id and fresh.value == {"v": 3}
+
+
+def test_dedupe_keys_are_per_queue(store: Store) -> None:
+    a = PersistentQueue("a", store=store)
+    b = PersistentQueue("b", store=store)
+    assert a.put(1, dedupe_key="k").id != b.put(2, dedupe_key="k").id
+
+
+def test_put_many_is_one_batch_with_dedupe(queue: PersistentQueue) -> None:
+    existing = queue.put("old", dedupe_key="a")
+    msgs = queue.put_many(["x", "y", "z", "w"], dedupe_keys=["a", "b", None, "b"], priority=2)
+    assert msgs[0].id == existing.id and msgs[0].value == "old"
+    assert msgs[1].id == msgs[3].id
+    assert len({m.id for m in msgs}) == 3
+    assert queue.stats().total == 3
+    assert [m.value for m in queue.messages()] == ["old", "y", "z"]
+
+
+def test_put_many_with_unserializable_value_stores_nothing(queue: PersistentQueue) -> None:
+    with pytest.raises(SerializationError, match="JSON"):
+        queue.put_many([1, 2, object()])
+    with pytest.raises(SerializationError):
+        queue.put(float("nan"))
+    assert queue.stats().total == 0
+
+
+def test_get_many_returns_in_priority_order(queue: PersistentQueue) -> None:
+    queue.put_many(["a", "b"], priority=1)
+    queue.put_many(["c", "d"], priority=3)
+    got = queue.get_many(3, block=False)
+    assert [m.value for m in got] == ["c", "d", "a"]
+    assert queue.ack_many(got) == []
+    [last] = queue.get_many(5, block=False)
+    assert last.value == "b"
+
+
+def test_ack_many_reports_stale_and_acks_the_rest(
+    queue: PersistentQueue, clock: ManualClock
+) -> None:
+    queue.put("early")
+    early = queue.get(block=False)
+    clock.advance(20)
+    queue.put("late")
+    late = queue.get(block=False)
+    clock.advance(15)  # early's lease (30 s) is over, late's is not
+    stale = queue.ack_many([early, late])
+    assert [m.id for m in stale] == [early.id]
+    assert queue.stats().ready == 1 and queue.stats().total == 1
+
+
+def test_stats_counts_every_state(queue: PersistentQueue, clock: ManualClock) -> None:
+    queue.put_many([1, 2, 3])
+    queue.put(4, delay=100)
+    queue.get(block=False, leased_by="w1")
+    msg = queue.get(block=False, leased_by="w2")
+    queue.dead_letter(msg)
+    clock.advance(7)
+    stats = queue.stats()
+    assert (stats.ready, stats.delayed, stats.inflight, stats.dead) == (1, 1, 1, 1)
+    assert stats.inflight_by_worker == {"w1": 1}
+    assert stats.oldest_ready_age == pytest.approx(7)
+    as_dict = stats.as_dict()
+    assert set(as_dict) >= {"ready", "delayed", "inflight", "dead", "oldest_ready_age"}
+    assert queue.qsize() == 2
+
+
+def test_listing_by_state_with_paging(queue: PersistentQueue) -> None:
+    ids = [m.id for m in queue.put_many(list(range(7)))]
+    page1 = queue.messages(State.READY, limit=3)
+    page2 = queue.messages("ready", after_id=page1[-1].id, limit=3)
+    page3 = queue.messages("ready", after_id=page2[-1].id, limit=3)
+    assert [m.id for m in page1 + page2 + page3] == ids
+    assert queue.messages(State.DEAD) == []
+
+
+def test_queues_are_isolated_and_listed(store: Store) -> None:
+    a = PersistentQueue("alpha", store=store)
+    b = PersistentQueue("beta", store=store)
+    a.put(1)
+    b.put(2)
+    assert a.get(block=False).value == 1
+    assert b.get(block=False).value == 2
+    assert store.queues() == ["alpha", "beta"]
+    b.put(3)
+    with pytest.raises(ValueError, match="belongs to queue"):
+        a.ack(b.get(block=False))
+
+
+def test_purge_by_state_with_dry_run(queue: PersistentQueue) -> None:
+    queue.put_many([1, 2, 3])
+    queue.dead_letter(queue.get(block=False))
+    assert queue.purge(State.DEAD, dry_run=True) == 1
+    assert queue.stats().dead == 1
+    assert queue.purge("dead") == 1
+    assert queue.stats().total == 2
+    assert queue.purge() == 2
+    assert queue.stats().total == 0
+
+
+def test_purge_older_than_uses_failure_time_for_dead(store: Store, clock: ManualClock) -> None:
+    q = PersistentQueue("p", store=store)
+    q.put("old")
+    clock.advance(100)
+    q.dead_letter(q.get(block=False))  # failed just now, created 100 s ago
+    q.put("young")
+    assert store.purge("p", filter=MessageFilter(older_than=50), dry_run=True) == 0
+    clock.advance(60)
+    assert store.purge("p", filter=MessageFilter(older_than=50)) == 2
+
+
+def test_inspect_shows_full_record(queue: PersistentQueue) -> None:
+    put = queue.put({"a": 1}, priority=3, dedupe_key="k")
+    seen = queue.inspect(put.id)
+    assert (seen.value, seen.priority, seen.dedupe_key, seen.state) == (
+        {"a": 1},
+        3,
+        "k",
+        State.READY,
+    )
+    with pytest.raises(MessageNotFound, match="no message 12345"):
+        queue.inspect(12345)
+
+
+def test_attempts_and_errors_survive_reopen(make_store: StoreFactory, clock: ManualClock) -> None:
+    store = make_store()
+    q = PersistentQueue("jobs", store=store, max_attempts=5)
+    q.put("x")
+    q.release(q.get(block=False), error="first failure")
+    msg = q.get(block=False)
+    store.close()
+    reopened = PersistentQueue("jobs", store=make_store(), max_attempts=5)
+    seen = reopened.inspect(msg.id)
+    assert seen.attempts == 2 and seen.state is State.INFLIGHT
+    assert seen.last_error is not None and seen.last_error.message == "first failure"
+    reopened.ack(msg)  # the receipt is durable too
+    assert reopened.stats().total == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda q: q.put(1, delay=-1), "delay"),
+        (lambda q: q.put(1, delay=math.nan), "delay"),
+        (lambda q: q.put(1, delay=math.inf), "delay"),
+        (lambda q: q.put(1, priority=1.5), "priority"),
+        (lambda q: q.put(1, dedupe_key=""), "dedupe_key"),
+        (lambda q: q.get(timeout=-1), "timeout"),
+        (lambda q: q.get(timeout=math.nan), "timeout"),
+        (lambda q: q.get_many(0), "limit"),
+        (lambda q: q.dead_letters(limit=0), "limit"),
+        (lambda q: q.put_many([1, 2], dedupe_keys=["a"]), "dedupe_keys"),
+        (lambda q: q.requeue_dead(all=True, delay=-5), "delay"),
+    ],
+)
+def test_invalid_arguments_name_the_argument(
+    queue: PersistentQueue, call: object, argument: str
+) -> None:
+    with pytest.raises(ValueError, match=argument):
+        call(queue)  # type: ignore[operator]
+
+
+def test_invalid_constructor_arguments(store: Store) -> None:
+    with pytest.raises(ValueError, match="queue name"):
+        PersistentQueue("", store=store)
+    with pytest.raises(ValueError, match="queue name"):
+        PersistentQueue("  ", store=store)
+    with pytest.raises(ValueError, match="lease_timeout"):
+        PersistentQueue("q", store=store, lease_timeout=0)
+    with pytest.raises(ValueError, match="lease_timeout"):
+        PersistentQueue("q", store=store, lease_timeout=math.nan)
+    with pytest.raises(ValueError, match="max_attempts"):
+        PersistentQueue("q", store=store, max_attempts=0)
+    q = PersistentQueue("q", store=store)
+    q.put(1)
+    msg = q.get(block=False)
+    with pytest.raises(ValueError, match="seconds"):
+        q.extend_lease(msg, -1)
+    with pytest.raises(ValueError, match="delay"):
+        q.release(msg, delay=math.nan)
+
+
+def test_message_not_leased_cannot_be_acked(queue: PersistentQueue) -> None:
+    put = queue.put(1)
+    with pytest.raises(ValueError, match="not leased"):
+        queue.ack(put)
+
+
+def test_context_manager_closes_owned_store(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/owned.sqlite3"
+    with PersistentQueue("q", store=url) as q:
+        q.put(1)
+    with pytest.raises(Exception, match="closed"):
+        q.put(2)
+    with PersistentQueue("q", store=url) as again:
+        assert again.qsize() == 1
+
+
+def test_store_checks_clean_after_activity(queue: PersistentQueue, store: Store) -> None:
+    queue.put_many(list(range(5)))
+    queue.ack(queue.get(block=False))
+    queue.release(queue.get(block=False))
+    queue.dead_letter(queue.get(block=False))
+    assert store.check() == []

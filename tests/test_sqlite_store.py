@@ -1,0 +1,310 @@
+"""The SQLite reference store: file handling, schema versions, pragmas, locking."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from localqueue import (
+    PersistentQueue,
+    SchemaVersionError,
+    StoreBusyError,
+    StoreCorruptError,
+    open_store,
+)
+from localqueue.stores import sqlite_schema
+from localqueue.stores.sqlite import CLAIM_SQL, SQLiteStore, parse_sqlite_url
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_populated(path: Path) -> None:
+    with PersistentQueue("q", store=SQLiteStore(path)) as q:
+        q.put_many([{"n": n} for n in range(10)])
+        q.store.close()
+
+
+def test_new_file_is_created_with_wal_and_version(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "q.sqlite3"
+    store = SQLiteStore(path)
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == sqlite_schema.APPLICATION_ID
+    conn.close()
+
+
+def test_empty_file_is_initialised(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    with PersistentQueue("q", store=f"sqlite://{path}") as q:
+        q.put(1)
+        assert q.qsize() == 1
+
+
+def test_newer_schema_is_refused_and_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    make_populated(path)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {sqlite_schema.SCHEMA_VERSION + 1}")
+    conn.close()
+    before = digest(path)
+    with pytest.raises(SchemaVersionError) as info:
+        SQLiteStore(path)
+    message = str(info.value)
+    assert f"schema version {sqlite_schema.SCHEMA_VERSION + 1}" in message
+    assert f"supports up to {sqlite_schema.SCHEMA_VERSION}" in message
+    assert "upgrade localqueue" in message
+    assert info.value.found == sqlite_schema.SCHEMA_VERSION + 1
+    assert digest(path) == before
+
+
+def test_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    with pytest.raises(StoreCorruptError, match="not a localqueue store"):
+        SQLiteStore(path)
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello, this is a text file\n" * 50, bytes(range(256)) * 40, b"\x00" * 4096],
+    ids=["text", "random", "zeros"],
+)
+def test_non_sqlite_file_is_refused_never_recreated(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "q.sqlite3"
+    path.write_bytes(content)
+    with pytest.raises(StoreCorruptError, match="left untouched"):
+        SQLiteStore(path)
+    assert path.read_bytes() == content
+
+
+def test_damaged_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    make_populated(path)
+    data = bytearray(path.read_bytes())
+    data[0:6] = b"XXXXXX"
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError):
+        SQLiteStore(path)
+    assert path.read_bytes() == bytes(data)
+
+
+def test_truncated_file_gives_clear_error_and_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    with PersistentQueue("q", store=SQLiteStore(path)) as q:
+        q.put_many(["x" * 500 for _ in range(200)])  # several pages
+        q.store.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    truncated = path.read_bytes()
+    with pytest.raises(StoreCorruptError):
+        store = SQLiteStore(path)
+        try:
+            PersistentQueue("q", store=store).messages(limit=1000)
+            problems = store.check()
+            if problems:
+                raise StoreCorruptError("; ".join(problems))
+        finally:
+            store.close()
+    assert path.read_bytes() == truncated
+
+
+def test_migration_runs_in_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "q.sqlite3"
+    make_populated(path)
+    v2 = (*sqlite_schema.MIGRATIONS, ("ALTER TABLE lq_messages ADD COLUMN note TEXT",))
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", v2)
+    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", 2)
+    with PersistentQueue("q", store=SQLiteStore(path)) as q:
+        assert q.qsize() == 10
+        q.store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(lq_messages)")]
+    conn.close()
+
+
+def test_failed_migration_rolls_back_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "q.sqlite3"
+    make_populated(path)
+    broken = (
+        *sqlite_schema.MIGRATIONS,
+        ("ALTER TABLE lq_messages ADD COLUMN note TEXT", "THIS IS NOT SQL"),
+    )
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", broken)
+    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", 2)
+    with pytest.raises(Exception, match="syntax error"):
+        SQLiteStore(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(lq_messages)")]
+    assert conn.execute("SELECT count(*) FROM lq_messages").fetchone()[0] == 10
+    conn.close()
+
+
+def test_url_options(tmp_path: Path) -> None:
+    store = open_store(f"sqlite://{tmp_path}/q.db?synchronous=full&busy_timeout=2.5")
+    assert isinstance(store, SQLiteStore)
+    assert store.synchronous == "FULL" and store.busy_timeout == 2.5
+    with store._pool.connection() as conn:  # the pragma is per connection
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
+    store.close()
+    default = SQLiteStore(tmp_path / "n.db")
+    with default._pool.connection() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    default.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "pattern"),
+    [
+        ("sqlite://", "has no path"),
+        ("sqlite:///tmp/x.db?sync=full", "unknown SQLite store option"),
+        ("sqlite:///tmp/x.db?synchronous=OFF", "synchronous must be one of"),
+        ("sqlite:///tmp/x.db?busy_timeout=soon", "busy_timeout"),
+        ("sqlite:///tmp/x.db?busy_timeout=-1", "busy_timeout"),
+    ],
+)
+def test_bad_url_options_are_clear(url: str, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        open_store(url)
+
+
+def test_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_sqlite_url("sqlite:///abs/q.db")[0] == Path("/abs/q.db")
+    store = open_store("sqlite://rel.db")
+    assert isinstance(store, SQLiteStore) and store.path == tmp_path / "rel.db"
+    store.close()
+
+
+def test_claim_is_served_by_the_claim_index_without_sorting(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    with store._pool.connection() as conn:
+        plan = " | ".join(
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + CLAIM_SQL,
+                {"queue": "q", "now": 0, "until": 1, "worker": "w", "limit": 1, "max": 3},
+            )
+        )
+    store.close()
+    assert "lq_messages_claim" in plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_store_busy_error_after_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    store = open_store(f"sqlite://{path}?busy_timeout=0.2")
+    q = PersistentQueue("q", store=store)
+    q.put("before")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(StoreBusyError, match="busy"):
+        q.put("during")
+    assert time.monotonic() - started >= 0.15
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    q.put("after")
+    assert [m.value for m in q.messages()] == ["before", "after"]
+    assert store.check() == []
+    store.close()
+
+
+def test_many_threads_and_handles_share_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    errors: list[BaseException] = []
+    acked: list[int] = []
+    lock = threading.Lock()
+
+    def producer(n: int) -> None:
+        try:
+            with PersistentQueue("q", store=f"sqlite://{path}") as q:
+                for i in range(200):
+                    q.put({"p": n, "i": i})
+        except BaseException as exc:
+            errors.append(exc)
+
+    def consumer() -> None:
+        try:
+            with PersistentQueue("q", store=f"sqlite://{path}") as q:
+                idle = 0
+                while idle < 20:
+                    try:
+                        msg = q.get(timeout=0.05)
+                    except Exception:
+                        idle += 1
+                        continue
+                    idle = 0
+                    q.ack(msg)
+                    with lock:
+                        acked.append(msg.id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=producer, args=(n,)) for n in range(4)]
+    threads += [threading.Thread(target=consumer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(acked) == 800 and len(set(acked)) == 800
+
+
+def test_concurrent_creation_of_one_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def open_and_put(n: int) -> None:
+        try:
+            barrier.wait()
+            store = SQLiteStore(path)
+            PersistentQueue("q", store=store).put(n)
+            store.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_put, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    with PersistentQueue("q", store=f"sqlite://{path}") as q:
+        assert sorted(m.value for m in q.messages()) == list(range(8))
+
+
+def test_ids_are_never_reused_after_ack(tmp_path: Path) -> None:
+    with PersistentQueue("q", store=f"sqlite://{tmp_path}/q.db") as q:
+        first = q.put(1)
+        q.ack(q.get(block=False))
+        assert q.put(2).id > first.id
+        batch = q.put_many([3, 4, 5])
+        assert [m.id for m in batch] == [first.id + 2, first.id + 3, first.id + 4]
+        assert [q.inspect(m.id).value for m in batch] == [3, 4, 5]
+
+
+def test_store_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreCorruptError, match="cannot read"):
+        SQLiteStore(tmp_path)
