@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import traceback as tb
-from dataclasses import dataclass, field
 from typing import Any
 
 from localqueue.serializers import Serializer
@@ -12,63 +10,123 @@ from localqueue.store import ErrorInfo, Lease, MessageRecord, State
 
 TRACEBACK_TAIL_CHARS = 4000
 
+_UNSET: Any = object()
 
-@dataclass(frozen=True)
+
 class Message:
-    """One message. ``value`` is decoded on first access.
+    """One message, read-only. ``value`` is decoded on first access.
 
     ``receipt`` identifies this delivery; ack/release/extend/dead_letter
     need it, and fail with LeaseExpired once a newer delivery exists.
+    The fields are those of :class:`~localqueue.store.MessageRecord`.
     """
 
-    id: int
-    queue: str
-    payload: bytes = field(repr=False)
-    state: State
-    priority: int
-    attempts: int
-    created_at: float
-    available_at: float
-    leased_until: float | None = None
-    leased_by: str | None = None
-    receipt: str | None = None
-    last_error: ErrorInfo | None = None
-    failed_at: float | None = None
-    dedupe_key: str | None = None
-    serializer: Serializer | None = field(default=None, repr=False, compare=False)
+    __slots__ = ("_record", "_serializer", "_value")
 
-    @functools.cached_property
-    def value(self) -> Any:
-        if self.serializer is None:
-            return self.payload
-        return self.serializer.loads(self.payload)
-
-    @property
-    def lease(self) -> Lease:
-        if self.receipt is None:
-            raise ValueError(
-                f"message {self.id} is not leased (state {self.state}); get() it first"
-            )
-        return Lease(self.id, self.receipt)
+    def __init__(
+        self, record: MessageRecord, serializer: Serializer | None = None, value: Any = _UNSET
+    ) -> None:
+        self._record = record
+        self._serializer = serializer
+        self._value = value
 
     @classmethod
     def from_record(cls, record: MessageRecord, serializer: Serializer | None) -> Message:
-        return cls(
-            id=record.id,
-            queue=record.queue,
-            payload=record.payload,
-            state=record.state,
-            priority=record.priority,
-            attempts=record.attempts,
-            created_at=record.created_at,
-            available_at=record.available_at,
-            leased_until=record.leased_until,
-            leased_by=record.leased_by,
-            receipt=record.receipt,
-            last_error=record.last_error,
-            failed_at=record.failed_at,
-            dedupe_key=record.dedupe_key,
-            serializer=serializer,
+        return cls(record, serializer)
+
+    @property
+    def record(self) -> MessageRecord:
+        return self._record
+
+    @property
+    def value(self) -> Any:
+        if self._value is _UNSET:
+            payload = self._record.payload
+            self._value = payload if self._serializer is None else self._serializer.loads(payload)
+        return self._value
+
+    @property
+    def id(self) -> int:
+        return self._record.id
+
+    @property
+    def queue(self) -> str:
+        return self._record.queue
+
+    @property
+    def payload(self) -> bytes:
+        return self._record.payload
+
+    @property
+    def state(self) -> State:
+        return self._record.state
+
+    @property
+    def priority(self) -> int:
+        return self._record.priority
+
+    @property
+    def attempts(self) -> int:
+        return self._record.attempts
+
+    @property
+    def created_at(self) -> float:
+        return self._record.created_at
+
+    @property
+    def available_at(self) -> float:
+        return self._record.available_at
+
+    @property
+    def leased_until(self) -> float | None:
+        return self._record.leased_until
+
+    @property
+    def leased_by(self) -> str | None:
+        return self._record.leased_by
+
+    @property
+    def receipt(self) -> str | None:
+        return self._record.receipt
+
+    @property
+    def last_error(self) -> ErrorInfo | None:
+        return self._record.last_error
+
+    @property
+    def failed_at(self) -> float | None:
+        return self._record.failed_at
+
+    @property
+    def dedupe_key(self) -> str | None:
+        return self._record.dedupe_key
+
+    @property
+    def lease(self) -> Lease:
+        receipt = self._record.receipt
+        if receipt is None:
+            raise ValueError(
+                f"message {self.id} is not leased (state {self.state}); get() it first"
+            )
+        return Lease(self._record.id, receipt)
+
+    def with_record(self, record: MessageRecord) -> Message:
+        """The same message (and decoded value) with updated store fields."""
+        return Message(record, self._serializer, self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self._record == other._record
+
+    def __hash__(self) -> int:
+        return hash((self._record.id, self._record.receipt))
+
+    def __repr__(self) -> str:
+        r = self._record
+        return (
+            f"Message(id={r.id}, queue={r.queue!r}, state={r.state.value}, "
+            f"attempts={r.attempts}, priority={r.priority})"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,20 +135,21 @@ class Message:
             value: Any = self.value
         except Exception:
             value = None
+        r = self._record
         return {
-            "id": self.id,
-            "queue": self.queue,
+            "id": r.id,
+            "queue": r.queue,
             "value": value,
-            "state": self.state.value,
-            "priority": self.priority,
-            "attempts": self.attempts,
-            "created_at": self.created_at,
-            "available_at": self.available_at,
-            "leased_until": self.leased_until,
-            "leased_by": self.leased_by,
-            "last_error": self.last_error.as_dict() if self.last_error else None,
-            "failed_at": self.failed_at,
-            "dedupe_key": self.dedupe_key,
+            "state": r.state.value,
+            "priority": r.priority,
+            "attempts": r.attempts,
+            "created_at": r.created_at,
+            "available_at": r.available_at,
+            "leased_until": r.leased_until,
+            "leased_by": r.leased_by,
+            "last_error": r.last_error.as_dict() if r.last_error else None,
+            "failed_at": r.failed_at,
+            "dedupe_key": r.dedupe_key,
         }
 
 

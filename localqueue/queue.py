@@ -7,7 +7,6 @@ the blocking ``get`` on top of the store's ``claim`` and ``wait``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue as stdlib_queue
 import socket
@@ -17,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from localqueue.errors import MessageNotFound
-from localqueue.message import Message, error_info
+from localqueue.message import _UNSET, Message, error_info
 from localqueue.serializers import JSONSerializer, Serializer
 from localqueue.store import (
     ErrorInfo,
@@ -117,7 +116,18 @@ class PersistentQueue:
         With a ``dedupe_key`` that is live in this queue (any state until
         acked or purged), nothing is added and the existing message returns.
         """
-        return self.put_many([value], delay=delay, priority=priority, dedupe_keys=[dedupe_key])[0]
+        if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
+            raise ValueError(f"dedupe_key must be a non-empty string or None, got {dedupe_key!r}")
+        new = NewMessage(
+            payload=self.serializer.dumps(value),
+            delay=check_seconds("delay", delay) if delay != 0 else 0.0,
+            priority=check_priority(priority) if priority != 0 else 0,
+            dedupe_key=dedupe_key,
+        )
+        [record] = self.store.enqueue(self.name, [new])
+        # A deduplicated put returns the stored message, whose value may differ.
+        known = value if record.payload == new.payload else _UNSET
+        return Message(record, self.serializer, known)
 
     def put_many(
         self,
@@ -253,7 +263,7 @@ class PersistentQueue:
         until = self.store.extend(self.name, message.lease, seconds)
         if until is None:
             raise stale_error([message.id])
-        return dataclasses.replace(message, leased_until=until, available_at=until)
+        return message.with_record(message.record._replace(leased_until=until, available_at=until))
 
     # -- looking and recovering -------------------------------------------------------
 

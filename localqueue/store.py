@@ -17,7 +17,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from localqueue.clock import Clock
 
@@ -62,13 +62,14 @@ class NewMessage:
     dedupe_key: str | None = None
 
 
-@dataclass(frozen=True)
-class MessageRecord:
+class MessageRecord(NamedTuple):
     """A message as the store holds it.
 
     ``available_at`` is when a ready or delayed message becomes claimable;
     for an inflight message it equals ``leased_until``. ``receipt`` is the
     fencing token of the current delivery and is None unless inflight.
+    (A NamedTuple rather than a dataclass: records are made on every put
+    and get, and tuples are several times cheaper to build.)
     """
 
     id: int
@@ -87,8 +88,7 @@ class MessageRecord:
     dedupe_key: str | None = None
 
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(NamedTuple):
     """Names one delivery: a message id and the receipt it was handed with."""
 
     id: int

@@ -54,7 +54,7 @@ def install_entry_points(monkeypatch: pytest.MonkeyPatch, *eps: FakeEntryPoint) 
     def entry_points(group: str) -> list[FakeEntryPoint]:
         return list(eps) if group == host.ENTRY_POINT_GROUP else []
 
-    monkeypatch.setattr(host.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
     host.reset_plugin_manager()
 
 

@@ -230,6 +230,16 @@ def test_priority_then_fifo(queue: PersistentQueue, clock: ManualClock) -> None:
     assert order == [high.id, low.id, low2.id]
 
 
+def test_among_ready_the_earliest_available_goes_first(
+    queue: PersistentQueue, clock: ManualClock
+) -> None:
+    delayed = queue.put("put first, available at t+10", delay=10)
+    clock.advance(5)
+    plain = queue.put("put second, available at t+5")
+    clock.advance(10)
+    assert [queue.get(block=False).id for _ in range(2)] == [plain.id, delayed.id]
+
+
 def test_delayed_put(queue: PersistentQueue, clock: ManualClock) -> None:
     msg = queue.put("later", delay=60)
     assert msg.state is State.DELAYED

@@ -40,7 +40,7 @@ from localqueue.store import (
 )
 from localqueue.stores import sqlite_schema as schema
 from localqueue.stores.common import DEAD, EXPIRED_ERROR_TYPE, INFLIGHT, QUEUED, derived_state
-from localqueue.stores.sqlite_connections import ConnectionPool, translate_error
+from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -170,11 +170,16 @@ class _Notifier:
     def __init__(self) -> None:
         self.condition = threading.Condition()
         self.generation = 0
+        self.waiters = 0
 
     def notify(self) -> None:
-        with self.condition:
-            self.generation += 1
-            self.condition.notify_all()
+        # Reading `waiters` without the lock is deliberate: a waiter that
+        # registers just after this check still sees the commit through
+        # PRAGMA data_version within one poll interval.
+        if self.waiters:
+            with self.condition:
+                self.generation += 1
+                self.condition.notify_all()
 
 
 _notifiers: dict[str, _Notifier] = {}
@@ -207,7 +212,7 @@ class SQLiteStore:
         self.url = f"sqlite://{self.path}"
         self._notifier = _notifier_for(self.path)
         self._open_file()
-        self._pool = ConnectionPool(self.path, self._configure, self.busy_timeout)
+        self._pool = ThreadConnections(self.path, self._configure, self.busy_timeout)
 
     # -- opening -------------------------------------------------------------
 
@@ -269,26 +274,18 @@ class SQLiteStore:
             leased_by, receipt, etype, emessage, etraceback, eat, failed_at, dedupe_key,
         ) = row  # fmt: skip
         state = derived_state(stored, available_at, now)
-        inflight = state is State.INFLIGHT
         error = None
         if etype is not None:
             error = ErrorInfo(type=etype, message=emessage or "", traceback=etraceback, at=eat)
+        if state is State.INFLIGHT:
+            return MessageRecord(
+                id_, queue, payload, state, priority, attempts, created_at, available_at,
+                available_at, leased_by, receipt, error, failed_at, dedupe_key,
+            )  # fmt: skip
         return MessageRecord(
-            id=id_,
-            queue=queue,
-            payload=bytes(payload),
-            state=state,
-            priority=priority,
-            attempts=attempts,
-            created_at=created_at,
-            available_at=available_at,
-            leased_until=available_at if inflight else None,
-            leased_by=leased_by if inflight else None,
-            receipt=receipt if inflight else None,
-            last_error=error,
-            failed_at=failed_at,
-            dedupe_key=dedupe_key,
-        )
+            id_, queue, payload, state, priority, attempts, created_at, available_at,
+            None, None, None, error, failed_at, dedupe_key,
+        )  # fmt: skip
 
     # -- protocol --------------------------------------------------------------
 
@@ -307,26 +304,19 @@ class SQLiteStore:
 
     def _enqueue_one(self, queue: str, msg: NewMessage) -> list[MessageRecord]:
         now = self._now()
-        with self._pool.connection() as conn:
-            cursor = conn.execute(
-                INSERT_SQL, (queue, msg.payload, msg.priority, now, now + msg.delay, None)
-            )
-            new_id = cursor.lastrowid
+        cursor = self._pool.get().execute(
+            INSERT_SQL, (queue, msg.payload, msg.priority, now, now + msg.delay, None)
+        )
+        new_id = cursor.lastrowid
         assert new_id is not None
         return [self._new_record(new_id, queue, msg, now)]
 
     def _new_record(self, id_: int, queue: str, msg: NewMessage, now: float) -> MessageRecord:
+        state = State.DELAYED if msg.delay > 0 else State.READY
         return MessageRecord(
-            id=id_,
-            queue=queue,
-            payload=msg.payload,
-            state=State.DELAYED if msg.delay > 0 else State.READY,
-            priority=msg.priority,
-            attempts=0,
-            created_at=now,
-            available_at=now + msg.delay,
-            dedupe_key=msg.dedupe_key,
-        )
+            id_, queue, msg.payload, state, msg.priority, 0, now, now + msg.delay,
+            None, None, None, None, None, msg.dedupe_key,
+        )  # fmt: skip
 
     def _enqueue_many(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
         with self._pool.transaction() as conn:
@@ -389,26 +379,27 @@ class SQLiteStore:
     ) -> list[MessageRecord]:
         out: list[MessageRecord] = []
         try:
-            with self._pool.connection() as conn:
-                while len(out) < limit:
-                    now = self._now()
-                    params = {
-                        "queue": queue,
-                        "now": now,
-                        "until": now + lease_seconds,
-                        "worker": worker_id,
-                        "limit": limit - len(out),
-                        "max": max_attempts,
-                    }
-                    rows = conn.execute(CLAIM_SQL, params).fetchall()
-                    leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
-                    out.extend(leased)
-                    if len(leased) == len(rows):
-                        break  # nothing was dead-lettered: no more to find
+            conn = self._pool.get()
+            while len(out) < limit:
+                now = self._now()
+                params = {
+                    "queue": queue,
+                    "now": now,
+                    "until": now + lease_seconds,
+                    "worker": worker_id,
+                    "limit": limit - len(out),
+                    "max": max_attempts,
+                }
+                rows = conn.execute(CLAIM_SQL, params).fetchall()
+                leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
+                out.extend(leased)
+                if len(leased) == len(rows):
+                    break  # nothing was dead-lettered: no more to find
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
-        # RETURNING does not keep the subquery's order; restore delivery order.
-        out.sort(key=lambda r: (-r.priority, r.id))
+        if len(out) > 1:
+            # RETURNING does not keep the subquery's order; restore delivery order.
+            out.sort(key=lambda r: (-r.priority, r.id))
         return out
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
@@ -416,10 +407,11 @@ class SQLiteStore:
         try:
             if len(leases) == 1:
                 lease = leases[0]
-                with self._pool.connection() as conn:
-                    cursor = conn.execute(ACK_SQL, (lease.id, queue, lease.receipt, self._now()))
-                    if cursor.rowcount != 1:
-                        stale.append(lease)
+                cursor = self._pool.get().execute(
+                    ACK_SQL, (lease.id, queue, lease.receipt, self._now())
+                )
+                if cursor.rowcount != 1:
+                    stale.append(lease)
             elif leases:
                 with self._pool.transaction() as conn:
                     now = self._now()
@@ -433,8 +425,7 @@ class SQLiteStore:
 
     def _fenced(self, sql: str, params: Sequence[Any]) -> bool:
         try:
-            with self._pool.connection() as conn:
-                return conn.execute(sql, params).rowcount == 1
+            return self._pool.get().execute(sql, params).rowcount == 1
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
 
@@ -495,8 +486,7 @@ class SQLiteStore:
 
     def _read(self, sql: str, params: Any) -> list[Any]:
         try:
-            with self._pool.connection() as conn:
-                return conn.execute(sql, params).fetchall()
+            return self._pool.get().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
 
@@ -631,6 +621,8 @@ class SQLiteStore:
     def wait(self, queue: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         notifier = self._notifier
+        with notifier.condition:
+            notifier.waiters += 1
         try:
             with self._pool.connection() as conn:
                 while True:
@@ -663,6 +655,9 @@ class SQLiteStore:
                         return
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
+        finally:
+            with notifier.condition:
+                notifier.waiters -= 1
 
     def check(self) -> list[str]:
         problems: list[str] = []

@@ -1,9 +1,11 @@
-"""A small pool of SQLite connections shared by the threads of one process.
+"""SQLite connections for the threads of one process: one per thread, reused.
 
-Connections are reused, never opened per call: an operation checks one out,
-uses it, and puts it back, so a process holds as many connections as it has
-concurrent callers. After ``fork`` the child never touches the parent's
-connections (SQLite forbids it); it opens its own.
+Each thread gets its own connection on first use and keeps it, so no call
+pays for opening a connection and no connection is shared between threads
+at the same time. A thread's connection is closed when the thread ends (its
+thread-local storage is released) or when the store is closed. After
+``fork`` the child never touches the parent's connections (SQLite forbids
+it); it opens its own.
 """
 
 from __future__ import annotations
@@ -12,66 +14,75 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from localqueue.errors import StoreBusyError, StoreCorruptError, StoreError
 
+# Bumped in a forked child so every store notices, without a getpid() per call.
+_fork_generation = 0
 
-class ConnectionPool:
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Connection(sqlite3.Connection):
+    """A plain connection that can be weakly referenced (the C type cannot)."""
+
+
+class ThreadConnections:
     def __init__(
         self, path: Path, configure: Callable[[sqlite3.Connection], None], busy_timeout: float
-    ):
+    ) -> None:
         self._path = path
         self._configure = configure
         self._busy_timeout = busy_timeout
-        self._idle: list[sqlite3.Connection] = []
-        self._all: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._all: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._closed = False
 
     def _open(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"store {self._path} is closed; open a new one")
         conn = sqlite3.connect(
             str(self._path),
             timeout=self._busy_timeout,
             isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-            check_same_thread=False,  # a pooled connection moves between threads
+            check_same_thread=False,  # close() may run on another thread
+            factory=_Connection,
         )
         try:
             self._configure(conn)
         except BaseException:
             conn.close()
             raise
+        with self._lock:
+            self._all.add(conn)
+        self._local.conn = conn
+        self._local.generation = _fork_generation
         return conn
 
-    def _checkout(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"store {self._path} is closed; open a new one")
-            if os.getpid() != self._pid:
-                # Forked: the inherited connections belong to the parent. Keep
-                # references (closing them here could disturb the parent's locks).
-                self._pid = os.getpid()
-                self._idle = []
-                self._all = []
-            if self._idle:
-                return self._idle.pop()
-        conn = self._open()
-        with self._lock:
-            self._all.append(conn)
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None or local.generation != _fork_generation or self._closed:
+            return self._open()
         return conn
-
-    def _checkin(self, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            if self._closed or os.getpid() != self._pid:
-                conn.close()
-            else:
-                self._idle.append(conn)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        conn = self._checkout()
+        """This thread's connection; an open transaction is rolled back on error."""
+        conn = self.get()
         try:
             yield conn
         except BaseException:
@@ -79,25 +90,41 @@ class ConnectionPool:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
-        finally:
-            self._checkin(conn)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: the write lock is taken up front, so a
         transaction never fails half-way on a lock upgrade."""
-        with self.connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+        conn = self.get()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield conn
-            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several queries see one consistent state."""
+        conn = self.get()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-            if os.getpid() != self._pid:
-                return
-        for conn in idle:
+            conns = list(self._all)
+            self._all = weakref.WeakSet()
+        if _fork_generation:
+            # In a forked child the set may hold the parent's connections.
+            conns = [c for c in conns if c is getattr(self._local, "conn", None)]
+        for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
@@ -119,4 +146,6 @@ def translate_error(exc: sqlite3.Error, path: Path, busy_timeout: float) -> Stor
         return StoreError(f"store {path} is read-only ({text}); check the file's permissions")
     if "disk" in lowered and "full" in lowered:
         return StoreError(f"store {path}: the disk is full ({text}); free space and retry")
+    if "closed" in lowered:
+        return StoreError(f"store {path} is closed; open a new one")
     return StoreError(f"store {path}: {type(exc).__name__}: {text}")

@@ -83,11 +83,22 @@ def check_header(path: Path) -> None:
 
 
 def read_identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int, int]:
-    """(application_id, user_version, number of schema objects) without writing."""
+    """(application_id, user_version, number of schema objects) without writing.
+
+    Read in one transaction: another process may be initialising the file at
+    this moment, and three separate reads could see half of its work.
+    """
+    own_transaction = not conn.in_transaction
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if own_transaction:
+            conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            if own_transaction:
+                conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         raise StoreCorruptError(
             f"{path} is damaged or not a localqueue store ({exc}); it was left untouched: "
