@@ -39,7 +39,7 @@ from localqueue.store import (
     check_seconds,
 )
 from localqueue.stores import sqlite_schema as schema
-from localqueue.stores.common import DEAD, EXPIRED_ERROR_TYPE, INFLIGHT, QUEUED, derived_state
+from localqueue.stores.common import EXPIRED_ERROR_TYPE, INFLIGHT, QUEUED, derived_state
 from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
@@ -106,6 +106,59 @@ UPDATE lq_messages SET state = 2, available_at = ?, failed_at = ?, leased_by = N
 WHERE {FENCE}
 """
 EXTEND_SQL = f"UPDATE lq_messages SET available_at = ? WHERE {FENCE}"
+
+STATS_SQL = """
+SELECT state, available_at <= ?, count(*) FROM lq_messages INDEXED BY lq_messages_claim
+WHERE queue = ? AND state < 2 GROUP BY 1, 2
+"""
+DEAD_COUNT_SQL = (
+    "SELECT count(*) FROM lq_messages INDEXED BY lq_messages_dead WHERE queue = ? AND state = 2"
+)
+OLDEST_READY_SQL = """
+SELECT min(available_at) FROM lq_messages INDEXED BY lq_messages_claim
+WHERE queue = ? AND state < 2 AND available_at <= ?
+"""
+INFLIGHT_BY_WORKER_SQL = """
+SELECT leased_by, count(*) FROM lq_messages INDEXED BY lq_messages_claim
+WHERE queue = ? AND state < 2 AND state = 1 AND available_at > ? GROUP BY leased_by
+"""
+
+# The earliest available_at among non-dead messages of a queue: one index
+# seek per distinct priority (a "skip scan" written out), so waiting on a
+# queue with a large delayed backlog costs O(priorities * log n), not O(n).
+NEXT_DUE_SQL = """
+WITH RECURSIVE groups(p) AS (
+    SELECT (SELECT priority FROM lq_messages INDEXED BY lq_messages_claim
+            WHERE queue = :queue AND state < 2 ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT priority FROM lq_messages INDEXED BY lq_messages_claim
+            WHERE queue = :queue AND state < 2 AND priority < groups.p
+            ORDER BY priority DESC LIMIT 1)
+    FROM groups WHERE groups.p IS NOT NULL
+)
+SELECT min((SELECT available_at FROM lq_messages INDEXED BY lq_messages_claim
+            WHERE queue = :queue AND state < 2 AND priority = groups.p
+            ORDER BY available_at LIMIT 1))
+FROM groups WHERE groups.p IS NOT NULL
+"""
+
+QUEUES_SQL = """
+WITH RECURSIVE names(name) AS (
+    SELECT min(
+        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_claim
+                  WHERE state < 2), char(1114111)),
+        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_dead
+                  WHERE state = 2), char(1114111)))
+    UNION ALL
+    SELECT min(
+        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_claim
+                  WHERE state < 2 AND queue > names.name), char(1114111)),
+        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_dead
+                  WHERE state = 2 AND queue > names.name), char(1114111)))
+    FROM names WHERE names.name IS NOT NULL AND names.name != char(1114111)
+)
+SELECT name FROM names WHERE name IS NOT NULL AND name != char(1114111)
+"""
 
 # How each user-visible state reads in SQL (:now is the store clock).
 STATE_SQL = {
@@ -525,61 +578,29 @@ class SQLiteStore:
     def stats(self, queue: str) -> QueueStats:
         now = self._now()
         try:
-            with self._pool.connection() as conn:
-                conn.execute("BEGIN")  # one snapshot for all the numbers
-                try:
-                    counts = {
-                        (stored, due): n
-                        for stored, due, n in conn.execute(
-                            "SELECT state, available_at <= ?, count(*) FROM lq_messages "
-                            "WHERE queue = ? GROUP BY 1, 2",
-                            (now, queue),
-                        )
-                    }
-                    oldest = conn.execute(
-                        "SELECT min(available_at) FROM lq_messages WHERE queue = ? AND "
-                        "state = 0 AND available_at <= ? UNION ALL "
-                        "SELECT min(available_at) FROM lq_messages WHERE queue = ? AND "
-                        "state = 1 AND available_at <= ?",
-                        (queue, now, queue, now),
-                    ).fetchall()
-                    by_worker = dict(
-                        conn.execute(
-                            "SELECT leased_by, count(*) FROM lq_messages WHERE queue = ? AND "
-                            "state = 1 AND available_at > ? GROUP BY leased_by",
-                            (queue, now),
-                        ).fetchall()
-                    )
-                finally:
-                    conn.execute("COMMIT")
+            with self._pool.snapshot() as conn:  # one consistent view for all numbers
+                counts = {
+                    (stored, due): n for stored, due, n in conn.execute(STATS_SQL, (now, queue))
+                }
+                dead = conn.execute(DEAD_COUNT_SQL, (queue,)).fetchone()[0]
+                oldest = conn.execute(OLDEST_READY_SQL, (queue, now)).fetchone()[0]
+                by_worker = dict(conn.execute(INFLIGHT_BY_WORKER_SQL, (queue, now)).fetchall())
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
-        starts = [row[0] for row in oldest if row[0] is not None]
         return QueueStats(
             queue=queue,
             ready=counts.get((QUEUED, 1), 0) + counts.get((INFLIGHT, 1), 0),
             delayed=counts.get((QUEUED, 0), 0),
             inflight=counts.get((INFLIGHT, 0), 0),
-            dead=counts.get((DEAD, 0), 0) + counts.get((DEAD, 1), 0),
-            oldest_ready_age=max(0.0, now - min(starts)) if starts else None,
+            dead=int(dead),
+            oldest_ready_age=None if oldest is None else max(0.0, now - oldest),
             inflight_by_worker={str(k): int(v) for k, v in by_worker.items()},
         )
 
     def queues(self) -> list[str]:
-        # Jump from one queue name to the next through the index instead of
-        # scanning every message.
-        rows = self._read(
-            """
-            WITH RECURSIVE names(name) AS (
-                SELECT min(queue) FROM lq_messages
-                UNION ALL
-                SELECT (SELECT min(queue) FROM lq_messages WHERE queue > names.name)
-                FROM names WHERE names.name IS NOT NULL
-            )
-            SELECT name FROM names WHERE name IS NOT NULL
-            """,
-            (),
-        )
+        # Jump from one queue name to the next through the two indexes that
+        # together hold every message, instead of scanning the messages.
+        rows = self._read(QUEUES_SQL, ())
         return [row[0] for row in rows]
 
     def purge(
@@ -609,13 +630,7 @@ class SQLiteStore:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
 
     def _next_due(self, conn: sqlite3.Connection, queue: str) -> float | None:
-        row = conn.execute(
-            "SELECT min(t) FROM ("
-            "SELECT min(available_at) AS t FROM lq_messages WHERE queue = ? AND state = 0 "
-            "UNION ALL "
-            "SELECT min(available_at) FROM lq_messages WHERE queue = ? AND state = 1)",
-            (queue, queue),
-        ).fetchone()
+        row = conn.execute(NEXT_DUE_SQL, {"queue": queue}).fetchone()
         return None if row[0] is None else float(row[0])
 
     def wait(self, queue: str, timeout: float) -> None:

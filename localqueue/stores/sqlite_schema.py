@@ -48,13 +48,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         # Serves the claim: walk one queue in delivery order, stop after n.
+        # It also covers stats (state is the last column) and "when is the
+        # next one due" (a seek per priority). Dead letters are kept out of
+        # it so a pile of them never slows a claim. A put maintains only
+        # this index (plus the dedupe one when a key is given).
         """
         CREATE INDEX lq_messages_claim
-            ON lq_messages (queue, priority DESC, available_at)
+            ON lq_messages (queue, priority DESC, available_at, id, state)
             WHERE state < 2
         """,
-        # Serves stats, listings by state and "when is the next one due".
-        "CREATE INDEX lq_messages_state ON lq_messages (queue, state, available_at)",
+        # Dead letters only: listings, requeue and prune by failure time.
+        """
+        CREATE INDEX lq_messages_dead
+            ON lq_messages (queue, failed_at)
+            WHERE state = 2
+        """,
         """
         CREATE UNIQUE INDEX lq_messages_dedupe
             ON lq_messages (queue, dedupe_key)
