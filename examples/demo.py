@@ -58,8 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="localqueue-demo-") as tmp:
         url = args.store or f"sqlite://{Path(tmp) / 'demo.sqlite3'}"
         print(f"store: {url}")
-        with PersistentQueue("thumbnails", store=url, max_attempts=3) as q:
-            q.purge()
+        with PersistentQueue("localqueue-demo", store=url, max_attempts=3) as q:
+            if q.stats().total:
+                print(
+                    f"error: queue 'localqueue-demo' in {url} already holds messages; "
+                    "run the demo on an empty store (omit --store)",
+                    file=sys.stderr,
+                )
+                return 1
             files = ["cat.png", "dog.png", "broken.png", "bird.png", "fish.png"]
             q.put_many([{"file": name} for name in files])
             print(f"\n1. put {len(files)} jobs")

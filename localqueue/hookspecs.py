@@ -47,7 +47,8 @@ class StoreScheme:
 def localqueue_store_schemes() -> Sequence[StoreScheme]:  # type: ignore[empty-body]
     """Return the URL schemes this plugin provides stores for.
 
-    Called once, lazily, the first time a store URL is resolved. Every
+    Called once per process (the answer is cached), lazily, the first time
+    a store URL is resolved; never at import. Every
     scheme must be claimed by exactly one plugin: a scheme two plugins
     return is an error naming both, so a user never gets a store by
     accident of load order. Scheme names are lower case.

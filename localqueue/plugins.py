@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pluggy
 
@@ -36,10 +37,13 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "memory": "localqueue.stores.memory",
 }
 
+T = TypeVar("T")
+
 _lock = threading.RLock()
 _manager: pluggy.PluginManager | None = None
 _builtin_names: set[str] = set()
 _distributions: dict[str, str] = {}  # plugin name -> "dist version"
+_memo: dict[str, Any] = {}  # results derived from the loaded plugins
 
 
 def _names_from_env(var: str) -> set[str] | None:
@@ -62,10 +66,16 @@ def _build() -> pluggy.PluginManager:
         pm.register(importlib.import_module(module_path), name=name)
         _builtin_names.add(name)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked or pm.has_plugin(ep.name):
+        if ep.name in blocked:
             continue
         if allowed is not None and ep.name not in allowed:
             continue
+        if pm.has_plugin(ep.name):
+            raise PluginError(
+                f"installed plugin {ep.name!r} ({ep.value}) has the same name as "
+                f"{'a built-in plugin' if ep.name in _builtin_names else 'another plugin'}; "
+                f"uninstall one, or set {DISABLE_ENV}={ep.name} to skip both"
+            )
         try:
             plugin = ep.load()
         except Exception as exc:
@@ -73,7 +83,13 @@ def _build() -> pluggy.PluginManager:
                 f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}; "
                 f"fix or uninstall it, or set {DISABLE_ENV}={ep.name} to skip it"
             ) from exc
-        pm.register(plugin, name=ep.name)
+        try:
+            pm.register(plugin, name=ep.name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}) does not match localqueue's hooks: {exc}; "
+                f"fix or uninstall it, or set {DISABLE_ENV}={ep.name} to skip it"
+            ) from exc
         dist = getattr(ep, "dist", None)
         if dist is not None:
             _distributions[ep.name] = f"{dist.metadata['Name']} {dist.version}"
@@ -88,6 +104,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
             if _manager is None:
                 _builtin_names.clear()
                 _distributions.clear()
+                _memo.clear()
                 _manager = _build()
     return _manager
 
@@ -97,6 +114,16 @@ def reset_plugin_manager() -> None:
     global _manager
     with _lock:
         _manager = None
+        _memo.clear()
+
+
+def memoized(key: str, compute: Callable[[pluggy.PluginManager], T]) -> T:
+    """Compute something from the loaded plugins once per plugin manager."""
+    pm = get_plugin_manager()
+    with _lock:
+        if key not in _memo:
+            _memo[key] = compute(pm)
+        return cast(T, _memo[key])
 
 
 def list_plugins() -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from localqueue.serializers import JSONSerializer, Serializer
 from localqueue.store import (
     ErrorInfo,
     MessageFilter,
+    MessageRecord,
     NewMessage,
     QueueStats,
     State,
@@ -100,7 +101,7 @@ class PersistentQueue:
 
     # -- producing -----------------------------------------------------------------
 
-    def _message(self, record: Any) -> Message:
+    def _message(self, record: MessageRecord) -> Message:
         return Message.from_record(record, self.serializer)
 
     def put(
@@ -120,8 +121,8 @@ class PersistentQueue:
             raise ValueError(f"dedupe_key must be a non-empty string or None, got {dedupe_key!r}")
         new = NewMessage(
             payload=self.serializer.dumps(value),
-            delay=check_seconds("delay", delay) if delay != 0 else 0.0,
-            priority=check_priority(priority) if priority != 0 else 0,
+            delay=check_seconds("delay", delay),
+            priority=check_priority(priority),
             dedupe_key=dedupe_key,
         )
         [record] = self.store.enqueue(self.name, [new])
@@ -141,7 +142,9 @@ class PersistentQueue:
         delay = check_seconds("delay", delay)
         priority = check_priority(priority)
         payloads = [self.serializer.dumps(value) for value in values]
-        keys: Sequence[str | None] = dedupe_keys or [None] * len(payloads)
+        keys: Sequence[str | None] = (
+            [None] * len(payloads) if dedupe_keys is None else list(dedupe_keys)
+        )
         if len(keys) != len(payloads):
             raise ValueError(
                 f"dedupe_keys has {len(keys)} entries for {len(payloads)} values; "
@@ -269,9 +272,16 @@ class PersistentQueue:
 
     def inspect(self, message_id: int) -> Message:
         """One message in any state; MessageNotFound once acked or purged."""
-        record = self.store.get(self.name, int(message_id))
+        record = self.store.get(self.name, _id_of(message_id))
         if record is None:
             raise MessageNotFound(f"no message {message_id} in queue {self.name!r}")
+        return self._observed(record)
+
+    def _observed(self, record: MessageRecord) -> Message:
+        # Only the caller of get() holds a delivery's receipt: a message read
+        # by inspect() or a listing cannot ack or release someone else's work.
+        if record.receipt is not None:
+            record = record._replace(receipt=None)
         return self._message(record)
 
     def stats(self) -> QueueStats:
@@ -287,17 +297,19 @@ class PersistentQueue:
         if limit is not None:
             limit = check_positive_int("limit", limit)
         records = self.store.list_messages(self.name, state=State.DEAD, limit=limit)
-        return [self._message(r) for r in records]
+        return [self._observed(r) for r in records]
 
     def messages(
         self, state: State | str | None = None, *, after_id: int | None = None, limit: int = 100
     ) -> list[Message]:
         """A page of messages in id order; continue with ``after_id`` = last id."""
-        wanted = None if state is None else State(state)
         records = self.store.list_messages(
-            self.name, state=wanted, after_id=after_id, limit=check_positive_int("limit", limit)
+            self.name,
+            state=_state_arg(state),
+            after_id=None if after_id is None else _id_of(after_id, "after_id"),
+            limit=check_positive_int("limit", limit),
         )
-        return [self._message(r) for r in records]
+        return [self._observed(r) for r in records]
 
     def requeue_dead(
         self,
@@ -329,13 +341,22 @@ class PersistentQueue:
 
     def purge(self, state: State | str | None = None, *, dry_run: bool = False) -> int:
         """Delete every message (or every one in ``state``); the count."""
-        wanted = None if state is None else State(state)
-        return self.store.purge(self.name, state=wanted, dry_run=dry_run)
+        return self.store.purge(self.name, state=_state_arg(state), dry_run=dry_run)
 
 
-def _id_of(message_or_id: Message | int) -> int:
+def _id_of(message_or_id: Message | int, argument: str = "message id") -> int:
     if isinstance(message_or_id, Message):
         return message_or_id.id
     if isinstance(message_or_id, bool) or not isinstance(message_or_id, int):
-        raise ValueError(f"expected a Message or an integer id, got {message_or_id!r}")
+        raise ValueError(f"{argument} must be a Message or an integer id, got {message_or_id!r}")
     return message_or_id
+
+
+def _state_arg(state: State | str | None) -> State | None:
+    if state is None or isinstance(state, State):
+        return state
+    try:
+        return State(state)
+    except ValueError:
+        known = ", ".join(s.value for s in State)
+        raise ValueError(f"state must be one of {known}, got {state!r}") from None

@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
+import pluggy
+
 from localqueue.clock import Clock
 from localqueue.errors import PluginError, UnknownStoreError
 from localqueue.hookspecs import StoreScheme
-from localqueue.plugins import get_plugin_manager
+from localqueue.plugins import memoized
 from localqueue.store import Store
 
 STORE_ENV = "LOCALQUEUE_STORE"
@@ -50,21 +52,38 @@ def url_scheme(url: str) -> str:
 
 
 def store_schemes() -> Mapping[str, tuple[StoreScheme, str]]:
-    """Every registered scheme -> (its registration, the plugin that made it)."""
-    pm = get_plugin_manager()
+    """Every registered scheme -> (its registration, the plugin that made it).
+
+    Asked of the plugins once per plugin manager; later calls reuse the answer.
+    """
+    return memoized("store_schemes", _collect_store_schemes)
+
+
+def _collect_store_schemes(pm: pluggy.PluginManager) -> dict[str, tuple[StoreScheme, str]]:
     found: dict[str, tuple[StoreScheme, str]] = {}
     for impl in pm.hook.localqueue_store_schemes.get_hookimpls():
-        entries = cast("Sequence[StoreScheme]", impl.function() or ())
+        name = impl.plugin_name
+        try:
+            entries = list(cast("Sequence[StoreScheme]", impl.function() or ()))
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} failed in localqueue_store_schemes: "
+                f"{type(exc).__name__}: {exc}; set LOCALQUEUE_DISABLE_PLUGINS={name} to skip it"
+            ) from exc
         for entry in entries:
+            if not isinstance(entry, StoreScheme) or not entry.scheme:
+                raise PluginError(
+                    f"plugin {name!r} returned {entry!r} from localqueue_store_schemes; "
+                    "expected StoreScheme objects with a scheme name"
+                )
             scheme = entry.scheme.lower()
             if scheme in found:
                 other = found[scheme][1]
                 raise PluginError(
                     f"store scheme {scheme!r} is registered by two plugins, {other!r} and "
-                    f"{impl.plugin_name!r}; uninstall one or set "
-                    f"LOCALQUEUE_DISABLE_PLUGINS={impl.plugin_name}"
+                    f"{name!r}; uninstall one or set LOCALQUEUE_DISABLE_PLUGINS={name}"
                 )
-            found[scheme] = (entry, impl.plugin_name)
+            found[scheme] = (entry, name)
     return found
 
 

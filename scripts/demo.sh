@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set-up command 1: install everything, then run the end-to-end demo on the
-# embedded SQLite store (in a throwaway directory unless LOCALQUEUE_STORE is set).
+# embedded SQLite store, in a throwaway directory (pass --store URL to choose one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

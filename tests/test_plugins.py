@@ -230,3 +230,52 @@ def test_every_hook_is_documented_and_tested() -> None:
 def test_entry_points_api_is_the_one_we_call() -> None:
     # Guard against the stdlib API changing under us (selection by group).
     assert list(metadata.entry_points(group="localqueue-no-such-group")) == []
+
+
+def test_installed_plugin_named_like_a_builtin_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install_entry_points(monkeypatch, FakeEntryPoint("sqlite", store_plugin("other")))
+    with pytest.raises(PluginError, match="same name as a built-in plugin"):
+        open_store("memory://")
+
+
+def test_hook_that_raises_is_reported_with_the_plugin_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = ModuleType("fake_raiser")
+
+    @hookimpl
+    def localqueue_store_schemes() -> list[StoreScheme]:
+        raise RuntimeError("config missing")
+
+    module.localqueue_store_schemes = localqueue_store_schemes  # type: ignore[attr-defined]
+    install_entry_points(monkeypatch, FakeEntryPoint("raiser", module))
+    with pytest.raises(PluginError, match="'raiser' failed in localqueue_store_schemes"):
+        open_store("memory://")
+
+
+def test_hook_returning_junk_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = ModuleType("fake_junk")
+
+    @hookimpl
+    def localqueue_store_schemes() -> list[str]:
+        return ["junk://"]
+
+    module.localqueue_store_schemes = localqueue_store_schemes  # type: ignore[attr-defined]
+    install_entry_points(monkeypatch, FakeEntryPoint("junk", module))
+    with pytest.raises(PluginError, match="expected StoreScheme"):
+        open_store("memory://")
+
+
+def test_hookimpl_with_wrong_signature_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = ModuleType("fake_wrong")
+
+    @hookimpl
+    def localqueue_store_schemes(unexpected: int) -> list[StoreScheme]:
+        return []
+
+    module.localqueue_store_schemes = localqueue_store_schemes  # type: ignore[attr-defined]
+    install_entry_points(monkeypatch, FakeEntryPoint("wrong", module))
+    with pytest.raises(PluginError, match="does not match localqueue's hooks"):
+        open_store("memory://")

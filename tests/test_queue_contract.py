@@ -19,6 +19,7 @@ from localqueue import (
     SerializationError,
     State,
     Store,
+    StoreError,
 )
 
 StoreFactory = Callable[[], Store]
@@ -418,6 +419,13 @@ def test_attempts_and_errors_survive_reopen(make_store: StoreFactory, clock: Man
         (lambda q: q.dead_letters(limit=0), "limit"),
         (lambda q: q.put_many([1, 2], dedupe_keys=["a"]), "dedupe_keys"),
         (lambda q: q.requeue_dead(all=True, delay=-5), "delay"),
+        (lambda q: q.put(1, delay=False), "delay"),
+        (lambda q: q.put(1, priority=None), "priority"),
+        (lambda q: q.put_many([1], dedupe_keys=[]), "dedupe_keys"),
+        (lambda q: q.messages("bogus"), "state must be one of"),
+        (lambda q: q.purge("bogus"), "state must be one of"),
+        (lambda q: q.inspect("7"), "message id"),
+        (lambda q: q.messages(after_id="3"), "after_id"),
     ],
 )
 def test_invalid_arguments_name_the_argument(
@@ -469,3 +477,42 @@ def test_store_checks_clean_after_activity(queue: PersistentQueue, store: Store)
     queue.release(queue.get(block=False))
     queue.dead_letter(queue.get(block=False))
     assert store.check() == []
+
+
+def test_observed_messages_carry_no_receipt(queue: PersistentQueue) -> None:
+    queue.put("x")
+    leased = queue.get(block=False)
+    seen = queue.inspect(leased.id)
+    assert seen.state is State.INFLIGHT and seen.leased_by == leased.leased_by
+    assert seen.receipt is None
+    assert [m.receipt for m in queue.messages()] == [None]
+    with pytest.raises(ValueError, match="not leased"):
+        queue.ack(seen)  # an operator's view cannot ack a worker's delivery
+    queue.ack(leased)
+
+
+def test_batch_order_is_priority_then_id_on_every_store(queue: PersistentQueue) -> None:
+    a = queue.put("a")
+    b = queue.put("b")
+    queue.release(queue.get(block=False))  # a is available again, after b
+    assert [m.id for m in queue.get_many(2, block=False)] == [a.id, b.id]
+
+
+def test_closed_store_refuses_work(store: Store) -> None:
+    q = PersistentQueue("q", store=store)
+    q.put(1)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        q.put(2)
+    with pytest.raises(StoreError, match="closed"):
+        q.stats()
+
+
+def test_store_level_requeue_limit(store: Store) -> None:
+    q = PersistentQueue("q", store=store)
+    q.put_many([1, 2, 3])
+    for msg in q.get_many(3, block=False):
+        q.dead_letter(msg)
+    with pytest.raises(ValueError, match="limit"):
+        store.requeue("q", limit=0)
+    assert len(store.requeue("q", limit=2)) == 2

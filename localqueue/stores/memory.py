@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localqueue.clock import Clock, SystemClock
+from localqueue.errors import StoreError
 from localqueue.hookspecs import StoreScheme, hookimpl
 from localqueue.store import (
     ErrorInfo,
@@ -21,6 +22,7 @@ from localqueue.store import (
     NewMessage,
     QueueStats,
     State,
+    check_positive_int,
 )
 from localqueue.stores.common import (
     DEAD,
@@ -100,6 +102,10 @@ class MemoryStore:
 
     # -- helpers -----------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self.url} is closed; open a new one")
+
     def _queue_rows(self, queue: str) -> list[_Row]:
         return [row for row in self._data.rows.values() if row.queue == queue]
 
@@ -126,6 +132,7 @@ class MemoryStore:
     # -- protocol ----------------------------------------------------------
 
     def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        self._check_open()
         data = self._data
         with data.changed:
             now = self.clock.now()
@@ -164,6 +171,7 @@ class MemoryStore:
         lease_seconds: float,
         max_attempts: int | None = None,
     ) -> list[MessageRecord]:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             due = [r for r in self._queue_rows(queue) if r.stored != DEAD and r.available_at <= now]
@@ -184,9 +192,12 @@ class MemoryStore:
                 row.leased_by = worker_id
                 row.receipt = new_receipt()
                 out.append(row.record(now))
+            # The same order the SQLite store returns a batch in.
+            out.sort(key=lambda r: (-r.priority, r.id))
             return out
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             stale: list[Lease] = []
@@ -201,6 +212,7 @@ class MemoryStore:
     def release(
         self, queue: str, lease: Lease, *, delay: float = 0.0, error: ErrorInfo | None = None
     ) -> bool:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             row = self._current(queue, lease, now)
@@ -214,6 +226,7 @@ class MemoryStore:
             return True
 
     def dead_letter(self, queue: str, lease: Lease, *, error: ErrorInfo | None = None) -> bool:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             row = self._current(queue, lease, now)
@@ -226,6 +239,7 @@ class MemoryStore:
             return True
 
     def extend(self, queue: str, lease: Lease, seconds: float) -> float | None:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             row = self._current(queue, lease, now)
@@ -243,13 +257,14 @@ class MemoryStore:
         dry_run: bool = False,
         limit: int | None = None,
     ) -> list[int]:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             chosen = [
                 row
                 for row in sorted(self._queue_rows(queue), key=lambda r: r.id)
                 if row.stored == DEAD and matches(filter, row.record(now), now)
-            ][:limit]
+            ][: None if limit is None else check_positive_int("limit", limit)]
             if not dry_run:
                 for row in chosen:
                     row.stored, row.attempts, row.available_at = QUEUED, 0, now + delay
@@ -258,6 +273,7 @@ class MemoryStore:
             return [row.id for row in chosen]
 
     def get(self, queue: str, message_id: int) -> MessageRecord | None:
+        self._check_open()
         with self._data.changed:
             row = self._data.rows.get(message_id)
             if row is None or row.queue != queue:
@@ -273,6 +289,7 @@ class MemoryStore:
         after_id: int | None = None,
         limit: int | None = None,
     ) -> list[MessageRecord]:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             out = []
@@ -290,6 +307,7 @@ class MemoryStore:
             return out
 
     def stats(self, queue: str) -> QueueStats:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             counts = dict.fromkeys(State, 0)
@@ -313,6 +331,7 @@ class MemoryStore:
             )
 
     def queues(self) -> list[str]:
+        self._check_open()
         with self._data.changed:
             return sorted({row.queue for row in self._data.rows.values()})
 
@@ -324,6 +343,7 @@ class MemoryStore:
         filter: MessageFilter | None = None,
         dry_run: bool = False,
     ) -> int:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             doomed = [
@@ -338,6 +358,7 @@ class MemoryStore:
             return len(doomed)
 
     def wait(self, queue: str, timeout: float) -> None:
+        self._check_open()
         with self._data.changed:
             now = self.clock.now()
             upcoming = [

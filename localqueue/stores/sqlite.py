@@ -36,6 +36,7 @@ from localqueue.store import (
     NewMessage,
     QueueStats,
     State,
+    check_positive_int,
     check_seconds,
 )
 from localqueue.stores import sqlite_schema as schema
@@ -516,7 +517,11 @@ class SQLiteStore:
         try:
             with self._pool.transaction() as conn:
                 now = self._now()
-                params: dict[str, Any] = {"queue": queue, "now": now, "limit": limit or -1}
+                params: dict[str, Any] = {
+                    "queue": queue,
+                    "now": now,
+                    "limit": -1 if limit is None else check_positive_int("limit", limit),
+                }
                 where = "queue = :queue AND state = 2" + _filter_sql(filter, params)
                 ids = [
                     row[0]
