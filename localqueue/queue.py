@@ -126,6 +126,8 @@ class PersistentQueue:
             dedupe_key=dedupe_key,
         )
         [record] = self.store.enqueue(self.name, [new])
+        if record.receipt is not None:  # a dedupe hit on an inflight message
+            return self._observed(record)
         # A deduplicated put returns the stored message, whose value may differ.
         known = value if record.payload == new.payload else _UNSET
         return Message(record, self.serializer, known)
@@ -157,7 +159,8 @@ class PersistentQueue:
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
         ]
-        return [self._message(r) for r in self.store.enqueue(self.name, batch)]
+        # A dedupe hit may return an inflight message: never with its receipt.
+        return [self._observed(r) for r in self.store.enqueue(self.name, batch)]
 
     # -- consuming -----------------------------------------------------------------
 

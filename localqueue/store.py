@@ -173,10 +173,12 @@ class Store(Protocol):
     ) -> list[MessageRecord]:
         """Lease up to ``limit`` claimable messages to ``worker_id``.
 
-        Claimable: ready, or delayed/inflight whose time has passed. Order:
-        higher priority first, then earliest available. Each claim adds one to
-        ``attempts`` and issues a fresh receipt. A message whose lease expired
-        after ``max_attempts`` deliveries is dead-lettered instead of handed out.
+        Claimable: ready, or delayed/inflight whose time has passed. Which
+        ones: the first ``limit`` in delivery order (higher priority first,
+        then earliest ``available_at``, then lowest id); the returned list is
+        sorted by priority, then id. Each claim adds one to ``attempts`` and
+        issues a fresh receipt. A message whose lease expired after
+        ``max_attempts`` deliveries is dead-lettered instead of handed out.
         """
         ...
 

@@ -10,29 +10,42 @@ queue) and reads times relative to the clock's current reading.
 from __future__ import annotations
 
 import queue as stdlib_queue
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from localqueue import LeaseExpired, ManualClock, Message, PersistentQueue, QueueStats, State
+from localqueue import (
+    LeaseExpired,
+    ManualClock,
+    Message,
+    PersistentQueue,
+    QueueStats,
+    State,
+    Store,
+)
+from localqueue.stores.memory import MemoryStore
+from localqueue.stores.sqlite import SQLiteStore
 
 MAX_ATTEMPTS = 3  # what the ``queue`` fixture uses
 LEASE = 30.0  # the ``queue`` fixture's lease_timeout
 
 PROPERTY_SETTINGS = settings(
-    max_examples=60,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 # Durations: exact small values make ties (same available_at) common; floats
 # exercise arbitrary arithmetic. Both are compared exactly, because the model
-# does the same float additions as the stores.
+# does the same float additions as the stores. Positive floats stay >= 1 ms so
+# that ``now + delay > now`` (test_sub_resolution_delay_... covers the rest).
 durations = st.one_of(
     st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.0]),
-    st.floats(min_value=0.0, max_value=10.0, allow_nan=False, allow_infinity=False),
+    st.floats(min_value=0.001, max_value=10.0, allow_nan=False, allow_infinity=False),
 )
 
 
@@ -134,7 +147,7 @@ def test_delayed_messages_wait_for_the_clock(
             now = clock.now()
             message = queue.put(len(put_ids), delay=amount)
             assert message.available_at == now + amount
-            assert message.state is (State.DELAYED if amount > 0 else State.READY)
+            assert message.state is (State.DELAYED if now + amount > now else State.READY)
             pending[message.id] = now + amount
             put_ids.append(message.id)
         elif op == "advance":
@@ -157,7 +170,7 @@ def test_delayed_messages_wait_for_the_clock(
         check_stats()
 
     if pending:
-        clock.advance(max(pending.values()) - clock.now() + 0.5)
+        clock.advance(max(0.0, max(pending.values()) - clock.now()) + 0.5)
         check_stats()
     rest = _drain(queue)
     assert sorted(m.id for m in rest) == sorted(pending)
@@ -278,21 +291,27 @@ class _Model:
         return State.READY
 
 
-lease_op = st.one_of(
-    st.tuples(st.just("put"), st.just(0)),
-    st.tuples(st.just("get"), st.just(0)),
-    st.tuples(st.just("ack"), st.integers(min_value=0, max_value=99)),
-    st.tuples(st.just("release"), st.integers(min_value=0, max_value=99)),
-    st.tuples(st.just("extend"), st.integers(min_value=0, max_value=99)),
-    # 30.0 lands exactly on the end of a lease taken LEASE seconds earlier.
-    st.tuples(st.just("advance"), st.sampled_from([1, 10, 29, 30, 31, 31, 45])),
-)
+# Weighted by repetition: gets and clock jumps past the lease are what drive a
+# message through re-deliveries to its death, so they come often.
+LEASE_OPS = ["put", "get", "get", "get", "ack", "release", "extend", "advance", "advance"]
+# 30 lands exactly on the end of a lease taken 30 s earlier (expired: leases
+# are held while leased_until > now).
+ADVANCES = [1.0, 10.0, 29.0, 30.0, 31.0, 31.0, 45.0]
+lease_op = st.tuples(st.sampled_from(LEASE_OPS), st.integers(min_value=0, max_value=99))
+
+EXPIRE_THREE_TIMES = [("get", 0), ("advance", 4)] * 3 + [("get", 0)]
 
 
-@settings(PROPERTY_SETTINGS, max_examples=100)
-@given(ops=st.lists(lease_op, min_size=1, max_size=40))
+@settings(PROPERTY_SETTINGS, max_examples=500)
+@given(puts=st.integers(min_value=1, max_value=3), ops=st.lists(lease_op, max_size=40))
+# Always cover: death by lease expiry on the last attempt, stale receipts after
+# expiry and after re-delivery, a lease ending exactly at "now", and release
+# on the last attempt.
+@example(puts=1, ops=[*EXPIRE_THREE_TIMES, ("ack", 0), ("ack", 2)])
+@example(puts=1, ops=[("get", 0), ("advance", 3), ("ack", 0), ("release", 0), ("get", 0)])
+@example(puts=2, ops=[("get", 0), ("release", 0)] * 3 + [("get", 0), ("ack", 0)])
 def test_stale_receipts_are_fenced_and_expired_leases_retry_then_die(
-    queue: PersistentQueue, clock: ManualClock, ops: list[tuple[str, int]]
+    queue: PersistentQueue, clock: ManualClock, puts: int, ops: list[tuple[str, int]]
 ) -> None:
     assert queue.max_attempts == MAX_ATTEMPTS and queue.lease_timeout == LEASE
     _fresh(queue)
@@ -335,13 +354,13 @@ def test_stale_receipts_are_fenced_and_expired_leases_retry_then_die(
         if record_before is not None:
             assert queue.inspect(message.id) == record_before
 
-    for op, arg in ops:
+    for op, arg in [("put", 0)] * puts + ops:
         now = clock.now()
         if op == "put":
             message = queue.put("job")
             model[message.id] = _Model("queued", now)
         elif op == "advance":
-            clock.advance(float(arg))
+            clock.advance(ADVANCES[arg % len(ADVANCES)])
         elif op == "get":
             due = sorted(
                 (m.available_at, id_)
@@ -410,3 +429,38 @@ def test_stale_receipts_are_fenced_and_expired_leases_retry_then_die(
                 assert record.last_error.type == entry.error_type
                 if entry.error_type == "LeaseExpired":
                     assert record.attempts == MAX_ATTEMPTS
+
+
+# -- regression: state of a put whose delay is below the clock's resolution ------------------
+
+
+@pytest.fixture
+def open_queue(tmp_path: Path, clock: ManualClock) -> Iterator[Callable[[str], PersistentQueue]]:
+    """A queue on a store of the given kind (closed at teardown), for tests that
+    mark one kind only."""
+    stores: list[Store] = []
+
+    def factory(kind: str) -> PersistentQueue:
+        store: Store
+        if kind == "memory":
+            store = MemoryStore(clock=clock)
+        else:
+            store = SQLiteStore(tmp_path / "regression.sqlite3", clock=clock)
+        stores.append(store)
+        return PersistentQueue("jobs", store=store, lease_timeout=LEASE, max_attempts=MAX_ATTEMPTS)
+
+    yield factory
+    for store in stores:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_put_reports_ready_when_the_delay_is_below_clock_resolution(
+    kind: str, open_queue: Callable[[str], PersistentQueue], clock: ManualClock
+) -> None:
+    queue = open_queue(kind)
+    message = queue.put("x", delay=1e-7)  # 1e-7 s is below a float's resolution at ~1.7e9
+    assert message.available_at == clock.now()
+    stats = queue.stats()
+    assert (stats.ready, stats.delayed) == (1, 0)
+    assert message.state is State.READY

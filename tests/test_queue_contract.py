@@ -516,3 +516,15 @@ def test_store_level_requeue_limit(store: Store) -> None:
     with pytest.raises(ValueError, match="limit"):
         store.requeue("q", limit=0)
     assert len(store.requeue("q", limit=2)) == 2
+
+
+def test_dedupe_hit_on_inflight_message_hands_out_no_receipt(queue: PersistentQueue) -> None:
+    queue.put("x", dedupe_key="k")
+    leased = queue.get(block=False)
+    again = queue.put("y", dedupe_key="k")
+    [batch_hit] = queue.put_many(["z"], dedupe_keys=["k"])
+    assert again.id == batch_hit.id == leased.id
+    assert again.receipt is None and batch_hit.receipt is None
+    with pytest.raises(ValueError, match="not leased"):
+        queue.ack(again)  # the producer cannot ack the worker's delivery
+    queue.ack(leased)

@@ -366,7 +366,9 @@ class SQLiteStore:
         return [self._new_record(new_id, queue, msg, now)]
 
     def _new_record(self, id_: int, queue: str, msg: NewMessage, now: float) -> MessageRecord:
-        state = State.DELAYED if msg.delay > 0 else State.READY
+        # Compare the sum, not the delay: a delay below the clock's float
+        # resolution leaves available_at == now, and the message is ready.
+        state = State.DELAYED if now + msg.delay > now else State.READY
         return MessageRecord(
             id_, queue, msg.payload, state, msg.priority, 0, now, now + msg.delay,
             None, None, None, None, None, msg.dedupe_key,
