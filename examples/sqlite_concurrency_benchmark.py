@@ -45,11 +45,12 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import localqueue
 from localqueue import PersistentQueue
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def _body_length() -> int:
 
 def _dumps(value: Any) -> bytes:
     # The same encoding as localqueue's JSONSerializer, so both sides store equal bytes.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def make_value(producer: int, seq: int) -> dict[str, Any]:
@@ -256,12 +257,17 @@ def floor_put_many_rate(base: str | None, count: int, batch: int) -> float:
 # file at the same backlog instead of paying for a new prefill each time.
 
 
-def lq_consume(base: str | None, backlog: int, count: int, chunk: int, runs: int) -> list[float]:
-    rates: list[float] = []
+@contextmanager
+def lq_consumer(
+    base: str | None, backlog: int, count: int, chunk: int
+) -> Iterator[Callable[[], float]]:
+    """Prefill a queue; yield a function that times one run and returns its rate."""
     with scratch_file(base, "lq.db") as path, open_queue(path) as q:
         fill_localqueue(q, backlog)
         seq = backlog
-        for _ in range(runs):
+
+        def run_once() -> float:
+            nonlocal seq
             elapsed = 0.0
             done = 0
             while done < count:
@@ -274,18 +280,24 @@ def lq_consume(base: str | None, backlog: int, count: int, chunk: int, runs: int
                 q.put_many(top_up)
                 seq += n
                 done += n
-            rates.append(count / elapsed)
-    return rates
+            return count / elapsed
+
+        yield run_once
 
 
-def floor_consume(base: str | None, backlog: int, count: int, chunk: int, runs: int) -> list[float]:
-    rates: list[float] = []
+@contextmanager
+def floor_consumer(
+    base: str | None, backlog: int, count: int, chunk: int
+) -> Iterator[Callable[[], float]]:
+    """The floor's twin of lq_consumer: bare claim + delete statements."""
     with scratch_file(base, "floor.db") as path:
         conn = floor_connect(path, create=True)
         try:
             fill_floor(conn, backlog)
             seq = backlog
-            for _ in range(runs):
+
+            def run_once() -> float:
+                nonlocal seq
                 elapsed = 0.0
                 done = 0
                 while done < count:
@@ -301,10 +313,11 @@ def floor_consume(base: str | None, backlog: int, count: int, chunk: int, runs: 
                     floor_put_many(conn, top_up)
                     seq += n
                     done += n
-                rates.append(count / elapsed)
+                return count / elapsed
+
+            yield run_once
         finally:
             conn.close()
-    return rates
 
 
 # -- 4. two producers and two consumers in separate processes -----------------------------------
@@ -313,7 +326,8 @@ def floor_consume(base: str | None, backlog: int, count: int, chunk: int, runs: 
 # floor's claim + delete) and decode every payload to check it. A consumer that
 # finds the queue empty sleeps 0.5 ms and retries (the same for both sides, so
 # neither gains from a smarter wait); it stops on an empty queue seen after the
-# producers finished. The clock runs from a barrier that all four processes pass
+# producers finished (the flag is read before the get, so every put was already
+# committed when that get found nothing). The clock runs from a barrier that all four processes pass
 # once they are imported and connected, to the last consumer's finish.
 
 
@@ -337,7 +351,7 @@ def _consume(impl: str, path: Path, done: Event, barrier: Barrier) -> list[tuple
         with open_queue(path) as q:
             barrier.wait(timeout=120)
             while True:
-                finished = done.is_set()  # read before the get: see the comment above
+                finished = done.is_set()  # before the get: see the comment above
                 try:
                     msg = q.get(block=False)
                 except stdlib_queue.Empty:
@@ -390,6 +404,24 @@ def mp_worker(
         results.put(("error", index, time.time(), traceback.format_exc()))
 
 
+def _next_result(
+    results: MPQueue[tuple[Any, ...]],
+    procs: Sequence[multiprocessing.process.BaseProcess],
+    timeout: float = 600.0,
+) -> tuple[Any, ...]:
+    """The next report, or an error as soon as a worker died without one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except stdlib_queue.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a worker died (exit code {dead[0].exitcode})") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no worker report within {timeout:g} s") from None
+
+
 @dataclass
 class Delivery:
     rate: float
@@ -433,7 +465,7 @@ def run_processes(impl: str, base: str | None, total: int, producers: int = 2) -
             received: list[tuple[int, int, int]] = []
             finished: list[float] = []
             for _ in procs:
-                role, index, when, data = results.get(timeout=600)
+                role, index, when, data = _next_result(results, procs)
                 if role == "error":
                     raise RuntimeError(f"{impl} worker failed:\n{data}")
                 if role == "producer":
@@ -521,6 +553,9 @@ def floor_row(name: str, lq: list[float], floor: list[float]) -> Row:
     )
 
 
+SECTIONS = ("put", "put_many", "consume", "processes", "backlog")
+
+
 @dataclass
 class Config:
     repeats: int
@@ -537,77 +572,88 @@ class Config:
     backlog_chunk: int
     tmpdir: str | None
     skip_floor_backlog: bool
+    sections: tuple[str, ...] = SECTIONS
 
 
-def run(cfg: Config, log: Callable[[str], None]) -> tuple[list[Row], bool]:
-    rows: list[Row] = []
-    base = cfg.tmpdir
-    reps = cfg.repeats
-
-    log(f"1. put x {cfg.put_count:,} ...")
+def section_put(cfg: Config) -> list[Row]:
+    count, base = cfg.put_count, cfg.tmpdir
     lq, fl = _interleaved(
-        reps, lambda: lq_put(base, cfg.put_count), lambda: floor_put_rate(base, cfg.put_count)
+        cfg.repeats, lambda: lq_put(base, count), lambda: floor_put_rate(base, count)
     )
-    rows.append(floor_row("put (1 msg/txn)", lq, fl))
+    return [floor_row("put (1 msg/txn)", lq, fl)]
 
-    log(f"2. put_many({cfg.batch}) x {cfg.put_many_count:,} ...")
+
+def section_put_many(cfg: Config) -> list[Row]:
+    count, batch, base = cfg.put_many_count, cfg.batch, cfg.tmpdir
     lq, fl = _interleaved(
-        reps,
-        lambda: lq_put_many(base, cfg.put_many_count, cfg.batch),
-        lambda: floor_put_many_rate(base, cfg.put_many_count, cfg.batch),
+        cfg.repeats,
+        lambda: lq_put_many(base, count, batch),
+        lambda: floor_put_many_rate(base, count, batch),
     )
-    row = floor_row(f"put_many({cfg.batch})", lq, fl)
+    row = floor_row(f"put_many({batch})", lq, fl)
     row.target = f">= {PUT_MANY_TARGET:,.0f} msg/s"
     row.passed = row.localqueue >= PUT_MANY_TARGET
-    rows.append(row)
+    return [row]
 
-    log(f"3. get+ack x {cfg.consume_count:,} at backlog {cfg.backlog:,} ...")
-    args = (cfg.backlog, cfg.consume_count, cfg.consume_chunk, reps)
-    lq = lq_consume(base, *args)
-    fl = floor_consume(base, *args)
-    rows.append(floor_row(f"get+ack @{_short(cfg.backlog)} backlog", lq, fl))
 
-    log(f"4. 2 producers + 2 consumers x {cfg.mp_messages:,} (spawn) ...")
+def section_consume(cfg: Config) -> list[Row]:
+    args = (cfg.tmpdir, cfg.backlog, cfg.consume_count, cfg.consume_chunk)
+    with lq_consumer(*args) as lq_run, floor_consumer(*args) as floor_run:
+        lq, fl = _interleaved(cfg.repeats, lq_run, floor_run)
+    return [floor_row(f"get+ack @{_short(cfg.backlog)} backlog", lq, fl)]
+
+
+def section_processes(cfg: Config) -> list[Row]:
     lq_runs: list[Delivery] = []
     fl_runs: list[Delivery] = []
-    for _ in range(reps):
-        lq_runs.append(run_processes("localqueue", base, cfg.mp_messages))
-        fl_runs.append(run_processes("floor", base, cfg.mp_messages))
-    lost = sum(d.lost for d in lq_runs + fl_runs)
+    for _ in range(cfg.repeats):
+        lq_runs.append(run_processes("localqueue", cfg.tmpdir, cfg.mp_messages))
+        fl_runs.append(run_processes("floor", cfg.tmpdir, cfg.mp_messages))
     row = floor_row("2 prod + 2 cons (procs)", [d.rate for d in lq_runs], [d.rate for d in fl_runs])
     row.target = "0 lost (ratio: info)"
-    row.passed = lost == 0
+    row.passed = sum(d.lost for d in lq_runs + fl_runs) == 0
     row.extra = {
+        "messages": cfg.mp_messages,
         "localqueue_lost": [d.lost for d in lq_runs],
         "localqueue_duplicates": [d.duplicates for d in lq_runs],
         "floor_lost": [d.lost for d in fl_runs],
         "floor_duplicates": [d.duplicates for d in fl_runs],
-        "messages": cfg.mp_messages,
     }
-    rows.append(row)
+    return [row]
 
-    log(
-        f"5. get+ack x {cfg.backlog_count:,} at backlog {cfg.small_backlog:,} "
-        f"and {cfg.large_backlog:,} ..."
-    )
-    bargs = (cfg.backlog_count, cfg.backlog_chunk, reps)
-    small = lq_consume(base, cfg.small_backlog, *bargs)
-    large = lq_consume(base, cfg.large_backlog, *bargs)
-    fsmall: list[float] = []
-    flarge: list[float] = []
+
+def section_backlog(cfg: Config) -> list[Row]:
+    # All four files are prefilled first and their runs alternate, so a noisy
+    # spell on the machine falls on every side alike instead of on one backlog.
+    sides: list[tuple[str, int]] = [("lq", cfg.small_backlog), ("lq", cfg.large_backlog)]
     if not cfg.skip_floor_backlog:
-        fsmall = floor_consume(base, cfg.small_backlog, *bargs)
-        flarge = floor_consume(base, cfg.large_backlog, *bargs)
-    for label, lq_rates, fl_rates in (
+        sides += [("floor", cfg.small_backlog), ("floor", cfg.large_backlog)]
+    rates: dict[tuple[str, int], list[float]] = {side: [] for side in sides}
+    with ExitStack() as stack:
+        runners = {
+            (kind, backlog): stack.enter_context(
+                (lq_consumer if kind == "lq" else floor_consumer)(
+                    cfg.tmpdir, backlog, cfg.backlog_count, cfg.backlog_chunk
+                )
+            )
+            for kind, backlog in sides
+        }
+        for _ in range(cfg.repeats):
+            for side, run_once in runners.items():
+                rates[side].append(run_once())
+    small = rates[("lq", cfg.small_backlog)]
+    large = rates[("lq", cfg.large_backlog)]
+    fsmall = rates.get(("floor", cfg.small_backlog), [])
+    flarge = rates.get(("floor", cfg.large_backlog), [])
+    rows: list[Row] = []
+    for backlog, lq_rates, fl_rates in (
         (cfg.small_backlog, small, fsmall),
         (cfg.large_backlog, large, flarge),
     ):
-        runs = {"localqueue": lq_rates}
-        if fl_rates:
-            runs["floor"] = fl_rates
+        runs = {"localqueue": lq_rates, "floor": fl_rates} if fl_rates else {"localqueue": lq_rates}
         rows.append(
             Row(
-                f"get+ack @{_short(label)} backlog",
+                f"get+ack @{_short(backlog)} backlog",
                 _best(lq_rates),
                 _best(fl_rates) if fl_rates else None,
                 "(input to the next line)",
@@ -616,21 +662,49 @@ def run(cfg: Config, log: Callable[[str], None]) -> tuple[list[Row], bool]:
                 runs,
             )
         )
-    lq_ratio = _best(large) / _best(small)
     spread = min(_best(large), _best(small)) / max(_best(large), _best(small))
     rows.append(
         Row(
             f"backlog {_short(cfg.large_backlog)} / {_short(cfg.small_backlog)}",
-            lq_ratio,
+            _best(large) / _best(small),
             _best(flarge) / _best(fsmall) if fsmall else None,
             f"within {BACKLOG_TOLERANCE:.0%}",
             spread >= 1 - BACKLOG_TOLERANCE,
             None,
             {},
-            {"note": "localqueue and floor columns hold rate ratios, not rates"},
+            {"note": "the localqueue and floor columns hold rate ratios (large/small), not rates"},
         )
     )
-    return rows, lost == 0
+    return rows
+
+
+def run(cfg: Config, log: Callable[[str], None]) -> list[Row]:
+    plan: dict[str, tuple[str, Callable[[Config], list[Row]]]] = {
+        "put": (f"put x {cfg.put_count:,}", section_put),
+        "put_many": (f"put_many({cfg.batch}) x {cfg.put_many_count:,}", section_put_many),
+        "consume": (
+            f"get+ack x {cfg.consume_count:,} at backlog {cfg.backlog:,}",
+            section_consume,
+        ),
+        "processes": (
+            f"2 producers + 2 consumers x {cfg.mp_messages:,} (spawn)",
+            section_processes,
+        ),
+        "backlog": (
+            f"get+ack x {cfg.backlog_count:,} at backlog {cfg.small_backlog:,} "
+            f"and {cfg.large_backlog:,}",
+            section_backlog,
+        ),
+    }
+    rows: list[Row] = []
+    for number, name in enumerate(SECTIONS, start=1):
+        if name in cfg.sections:
+            title, section = plan[name]
+            started = time.perf_counter()
+            log(f"{number}. {title} ...")
+            rows.extend(section(cfg))
+            log(f"   {time.perf_counter() - started:.1f} s")
+    return rows
 
 
 def _short(n: int) -> str:
@@ -639,12 +713,19 @@ def _short(n: int) -> str:
     return f"{n:,}"
 
 
+def _times(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
 def format_table(rows: Sequence[Row]) -> str:
     header = ("operation", "localqueue msg/s", "floor msg/s", "ratio", "target", "result")
     lines: list[tuple[str, ...]] = [header]
     for row in rows:
-        is_ratio_row = row.operation.startswith("backlog ")
-        fmt = (lambda v: f"{v:.2f}x") if is_ratio_row else (lambda v: f"{v:,.0f}")
+        fmt = _times if row.operation.startswith("backlog ") else _rate
         lines.append(
             (
                 row.operation,
@@ -671,11 +752,11 @@ def format_table(rows: Sequence[Row]) -> str:
 # -- command line -------------------------------------------------------------------------------
 
 FULL = {
-    "put_count": 10_000,
-    "put_many_count": 100_000,
-    "consume_count": 5_000,
+    "put_count": 20_000,
+    "put_many_count": 200_000,
+    "consume_count": 10_000,
     "mp_messages": 20_000,
-    "backlog_count": 4_000,
+    "backlog_count": 10_000,
 }
 QUICK = {
     "put_count": 2_000,
@@ -700,14 +781,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--consume-count", type=int, help="get+acks timed per run")
     parser.add_argument("--consume-chunk", type=int, default=1_000, help="get+acks per top-up")
     parser.add_argument("--mp-messages", type=int, help="messages through 2+2 processes")
-    parser.add_argument("--small-backlog", type=int, default=2_000)
-    parser.add_argument("--large-backlog", type=int, default=200_000)
+    parser.add_argument(
+        "--small-backlog", type=int, default=2_000, help="the cheap end of the backlog check"
+    )
+    parser.add_argument(
+        "--large-backlog", type=int, default=200_000, help="the big end of the backlog check"
+    )
     parser.add_argument("--backlog-count", type=int, help="get+acks timed per backlog run")
     parser.add_argument("--backlog-chunk", type=int, default=200, help="get+acks per top-up")
     parser.add_argument(
         "--skip-floor-backlog", action="store_true", help="no floor runs for the 2k/200k lines"
     )
     parser.add_argument("--tmpdir", help="where the temporary directories go (default: system)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of: {','.join(SECTIONS)} (default: all)",
+    )
     return parser.parse_args(argv)
 
 
@@ -733,7 +823,11 @@ def config_from(args: argparse.Namespace) -> Config:
         backlog_chunk=args.backlog_chunk,
         tmpdir=args.tmpdir,
         skip_floor_backlog=args.skip_floor_backlog,
+        sections=tuple(part.strip() for part in args.only.split(",") if part.strip()),
     )
+    unknown = set(cfg.sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"--only: unknown section(s) {sorted(unknown)}; known: {SECTIONS}")
     for name, value in vars(cfg).items():
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -742,24 +836,54 @@ def config_from(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _lost(rows: Sequence[Row]) -> int:
+    return sum(
+        sum(row.extra.get(key, ())) for row in rows for key in ("localqueue_lost", "floor_lost")
+    )
+
+
+def _notes(cfg: Config, rows: Sequence[Row]) -> list[str]:
+    notes: list[str] = []
+    for row in rows:
+        if "localqueue_lost" in row.extra:
+            x = row.extra
+            notes.append(
+                f"2+2 processes: {x['messages']:,} messages per run; lost "
+                f"localqueue={x['localqueue_lost']} floor={x['floor_lost']}; duplicates "
+                f"localqueue={x['localqueue_duplicates']} floor={x['floor_duplicates']}"
+            )
+    if "consume" in cfg.sections:
+        notes.append(
+            f"get+ack @{_short(cfg.backlog)}: {cfg.consume_count:,} per run, the backlog kept "
+            f"between {cfg.backlog - cfg.consume_chunk:,} and {cfg.backlog:,} by untimed top-ups"
+        )
+    if "backlog" in cfg.sections:
+        notes.append(
+            f"backlog lines: {cfg.backlog_count:,} get+acks per run, an untimed top-up every "
+            f"{cfg.backlog_chunk}"
+        )
+    return notes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = config_from(args)
-    payload = len(_dumps(make_value(0, cfg.backlog)))
 
     def log(text: str) -> None:
         if not args.json:
             print(text, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    rows, ok = run(cfg, log)
+    rows = run(cfg, log)
     elapsed = time.perf_counter() - started
+    lost = _lost(rows)
     env = {
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "localqueue": f"{localqueue.__version__} ({Path(localqueue.__file__).parent})",
         "cpus": os.cpu_count(),
-        "payload_bytes": payload,
-        "journal": "WAL",
+        "payload_bytes": len(_dumps(make_value(0, cfg.backlog))),
+        "journal_mode": "WAL",
         "synchronous": "NORMAL",
         "best_of": cfg.repeats,
     }
@@ -768,39 +892,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             "environment": env,
             "config": vars(cfg),
             "results": [row.as_dict() for row in rows],
-            "all_delivered": ok,
+            "lost": lost,
             "elapsed_seconds": round(elapsed, 1),
         }
         print(json.dumps(doc, indent=2))
     else:
         print(
-            f"localqueue SQLite store vs bare sqlite3 (the floor): Python {env['python']}, "
-            f"SQLite {env['sqlite']}, {env['cpus']} CPUs, WAL + synchronous=NORMAL, "
-            f"~{payload}-byte JSON payloads"
-        )
-        print(
+            f"localqueue {env['localqueue']} SQLite store vs bare sqlite3 (the floor)\n"
+            f"Python {env['python']}, SQLite {env['sqlite']}, {env['cpus']} CPUs, "
+            f"WAL + synchronous=NORMAL, ~{env['payload_bytes']}-byte JSON payloads\n"
             f"each rate is the best of {cfg.repeats} runs (the machine is noisy); "
             "ratio = localqueue / floor"
         )
         print()
         print(format_table(rows))
         print()
-        mp = next(row for row in rows if row.operation.startswith("2 prod"))
-        print(
-            f"2+2 processes: {cfg.mp_messages:,} messages per run; lost "
-            f"localqueue={mp.extra['localqueue_lost']} floor={mp.extra['floor_lost']}; "
-            f"duplicates localqueue={mp.extra['localqueue_duplicates']} "
-            f"floor={mp.extra['floor_duplicates']}"
-        )
-        print(
-            f"get+ack @{_short(cfg.backlog)}: backlog kept between "
-            f"{cfg.backlog - cfg.consume_chunk:,} and {cfg.backlog:,} (untimed top-ups); "
-            f"backlog lines: {cfg.backlog_count:,} get+acks per run, top-up every "
-            f"{cfg.backlog_chunk}"
-        )
+        for note in _notes(cfg, rows):
+            print(note)
         print(f"total time {elapsed:.1f} s")
-    if not ok:
-        print("LOST MESSAGES: the delivery contract was broken", file=sys.stderr)
+    if lost:
+        print(f"{lost} message(s) LOST: the delivery contract was broken", file=sys.stderr)
         return 1
     return 0
 

@@ -143,7 +143,17 @@ class PersistentQueue:
         """Store many values in one transaction: all are added or none."""
         delay = check_seconds("delay", delay)
         priority = check_priority(priority)
-        payloads = [self.serializer.dumps(value) for value in values]
+        values = list(values)
+        serializer = self.serializer
+        dumps = serializer.dumps
+        payloads = [dumps(value) for value in values]
+        if dedupe_keys is None:
+            # No keys: nothing can be a dedupe hit, so every record is new, has
+            # no receipt, and its value is the one given.
+            records = self.store.enqueue(
+                self.name, [NewMessage(p, delay, priority) for p in payloads]
+            )
+            return [Message(r, serializer, v) for r, v in zip(records, values, strict=True)]
         keys: Sequence[str | None] = (
             [None] * len(payloads) if dedupe_keys is None else list(dedupe_keys)
         )

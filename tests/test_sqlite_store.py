@@ -305,6 +305,20 @@ def test_ids_are_never_reused_after_ack(tmp_path: Path) -> None:
         assert [q.inspect(m.id).value for m in batch] == [3, 4, 5]
 
 
+def test_ids_are_never_reused_after_purge_and_reopen(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/q.db"
+    with PersistentQueue("q", store=url) as q:
+        last = q.put_many([1, 2, 3])[-1]
+        assert q.purge() == 3
+    with PersistentQueue("q", store=url) as q:
+        assert q.put("after reopen").id == last.id + 1
+        keyed = q.put_many(["k"], dedupe_keys=["key"])[0]
+        assert keyed.id == last.id + 2
+        q.ack(q.get(block=False))
+        q.ack(q.get(block=False))
+        assert q.put_many([5, 6])[0].id == last.id + 3
+
+
 def test_store_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreCorruptError, match="cannot read"):
         SQLiteStore(tmp_path)

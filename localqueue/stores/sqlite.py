@@ -54,9 +54,18 @@ COLUMNS = (
     "receipt, error_type, error_message, error_traceback, error_at, failed_at, dedupe_key"
 )
 
+HIGH_WATER_SQL = (
+    "max(coalesce((SELECT max(id) FROM lq_messages), 0), "
+    "coalesce((SELECT value FROM lq_meta WHERE key = 'max_id'), 0))"
+)
 INSERT_SQL = (
-    "INSERT INTO lq_messages (queue, payload, state, priority, attempts, created_at, "
-    "available_at, dedupe_key) VALUES (?, ?, 0, ?, 0, ?, ?, ?)"
+    "INSERT INTO lq_messages (id, queue, payload, state, priority, attempts, created_at, "
+    f"available_at, dedupe_key) VALUES ({HIGH_WATER_SQL} + 1, ?, ?, 0, ?, 0, ?, ?, ?)"
+)
+
+INSERT_WITH_ID_SQL = (
+    "INSERT INTO lq_messages (id, queue, payload, state, priority, attempts, created_at, "
+    "available_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?)"
 )
 
 # One statement: pick the next n in delivery order through lq_messages_claim
@@ -375,6 +384,8 @@ class SQLiteStore:
         )  # fmt: skip
 
     def _enqueue_many(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        if all(m.dedupe_key is None for m in messages):
+            return self._enqueue_keyless(queue, messages)
         with self._pool.transaction() as conn:
             now = self._now()
             out: list[MessageRecord | None] = [None] * len(messages)
@@ -401,10 +412,8 @@ class SQLiteStore:
                         seen[key] = index
                     fresh.append((index, msg))
             if fresh:
-                row = conn.execute(
-                    "SELECT seq FROM sqlite_sequence WHERE name = 'lq_messages'"
-                ).fetchone()
-                first = (row[0] if row else 0) + 1
+                row = conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()
+                first = row[0] + 1
                 conn.executemany(
                     INSERT_SQL,
                     [
@@ -412,10 +421,8 @@ class SQLiteStore:
                         for _, m in fresh
                     ],
                 )
-                last = conn.execute(
-                    "SELECT seq FROM sqlite_sequence WHERE name = 'lq_messages'"
-                ).fetchone()[0]
-                # Under the write lock AUTOINCREMENT hands out consecutive ids.
+                last = conn.execute("SELECT max(id) FROM lq_messages").fetchone()[0]
+                # Under the write lock the high-water insert hands out consecutive ids.
                 if last - first + 1 != len(fresh):
                     raise sqlite3.DatabaseError("lq_messages ids were not consecutive")
                 for offset, (index, msg) in enumerate(fresh):
@@ -423,6 +430,28 @@ class SQLiteStore:
             for index, first_use in duplicates:
                 out[index] = out[first_use]
         return [record for record in out if record is not None]
+
+    def _enqueue_keyless(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        """The common batch: no dedupe keys, so no lookups and no bookkeeping."""
+        with self._pool.transaction() as conn:
+            now = self._now()
+            # Under the write lock nobody else inserts: hand out the ids here.
+            first = conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()[0] + 1
+            conn.executemany(
+                INSERT_WITH_ID_SQL,
+                [
+                    (first + i, queue, m.payload, m.priority, now, now + m.delay)
+                    for i, m in enumerate(messages)
+                ],
+            )
+        ready, delayed = State.READY, State.DELAYED
+        return [
+            MessageRecord(
+                first + i, queue, m.payload, delayed if now + m.delay > now else ready,
+                m.priority, 0, now, now + m.delay, None, None, None, None, None, None,
+            )
+            for i, m in enumerate(messages)
+        ]  # fmt: skip
 
     def claim(
         self,

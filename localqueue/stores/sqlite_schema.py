@@ -29,7 +29,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # need no sweep: they are simply claimable again.
         """
         CREATE TABLE lq_messages (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,
             queue TEXT NOT NULL,
             payload BLOB NOT NULL,
             state INTEGER NOT NULL,
@@ -62,6 +62,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE INDEX lq_messages_dead
             ON lq_messages (queue, failed_at)
             WHERE state = 2
+        """,
+        # Ids are never reused, without AUTOINCREMENT (which rewrites
+        # sqlite_sequence, one more page, in every insert transaction): a
+        # delete of the highest id records it here, and inserts start above it.
+        "CREATE TABLE lq_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        """
+        CREATE TRIGGER lq_messages_high_water AFTER DELETE ON lq_messages
+        WHEN old.id > coalesce((SELECT max(id) FROM lq_messages), 0)
+        BEGIN
+            INSERT INTO lq_meta (key, value) VALUES ('max_id', old.id)
+            ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);
+        END
         """,
         """
         CREATE UNIQUE INDEX lq_messages_dedupe
