@@ -2,8 +2,14 @@
 
 Plugins implement these with ``@localqueue.hookimpl`` and are found through
 the ``localqueue`` entry-point group (see docs/plugins.md). The built-in
-stores register through the very same hooks, so a third-party store is a
-first-class citizen: nothing in the core special-cases SQLite or memory.
+stores and worker policies register through the very same hooks, so a
+third-party plugin is a first-class citizen: nothing in the core
+special-cases SQLite, memory or the built-in retry rules.
+
+Hooks that *decide* are ``firstresult``: the first non-None answer wins, and
+the built-in answer is registered ``trylast`` so any plugin can override it
+(or wrap it, with ``@hookimpl(wrapper=True)``). Hooks that *observe* fan out
+to every plugin.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from localqueue.clock import Clock
+    from localqueue.jobs import Failure, FetchGate, HandlerCall, JobOutcome, RetryDecision
     from localqueue.store import Store
 
 PROJECT_NAME = "localqueue"
@@ -52,4 +59,51 @@ def localqueue_store_schemes() -> Sequence[StoreScheme]:  # type: ignore[empty-b
     scheme must be claimed by exactly one plugin: a scheme two plugins
     return is an error naming both, so a user never gets a store by
     accident of load order. Scheme names are lower case.
+    """
+
+
+@hookspec(firstresult=True)
+def localqueue_retry_decision(failure: Failure) -> RetryDecision | None:
+    """Decide what happens to a message whose handler raised.
+
+    Return ``RetryDecision.release(delay)`` to try again later or
+    ``RetryDecision.dead_letter(reason)`` to give up; return None to leave
+    the decision to the next plugin. The built-in policy (``trylast``)
+    applies the worker config: ``give_up_on`` exceptions and exhausted
+    budgets dead-letter, other failures release after the backoff or the
+    release delay. A message on its last attempt that is released anyway
+    becomes a dead letter (the store's budget rule), unless the config turns
+    dead-lettering off.
+    """
+
+
+@hookspec
+def localqueue_fetch_delay(gate: FetchGate) -> float | None:
+    """Seconds the worker should wait before it fetches the next message.
+
+    Every plugin is asked and the worker waits for the longest answer (None
+    or 0 means "fetch now"): unlike a decision, every gate must hold, so
+    pacing and a circuit breaker both get their say. Called before each
+    fetch, in the handler thread; keep it fast. The built-in pacing
+    (``min_interval``) and circuit breaker answer through this hook.
+    """
+
+
+@hookspec(firstresult=True)
+def localqueue_call_handler(call: HandlerCall) -> object:
+    """Run the user's handler for one message and return its result.
+
+    The built-in implementation (``trylast``) simply returns
+    ``call.call()``. Wrap it with ``@hookimpl(wrapper=True)`` to time,
+    trace, rate-limit or retry in place; an exception that escapes counts
+    as the job's failure and goes to ``localqueue_retry_decision``.
+    """
+
+
+@hookspec
+def localqueue_job_finished(outcome: JobOutcome) -> None:
+    """A delivery is over: acked, released, dead-lettered, or its lease lost.
+
+    Observers fan out; one that raises is logged and never stops the worker.
+    The built-in circuit breaker counts consecutive failures here.
     """

@@ -35,6 +35,10 @@ ALLOWLIST_ENV = "LOCALQUEUE_PLUGINS"
 BUILTIN_PLUGINS: dict[str, str] = {
     "sqlite": "localqueue.stores.sqlite",
     "memory": "localqueue.stores.memory",
+    "retry": "localqueue.policies.retry",
+    "pacing": "localqueue.policies.pacing",
+    "breaker": "localqueue.policies.breaker",
+    "handler": "localqueue.policies.handler",
 }
 
 T = TypeVar("T")

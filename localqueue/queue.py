@@ -18,6 +18,7 @@ from typing import Any
 from localqueue.errors import MessageNotFound
 from localqueue.message import _UNSET, Message, error_info
 from localqueue.serializers import JSONSerializer, Serializer
+from localqueue.spec import DEFAULT_MAX_RETRIES, QueueSpec
 from localqueue.store import (
     ErrorInfo,
     MessageFilter,
@@ -33,9 +34,19 @@ from localqueue.store import (
 )
 from localqueue.store_url import open_store
 from localqueue.stores.common import stale_error
+from localqueue.worker_config import PersistentWorkerConfig
 
-DEFAULT_LEASE_TIMEOUT = 30.0
-DEFAULT_MAX_ATTEMPTS = 4  # the first delivery plus 3 retries
+DEFAULT_MAX_ATTEMPTS = DEFAULT_MAX_RETRIES + 1  # the first delivery plus 3 retries
+
+
+class Unset:
+    """Marks an argument that was not given (None means something for max_attempts)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset()
 
 
 def default_worker_id() -> str:
@@ -53,19 +64,40 @@ class PersistentQueue:
 
     def __init__(
         self,
-        name: str,
+        name: str | None = None,
         *,
+        spec: QueueSpec | None = None,
         store: str | Store | None = None,
-        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
-        max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
+        lease_timeout: float | None = None,
+        max_attempts: int | Unset | None = UNSET,
         serializer: Serializer | None = None,
         worker_id: str | None = None,
     ) -> None:
-        self.name = check_queue_name(name)
-        self.lease_timeout = check_seconds("lease_timeout", lease_timeout, positive=True)
-        self.max_attempts = (
-            None if max_attempts is None else check_positive_int("max_attempts", max_attempts)
-        )
+        if spec is None:
+            if name is None:
+                raise ValueError("PersistentQueue needs a name or a spec")
+            spec = QueueSpec(check_queue_name(name))
+            if isinstance(max_attempts, int) and not isinstance(max_attempts, bool):
+                spec = spec.with_retry(check_positive_int("max_attempts", max_attempts) - 1)
+            elif max_attempts is None:
+                spec = spec.with_dead_letter_on_failure(False)
+            elif not isinstance(max_attempts, Unset):
+                check_positive_int("max_attempts", max_attempts)
+        else:
+            if not isinstance(spec, QueueSpec):
+                raise ValueError(f"spec must be a QueueSpec, got {spec!r}")
+            if name is not None and name != spec.name:
+                raise ValueError(f"name {name!r} differs from the spec's name {spec.name!r}")
+            if not isinstance(max_attempts, Unset):
+                raise ValueError("give max_attempts through spec.with_retry(), not beside a spec")
+        if lease_timeout is not None:
+            spec = spec.with_lease_timeout(
+                check_seconds("lease_timeout", lease_timeout, positive=True)
+            )
+        self.spec = spec
+        self.name = spec.name
+        self.lease_timeout = spec.lease_timeout
+        self.max_attempts = spec.max_attempts
         self.serializer: Serializer = serializer or JSONSerializer()
         self.worker_id = worker_id or default_worker_id()
         if store is None or isinstance(store, str):
@@ -75,6 +107,11 @@ class PersistentQueue:
             self.store = store
             self._owns_store = False
         self._closed = False
+
+    def build_worker_config(self, **overrides: Any) -> PersistentWorkerConfig:
+        """A worker config from this queue's spec, with per-worker overrides."""
+        config = PersistentWorkerConfig.from_spec(self.spec)
+        return config.with_overrides(**overrides) if overrides else config
 
     def __repr__(self) -> str:
         return f"PersistentQueue({self.name!r}, store={self.store.url!r})"

@@ -123,6 +123,9 @@ class QueueStats:
     dead: int = 0
     oldest_ready_age: float | None = None  # seconds since the oldest ready message became available
     inflight_by_worker: Mapping[str, int] = field(default_factory=dict)
+    # Workers that announced themselves on this queue and have not stopped
+    # cleanly: worker id -> time of its last heartbeat (store clock).
+    workers: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -138,6 +141,7 @@ class QueueStats:
             "total": self.total,
             "oldest_ready_age": self.oldest_ready_age,
             "inflight_by_worker": dict(self.inflight_by_worker),
+            "workers": dict(self.workers),
         }
 
 
@@ -251,6 +255,15 @@ class Store(Protocol):
         dry_run: bool = False,
     ) -> int:
         """Delete matching messages (all states if ``state`` is None); the count."""
+        ...
+
+    def record_heartbeat(self, queue: str, worker_id: str, *, stopped: bool = False) -> None:
+        """Note that ``worker_id`` is alive on ``queue`` now (store clock).
+
+        ``stopped=True`` removes the worker: it stopped cleanly. A worker that
+        was killed keeps its last heartbeat, which is how operators spot it;
+        entries silent for a week are dropped.
+        """
         ...
 
     def wait(self, queue: str, timeout: float) -> None:

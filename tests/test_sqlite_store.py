@@ -124,17 +124,37 @@ def test_truncated_file_gives_clear_error_and_is_kept(tmp_path: Path) -> None:
     assert path.read_bytes() == truncated
 
 
+def test_version_1_file_migrates_to_current(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    assert sqlite_schema.migrate(conn, path, sqlite_schema.MIGRATIONS[:1]) == (0, 1)
+    conn.execute(
+        "INSERT INTO lq_messages (queue, payload, state, priority, attempts, created_at, "
+        "available_at) VALUES ('q', '\"kept\"', 0, 0, 0, 1.0, 1.0)"
+    )
+    conn.close()
+    with PersistentQueue("q", store=SQLiteStore(path)) as q:
+        assert [m.value for m in q.messages()] == ["kept"]
+        q.store.record_heartbeat("q", "w1")  # needs the version-2 table
+        assert "w1" in q.stats().workers
+        q.store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION
+    conn.close()
+
+
 def test_migration_runs_in_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "q.sqlite3"
     make_populated(path)
-    v2 = (*sqlite_schema.MIGRATIONS, ("ALTER TABLE lq_messages ADD COLUMN note TEXT",))
-    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", v2)
-    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", 2)
+    newer = (*sqlite_schema.MIGRATIONS, ("ALTER TABLE lq_messages ADD COLUMN note TEXT",))
+    monkeypatch.setattr(sqlite_schema, "MIGRATIONS", newer)
+    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", len(newer))
     with PersistentQueue("q", store=SQLiteStore(path)) as q:
         assert q.qsize() == 10
         q.store.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(newer)
     assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(lq_messages)")]
     conn.close()
 
@@ -144,16 +164,17 @@ def test_failed_migration_rolls_back_everything(
 ) -> None:
     path = tmp_path / "q.sqlite3"
     make_populated(path)
+    before = sqlite_schema.SCHEMA_VERSION
     broken = (
         *sqlite_schema.MIGRATIONS,
         ("ALTER TABLE lq_messages ADD COLUMN note TEXT", "THIS IS NOT SQL"),
     )
     monkeypatch.setattr(sqlite_schema, "MIGRATIONS", broken)
-    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sqlite_schema, "SCHEMA_VERSION", len(broken))
     with pytest.raises(Exception, match="syntax error"):
         SQLiteStore(path)
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == before
     assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(lq_messages)")]
     assert conn.execute("SELECT count(*) FROM lq_messages").fetchone()[0] == 10
     conn.close()

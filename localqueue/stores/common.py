@@ -15,6 +15,9 @@ DEAD = 2
 
 EXPIRED_ERROR_TYPE = "LeaseExpired"
 
+# A worker that has not sent a heartbeat for a week is forgotten.
+WORKER_FORGET_AFTER = 7 * 24 * 3600.0
+
 
 def new_receipt() -> str:
     """A fencing token that is never reused (128 random bits)."""

@@ -28,6 +28,7 @@ from localqueue.stores.common import (
     DEAD,
     INFLIGHT,
     QUEUED,
+    WORKER_FORGET_AFTER,
     derived_state,
     exhausted_error,
     matches,
@@ -80,6 +81,7 @@ class _Data:
         self.dedupe: dict[tuple[str, str], int] = {}
         self.next_id = 1
         self.changed = threading.Condition(threading.RLock())
+        self.workers: dict[tuple[str, str], float] = {}
 
 
 _named: dict[str, _Data] = {}
@@ -328,6 +330,7 @@ class MemoryStore:
                 dead=counts[State.DEAD],
                 oldest_ready_age=None if oldest is None else max(0.0, now - oldest),
                 inflight_by_worker=by_worker,
+                workers={w: seen for (q, w), seen in self._data.workers.items() if q == queue},
             )
 
     def queues(self) -> list[str]:
@@ -356,6 +359,19 @@ class MemoryStore:
                 for row in doomed:
                     self._delete(row)
             return len(doomed)
+
+    def record_heartbeat(self, queue: str, worker_id: str, *, stopped: bool = False) -> None:
+        self._check_open()
+        with self._data.changed:
+            workers = self._data.workers
+            if stopped:
+                workers.pop((queue, worker_id), None)
+                return
+            now = self.clock.now()
+            workers[(queue, worker_id)] = now
+            for key, seen in list(workers.items()):
+                if key[0] == queue and seen < now - WORKER_FORGET_AFTER:
+                    del workers[key]
 
     def wait(self, queue: str, timeout: float) -> None:
         self._check_open()

@@ -40,7 +40,13 @@ from localqueue.store import (
     check_seconds,
 )
 from localqueue.stores import sqlite_schema as schema
-from localqueue.stores.common import EXPIRED_ERROR_TYPE, INFLIGHT, QUEUED, derived_state
+from localqueue.stores.common import (
+    EXPIRED_ERROR_TYPE,
+    INFLIGHT,
+    QUEUED,
+    WORKER_FORGET_AFTER,
+    derived_state,
+)
 from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
@@ -621,6 +627,11 @@ class SQLiteStore:
                 dead = conn.execute(DEAD_COUNT_SQL, (queue,)).fetchone()[0]
                 oldest = conn.execute(OLDEST_READY_SQL, (queue, now)).fetchone()[0]
                 by_worker = dict(conn.execute(INFLIGHT_BY_WORKER_SQL, (queue, now)).fetchall())
+                workers = dict(
+                    conn.execute(
+                        "SELECT worker_id, last_seen FROM lq_workers WHERE queue = ?", (queue,)
+                    ).fetchall()
+                )
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         return QueueStats(
@@ -631,6 +642,7 @@ class SQLiteStore:
             dead=int(dead),
             oldest_ready_age=None if oldest is None else max(0.0, now - oldest),
             inflight_by_worker={str(k): int(v) for k, v in by_worker.items()},
+            workers={str(k): float(v) for k, v in workers.items()},
         )
 
     def queues(self) -> list[str]:
@@ -662,6 +674,29 @@ class SQLiteStore:
                     )
             with self._pool.transaction() as conn:
                 return conn.execute(f"DELETE FROM lq_messages WHERE {where}", params).rowcount
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+
+    def record_heartbeat(self, queue: str, worker_id: str, *, stopped: bool = False) -> None:
+        now = self._now()
+        try:
+            with self._pool.transaction() as conn:
+                if stopped:
+                    conn.execute(
+                        "DELETE FROM lq_workers WHERE queue = ? AND worker_id = ?",
+                        (queue, worker_id),
+                    )
+                    return
+                conn.execute(
+                    "INSERT INTO lq_workers (queue, worker_id, started_at, last_seen) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (queue, worker_id) "
+                    "DO UPDATE SET last_seen = excluded.last_seen",
+                    (queue, worker_id, now, now),
+                )
+                conn.execute(
+                    "DELETE FROM lq_workers WHERE queue = ? AND last_seen < ?",
+                    (queue, now - WORKER_FORGET_AFTER),
+                )
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
 

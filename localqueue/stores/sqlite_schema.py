@@ -81,6 +81,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHERE dedupe_key IS NOT NULL
         """,
     ),
+    (
+        # Version 2: worker heartbeats, so operators can see live and stale workers.
+        """
+        CREATE TABLE lq_workers (
+            queue TEXT NOT NULL,
+            worker_id TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            PRIMARY KEY (queue, worker_id)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,405 @@
+"""persistent_worker: run a handler over a queue, with leases kept alive,
+retries decided by policy plugins, and a graceful stop.
+
+    @persistent_worker(queue, max_retries=5)
+    def send(value):
+        ...
+
+    summary = send.run(until_empty=True)
+
+One loop per handler thread: ask the fetch gates (pacing, breaker), lease a
+message, call the handler through the handler hook while a heartbeat thread
+extends the lease, then ack, or ask the retry policy and release or
+dead-letter. SIGTERM/SIGINT finish the current job and stop; a second signal
+stops at once and leaves the message to its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import os
+import queue as stdlib_queue
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from localqueue.errors import LeaseExpired, LocalQueueError
+from localqueue.jobs import (
+    Action,
+    Failure,
+    FetchGate,
+    HandlerCall,
+    JobOutcome,
+    Outcome,
+    RetryDecision,
+    WorkerView,
+)
+from localqueue.message import Message
+from localqueue.plugins import get_plugin_manager
+from localqueue.queue import PersistentQueue
+from localqueue.worker_config import PersistentWorkerConfig
+from localqueue.worker_heartbeat import LeaseKeeper
+
+log = logging.getLogger("localqueue.worker")
+
+_worker_numbers = itertools.count(1)
+
+
+def default_worker_id() -> str:
+    """host:pid:n — n tells apart several workers in one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{next(_worker_numbers)}"
+
+
+class WorkerAborted(BaseException):
+    """Raised inside a running handler by a second stop signal: stop now.
+
+    A BaseException, like KeyboardInterrupt, so handler code that catches
+    Exception does not swallow it.
+    """
+
+
+@dataclass
+class WorkerSummary:
+    """What one ``run()`` did."""
+
+    processed: int = 0
+    acked: int = 0
+    released: int = 0
+    dead: int = 0
+    lease_lost: int = 0
+    aborted: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _wants_message(handler: Callable[..., Any]) -> bool:
+    """A handler gets the Message too if it declares a second positional
+    parameter (or *args)."""
+    try:
+        params = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
+class PersistentWorker:
+    """A handler bound to a queue and a config. Still callable like the handler."""
+
+    def __init__(
+        self,
+        queue: PersistentQueue,
+        handler: Callable[..., Any],
+        config: PersistentWorkerConfig,
+    ) -> None:
+        if config.name != queue.name:
+            raise ValueError(
+                f"config is for queue {config.name!r} but the worker's queue is {queue.name!r}"
+            )
+        self.handler = handler
+        self.config = config
+        self.worker_id = config.worker_id or default_worker_id()
+        # A view of the same queue with this worker's lease and budget; it
+        # shares the store and never closes it.
+        self.queue = PersistentQueue(
+            queue.name,
+            store=queue.store,
+            lease_timeout=config.lease_timeout,
+            max_attempts=config.max_attempts,
+            serializer=queue.serializer,
+            worker_id=self.worker_id,
+        )
+        self.view = WorkerView(
+            worker_id=self.worker_id,
+            queue=queue.name,
+            config=config,
+            clock=queue.store.clock,
+        )
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._pass_message = _wants_message(handler)
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._loops = threading.local()
+        self.__wrapped__ = handler
+        self.__doc__ = handler.__doc__
+        self.__name__ = getattr(handler, "__name__", "worker")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.handler(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<PersistentWorker {self.__name__} on {self.queue.name!r} as {self.worker_id}>"
+
+    # -- control -------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Ask the worker to stop after the current job (``now``: at once)."""
+        self._stop.set()
+        if now:
+            self._abort.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- running -------------------------------------------------------------
+
+    def run(self, max_jobs: int | None = None, until_empty: bool = False) -> WorkerSummary:
+        """Work messages until stopped, ``max_jobs`` are done, or (with
+        ``until_empty``) no message is ready. Returns what was done."""
+        if max_jobs is not None and (isinstance(max_jobs, bool) or max_jobs < 0):
+            raise ValueError(f"max_jobs must be an integer >= 0, got {max_jobs!r}")
+        self._stop.clear()
+        self._abort.clear()
+        summary = WorkerSummary()
+        budget = _JobBudget(max_jobs)
+        lock = threading.Lock()
+        pm = get_plugin_manager()
+        keeper = LeaseKeeper(self.queue, self.config.heartbeat_interval, self.worker_id)
+        with keeper, self._signals_handled():
+            try:
+                if self.config.concurrency == 1:
+                    self._loop(pm, keeper, budget, until_empty, summary, lock)
+                else:
+                    self._run_threads(pm, keeper, budget, until_empty, summary, lock)
+            except WorkerAborted:
+                pass  # a second signal outside a handler call: stop here
+        with contextlib.suppress(LocalQueueError):
+            self.queue.store.record_heartbeat(self.queue.name, self.worker_id, stopped=True)
+        summary.aborted = self._abort.is_set()
+        return summary
+
+    def _run_threads(
+        self,
+        pm: Any,
+        keeper: LeaseKeeper,
+        budget: _JobBudget,
+        until_empty: bool,
+        summary: WorkerSummary,
+        lock: threading.Lock,
+    ) -> None:
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                self._loop(pm, keeper, budget, until_empty, summary, lock)
+            except BaseException as exc:  # reported to run()'s caller below
+                errors.append(exc)
+                self._stop.set()
+
+        threads = [
+            threading.Thread(target=target, name=f"{self.worker_id}/{n}", daemon=True)
+            for n in range(self.config.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        # Join in slices so the main thread stays responsive to signals.
+        while any(t.is_alive() for t in threads):
+            if self._abort.is_set():
+                return  # leave running jobs to lease expiry
+            for thread in threads:
+                thread.join(timeout=0.05)
+        if errors:
+            raise errors[0]
+
+    def _loop(
+        self,
+        pm: Any,
+        keeper: LeaseKeeper,
+        budget: _JobBudget,
+        until_empty: bool,
+        summary: WorkerSummary,
+        lock: threading.Lock,
+    ) -> None:
+        clock = self.view.clock
+        while not self._stop.is_set():
+            if not budget.take():
+                return
+            delays = pm.hook.localqueue_fetch_delay(gate=FetchGate(self.view, clock.now()))
+            wait = max((d for d in delays if d), default=0.0)
+            if wait > 0:
+                budget.give_back()
+                self._stop.wait(min(wait, self.config.poll_interval))
+                continue
+            try:
+                message = self.queue.get(block=not until_empty, timeout=self.config.poll_interval)
+            except stdlib_queue.Empty:
+                budget.give_back()
+                if until_empty:
+                    return
+                continue
+            outcome = self._work(pm, keeper, message)
+            with lock:
+                summary.processed += 1
+                if outcome is Outcome.ACKED:
+                    summary.acked += 1
+                elif outcome is Outcome.RELEASED:
+                    summary.released += 1
+                elif outcome is Outcome.DEAD:
+                    summary.dead += 1
+                elif outcome is Outcome.LEASE_LOST:
+                    summary.lease_lost += 1
+
+    def _call(self, message: Message) -> Any:
+        args = (message.value, message) if self._pass_message else (message.value,)
+        if not self._is_async:
+            return self.handler(*args)
+        loop = getattr(self._loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = self._loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(self.handler(*args))
+
+    def _work(self, pm: Any, keeper: LeaseKeeper, message: Message) -> Outcome:
+        clock = self.view.clock
+        started = clock.now()
+        error: Exception | None = None
+        lease = keeper.track(message)
+        try:
+            pm.hook.localqueue_call_handler(
+                call=HandlerCall(self.view, message, lambda: self._call(message))
+            )
+        except (KeyboardInterrupt, SystemExit):
+            # Not the job's failure: give the message back untouched so
+            # nothing is lost, then let the interrupt stop the worker.
+            keeper.forget(lease)
+            self._give_back(lease.current)
+            raise
+        except WorkerAborted:
+            keeper.forget(lease)
+            self._stop.set()
+            return Outcome.ABANDONED  # left to lease expiry, as asked
+        except Exception as exc:
+            error = exc
+        keeper.forget(lease)
+        current = lease.current
+        if lease.lost:
+            log.warning(
+                "lease of message %s in %r was lost while its handler ran; not acked "
+                "(another worker may run it again)",
+                message.id,
+                message.queue,
+            )
+            outcome = Outcome.LEASE_LOST
+        elif error is None:
+            outcome = self._finish(lambda: self.queue.ack(current), Outcome.ACKED)
+        else:
+            outcome = self._fail(pm, current, error)
+        self._notify(pm, JobOutcome(self.view, current, outcome, error, started, clock.now()))
+        return outcome
+
+    def _finish(self, action: Callable[[], object], outcome: Outcome) -> Outcome:
+        try:
+            action()
+        except LeaseExpired:
+            log.warning("lease lost before the result could be recorded; not recorded")
+            return Outcome.LEASE_LOST
+        return outcome
+
+    def _fail(self, pm: Any, message: Message, error: BaseException) -> Outcome:
+        decision: RetryDecision = pm.hook.localqueue_retry_decision(
+            failure=Failure(self.view, message, error)
+        )
+        if decision.action is Action.DEAD_LETTER:
+            return self._finish(lambda: self.queue.dead_letter(message, error=error), Outcome.DEAD)
+        state: list[object] = []
+
+        def release() -> None:
+            state.append(self.queue.release(message, delay=decision.delay, error=error))
+
+        outcome = self._finish(release, Outcome.RELEASED)
+        if outcome is Outcome.RELEASED and state and getattr(state[0], "value", "") == "dead":
+            return Outcome.DEAD  # the store's budget rule turned it into a dead letter
+        return outcome
+
+    def _give_back(self, message: Message) -> None:
+        with contextlib.suppress(LocalQueueError):
+            self.queue.store.release(self.queue.name, message.lease, delay=0.0)
+
+    def _notify(self, pm: Any, outcome: JobOutcome) -> None:
+        try:
+            pm.hook.localqueue_job_finished(outcome=outcome)
+        except Exception:
+            log.exception("a localqueue_job_finished observer raised; the worker goes on")
+
+    # -- signals -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signals_handled(self) -> Iterator[None]:
+        if not self.config.handle_signals or threading.current_thread() is not (
+            threading.main_thread()
+        ):
+            yield
+            return
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stop.is_set():
+                log.warning("second stop signal: stopping now; the job is left to its lease")
+                self._abort.set()
+                raise WorkerAborted
+            log.info("stop signal: finishing the current job, then stopping")
+            self._stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class _JobBudget:
+    """Shared max_jobs countdown across handler threads."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left is None:
+                return True
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            if self._left is not None:
+                self._left += 1
+
+
+def persistent_worker(
+    queue: PersistentQueue,
+    *,
+    config: PersistentWorkerConfig | None = None,
+    worker_id: str | None = None,
+    **overrides: Any,
+) -> Callable[[Callable[..., Any]], PersistentWorker]:
+    """Decorate a handler (sync or ``async def``) to run as a worker of ``queue``.
+
+    The handler receives the message's value, and the Message too if it
+    declares a second positional parameter. Settings come from ``config``
+    (default: ``queue.build_worker_config()``), then ``worker_id`` and any
+    ``overrides`` (field names of PersistentWorkerConfig).
+    """
+    base = config if config is not None else queue.build_worker_config()
+    if worker_id is not None:
+        overrides["worker_id"] = worker_id
+    final = base.with_overrides(**overrides) if overrides else base
+
+    def decorate(handler: Callable[..., Any]) -> PersistentWorker:
+        if not callable(handler):
+            raise ValueError(f"persistent_worker decorates a callable, got {handler!r}")
+        return PersistentWorker(queue, handler, final)
+
+    return decorate

@@ -1,0 +1,110 @@
+"""PersistentWorkerConfig: everything one worker runs with.
+
+It starts from the queue's QueueSpec (shared by every worker of the queue)
+and adds per-worker settings; ``with_overrides`` changes any of them for one
+worker without touching the spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from localqueue.spec import (
+    DEFAULT_LEASE_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    MIN_EXHAUSTED_DELAY,
+    Backoff,
+    QueueSpec,
+    backoff_from,
+    exception_types,
+    validate_policy_fields,
+)
+from localqueue.store import check_positive_int, check_seconds
+
+DEFAULT_HEARTBEAT_FRACTION = 1 / 3
+DEFAULT_POLL_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class PersistentWorkerConfig:
+    """Policy fields (as in QueueSpec) plus per-worker settings.
+
+    ``heartbeat_fraction``: while a handler runs, its lease is extended every
+    ``lease_timeout * heartbeat_fraction`` seconds, so a job longer than its
+    lease stays leased while the worker is alive. ``poll_interval``: how long
+    one blocking fetch waits before the worker re-checks for a stop request.
+    """
+
+    name: str
+    lease_timeout: float = DEFAULT_LEASE_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff: Backoff | None = None
+    give_up_on: tuple[type[BaseException], ...] = ()
+    release_delay: float = 0.0
+    min_interval: float = 0.0
+    breaker_threshold: int | None = None
+    breaker_cooldown: float | None = None
+    dead_letter_on_failure: bool = True
+    worker_id: str | None = None
+    concurrency: int = 1
+    heartbeat_fraction: float = DEFAULT_HEARTBEAT_FRACTION
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    handle_signals: bool = True
+
+    def __post_init__(self) -> None:
+        validate_policy_fields(self)
+        check_positive_int("concurrency", self.concurrency)
+        fraction = self.heartbeat_fraction
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not (0 < fraction < 1)
+        ):
+            raise ValueError(f"heartbeat_fraction must be between 0 and 1, got {fraction!r}")
+        check_seconds("poll_interval", self.poll_interval, positive=True)
+        if self.worker_id is not None and (
+            not isinstance(self.worker_id, str) or not self.worker_id
+        ):
+            raise ValueError(f"worker_id must be a non-empty string, got {self.worker_id!r}")
+
+    @classmethod
+    def from_spec(cls, spec: QueueSpec) -> PersistentWorkerConfig:
+        values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+        return cls(**values)
+
+    @property
+    def max_attempts(self) -> int | None:
+        """Deliveries before a message is exhausted (None: never dead-lettered)."""
+        return self.max_retries + 1 if self.dead_letter_on_failure else None
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.lease_timeout * self.heartbeat_fraction
+
+    def retry_delay(self, attempts: int) -> float:
+        """Delay before the next try after a failure on attempt ``attempts``."""
+        if self.backoff is not None:
+            return self.backoff.delay(attempts)
+        return self.release_delay
+
+    def exhausted_delay(self) -> float:
+        """Delay for an exhausted message when dead-lettering is off: the capped
+        backoff (or the release delay), and never less than one second."""
+        capped = self.backoff.max if self.backoff is not None else self.release_delay
+        return max(capped, MIN_EXHAUSTED_DELAY)
+
+    def with_overrides(self, **overrides: Any) -> PersistentWorkerConfig:
+        """A copy with some fields changed; unknown names are a ValueError."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown worker setting(s) {unknown}; known: {', '.join(sorted(known))}"
+            )
+        if "backoff" in overrides:
+            overrides["backoff"] = backoff_from(overrides["backoff"])
+        if "give_up_on" in overrides:
+            overrides["give_up_on"] = exception_types(overrides["give_up_on"])
+        return dataclasses.replace(self, **overrides)
