@@ -129,6 +129,7 @@ class PersistentWorker:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._loops = threading.local()
+        self._hooks = _HooksInUse(fetch=True, call=True, finished=True)
         self.__wrapped__ = handler
         self.__doc__ = handler.__doc__
         self.__name__ = getattr(handler, "__name__", "worker")
@@ -164,6 +165,7 @@ class PersistentWorker:
         budget = _JobBudget(max_jobs)
         lock = threading.Lock()
         pm = get_plugin_manager()
+        self._hooks = _HooksInUse.of(pm, self.config)
         keeper = LeaseKeeper(self.queue, self.config.heartbeat_interval, self.worker_id)
         with keeper, self._signals_handled():
             try:
@@ -224,8 +226,10 @@ class PersistentWorker:
         while not self._stop.is_set():
             if not budget.take():
                 return
-            delays = pm.hook.localqueue_fetch_delay(gate=FetchGate(self.view, clock.now()))
-            wait = max((d for d in delays if d), default=0.0)
+            wait = 0.0
+            if self._hooks.fetch:
+                delays = pm.hook.localqueue_fetch_delay(gate=FetchGate(self.view, clock.now()))
+                wait = max((d for d in delays if d), default=0.0)
             if wait > 0:
                 budget.give_back()
                 self._stop.wait(min(wait, self.config.poll_interval))
@@ -264,9 +268,12 @@ class PersistentWorker:
         error: Exception | None = None
         lease = keeper.track(message)
         try:
-            pm.hook.localqueue_call_handler(
-                call=HandlerCall(self.view, message, lambda: self._call(message))
-            )
+            if self._hooks.call:
+                pm.hook.localqueue_call_handler(
+                    call=HandlerCall(self.view, message, lambda: self._call(message))
+                )
+            else:
+                self._call(message)
         except (KeyboardInterrupt, SystemExit):
             # Not the job's failure: give the message back untouched so
             # nothing is lost, then let the interrupt stop the worker.
@@ -293,7 +300,8 @@ class PersistentWorker:
             outcome = self._finish(lambda: self.queue.ack(current), Outcome.ACKED)
         else:
             outcome = self._fail(pm, current, error)
-        self._notify(pm, JobOutcome(self.view, current, outcome, error, started, clock.now()))
+        if self._hooks.finished:
+            self._notify(pm, JobOutcome(self.view, current, outcome, error, started, clock.now()))
         return outcome
 
     def _finish(self, action: Callable[[], object], outcome: Outcome) -> Outcome:
@@ -354,6 +362,38 @@ class PersistentWorker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class _HooksInUse:
+    """Which per-job hooks have anything to do for this worker.
+
+    A built-in policy whose setting is off (no min_interval, no breaker)
+    would only return None; skipping the hook call then keeps a worker with
+    no plugins installed close to a bare get+ack loop. Any other plugin
+    implementing a hook makes the worker call it every time.
+    """
+
+    fetch: bool
+    call: bool
+    finished: bool
+
+    @classmethod
+    def of(cls, pm: Any, config: PersistentWorkerConfig) -> _HooksInUse:
+        def others(hook: Any, idle_builtins: set[str]) -> bool:
+            names = {impl.plugin_name for impl in hook.get_hookimpls()}
+            return bool(names - idle_builtins)
+
+        idle = set()
+        if config.min_interval <= 0:
+            idle.add("pacing")
+        if config.breaker_threshold is None:
+            idle.add("breaker")
+        return cls(
+            fetch=others(pm.hook.localqueue_fetch_delay, idle),
+            call=others(pm.hook.localqueue_call_handler, {"handler"}),
+            finished=others(pm.hook.localqueue_job_finished, idle),
+        )
 
 
 class _JobBudget:
