@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import queue as stdlib_queue
 import sqlite3
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from localqueue import (
+    ManualClock,
     PersistentQueue,
     SchemaVersionError,
     StoreBusyError,
@@ -217,19 +219,41 @@ def test_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyP
     store.close()
 
 
-def test_claim_is_served_by_the_claim_index_without_sorting(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "q.db")
+def plan(store: SQLiteStore, sql: str, params: dict[str, object]) -> str:
     with store._pool.connection() as conn:
-        plan = " | ".join(
-            row[3]
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + CLAIM_SQL,
-                {"queue": "q", "now": 0, "until": 1, "worker": "w", "limit": 1, "max": 3},
-            )
-        )
+        return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def test_claim_is_a_range_seek_on_the_claim_index(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    params: dict[str, object] = {
+        "queue": "q", "max_priority": 2**31, "now": 0, "until": 1, "worker": "w", "limit": 1,
+        "max": 3,
+    }  # fmt: skip
+    claim = plan(store, CLAIM_SQL, params)
+    # Not due rows (delayed, leased) are outside the range, never scanned.
+    assert "lq_messages_claim (queue=? AND priority=? AND available_at<?)" in claim, claim
+    assert "TEMP B-TREE" not in claim, claim
+    assert "(queue=? AND priority<?)" in claim, claim  # the skip scan over levels
+    assert "SCAN lq_messages" not in claim, claim
     store.close()
-    assert "lq_messages_claim" in plan
-    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_claim_skips_a_large_delayed_backlog_of_higher_priority(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    q = PersistentQueue("q", store=SQLiteStore(tmp_path / "q.db", clock=clock))
+    for _ in range(4):
+        q.put_many(["later"] * 500, priority=9, delay=3600)
+    q.put_many(["now"] * 3, priority=1)
+    got = q.get_many(5, block=False)
+    assert [m.value for m in got] == ["now"] * 3
+    with pytest.raises(stdlib_queue.Empty):
+        q.get(block=False)
+    clock.advance(3600)
+    assert q.get(block=False).value == "later"
+    q.close()
+    q.store.close()
 
 
 def test_store_busy_error_after_busy_timeout(tmp_path: Path) -> None:

@@ -8,9 +8,12 @@ Design (docs/stores.md has the long form):
   the write lock when the statement starts, exactly like BEGIN IMMEDIATE.
 * One ``available_at`` column is both "delayed until" and "leased until", so
   an expired lease is claimable with no sweep and no extra scan.
-* The claim is one ``UPDATE ... WHERE id IN (SELECT ... ORDER BY ... LIMIT n)
-  RETURNING`` served by a partial index, so its cost does not grow with the
-  backlog.
+* The claim is one statement: a skip scan finds the highest priority level
+  with a message due (one index seek per level), then ``UPDATE ... WHERE id
+  IN (SELECT ... ORDER BY available_at LIMIT n) RETURNING`` takes them with a
+  range seek on the partial claim index. Delayed and leased messages are
+  outside the range, so the cost does not grow with the backlog, ready or
+  delayed.
 * A blocking wait watches ``PRAGMA data_version`` (a shared-memory read) with
   a short backoff, and is woken at once by writes from the same process.
 """
@@ -50,6 +53,8 @@ from localqueue.stores.common import (
 from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+# Priorities are 32-bit (store.check_priority); the claim starts below this.
+PRIORITY_CEILING = 2**31
 DEFAULT_BUSY_TIMEOUT = 10.0
 # Blocking waits poll data_version from 0.5 ms up to this, so a put by another
 # process is seen within about 5 ms while an idle waiter costs ~200 reads/s.
@@ -78,6 +83,22 @@ INSERT_WITH_ID_SQL = (
 # and lease them. A message whose lease expired after its last allowed
 # attempt is dead-lettered by the same statement instead of being handed out.
 CLAIM_SQL = f"""
+WITH RECURSIVE levels(p) AS (
+    SELECT (SELECT priority FROM lq_messages INDEXED BY lq_messages_claim
+            WHERE queue = :queue AND state < 2 AND priority <= :max_priority
+            ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT priority FROM lq_messages INDEXED BY lq_messages_claim
+            WHERE queue = :queue AND state < 2 AND priority < levels.p
+            ORDER BY priority DESC LIMIT 1)
+    FROM levels WHERE levels.p IS NOT NULL
+),
+due_level(p) AS (
+    SELECT p FROM levels WHERE p IS NOT NULL AND EXISTS (
+        SELECT 1 FROM lq_messages INDEXED BY lq_messages_claim
+        WHERE queue = :queue AND state < 2 AND priority = levels.p AND available_at <= :now
+    ) LIMIT 1
+)
 UPDATE lq_messages SET
     state = CASE WHEN state = 1 AND attempts >= :max THEN 2 ELSE 1 END,
     attempts = CASE WHEN state = 1 AND attempts >= :max THEN attempts ELSE attempts + 1 END,
@@ -95,8 +116,9 @@ UPDATE lq_messages SET
         ELSE lower(hex(randomblob(16))) END
 WHERE id IN (
     SELECT id FROM lq_messages INDEXED BY lq_messages_claim
-    WHERE queue = :queue AND state < 2 AND available_at <= :now
-    ORDER BY priority DESC, available_at, id
+    WHERE queue = :queue AND state < 2 AND priority = (SELECT p FROM due_level)
+        AND available_at <= :now
+    ORDER BY available_at, id
     LIMIT :limit
 )
 RETURNING {COLUMNS}
@@ -469,12 +491,14 @@ class SQLiteStore:
         max_attempts: int | None = None,
     ) -> list[MessageRecord]:
         out: list[MessageRecord] = []
+        max_priority = PRIORITY_CEILING
         try:
             conn = self._pool.get()
             while len(out) < limit:
                 now = self._now()
                 params = {
                     "queue": queue,
+                    "max_priority": max_priority,
                     "now": now,
                     "until": now + lease_seconds,
                     "worker": worker_id,
@@ -482,10 +506,14 @@ class SQLiteStore:
                     "max": max_attempts,
                 }
                 rows = conn.execute(CLAIM_SQL, params).fetchall()
+                if not rows:
+                    break  # nothing due at or below max_priority
                 leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
                 out.extend(leased)
                 if len(leased) == len(rows):
-                    break  # nothing was dead-lettered: no more to find
+                    # This level gave all it had due; go on below it.
+                    max_priority = rows[0][4] - 1
+                # else: some were dead-lettered; the same level may hold more.
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         if len(out) > 1:

@@ -1,9 +1,11 @@
 """SQLite connections for the threads of one process: one per thread, reused.
 
 Each thread gets its own connection on first use and keeps it, so no call
-pays for opening a connection and no connection is shared between threads
-at the same time. A thread's connection is closed when the thread ends (its
-thread-local storage is released) or when the store is closed. After
+pays for opening a connection and no connection is ever used by two threads.
+``close()`` must never close a connection another live thread may be using
+(that is a use-after-free inside the sqlite3 module): it closes its own
+thread's connection and those of threads that have ended; every other
+thread closes its own the next time it touches the closed store. After
 ``fork`` the child never touches the parent's connections (SQLite forbids
 it); it opens its own.
 """
@@ -45,7 +47,10 @@ class ThreadConnections:
         self._configure = configure
         self._busy_timeout = busy_timeout
         self._local = threading.local()
-        self._all: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+        # connection -> the thread that owns it
+        self._owners: weakref.WeakKeyDictionary[sqlite3.Connection, threading.Thread] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
         self._closed = False
 
@@ -66,7 +71,7 @@ class ThreadConnections:
             conn.close()
             raise
         with self._lock:
-            self._all.add(conn)
+            self._owners[conn] = threading.current_thread()
         self._local.conn = conn
         self._local.generation = _fork_generation
         return conn
@@ -75,7 +80,13 @@ class ThreadConnections:
         """This thread's connection, opened on first use."""
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None or local.generation != _fork_generation or self._closed:
+        if self._closed:
+            if conn is not None:
+                local.conn = None
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()  # our own connection: safe to close here
+            raise StoreError(f"store {self._path} is closed; open a new one")
+        if conn is None or local.generation != _fork_generation:
             return self._open()
         return conn
 
@@ -119,14 +130,18 @@ class ThreadConnections:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            conns = list(self._all)
-            self._all = weakref.WeakSet()
+            owned = list(self._owners.items())
         if _fork_generation:
-            # In a forked child the set may hold the parent's connections.
-            conns = [c for c in conns if c is getattr(self._local, "conn", None)]
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            # In a forked child these may be the parent's connections: never touch them.
+            return
+        me = threading.current_thread()
+        for conn, owner in owned:
+            if owner is me or not owner.is_alive():
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        own = getattr(self._local, "conn", None)
+        if own is not None:
+            self._local.conn = None
 
 
 def translate_error(exc: sqlite3.Error, path: Path, busy_timeout: float) -> StoreError:
