@@ -30,9 +30,11 @@ from localqueue.errors import (
     UnknownStoreError,
 )
 from localqueue.hookspecs import StoreScheme, hookimpl, hookspec
+from localqueue.jobs import RetryDecision
 from localqueue.message import Message
 from localqueue.queue import PersistentQueue
 from localqueue.serializers import JSONSerializer, RawBytesSerializer, Serializer
+from localqueue.spec import Backoff, QueueSpec
 from localqueue.store import (
     ErrorInfo,
     Lease,
@@ -44,6 +46,8 @@ from localqueue.store import (
     Store,
 )
 from localqueue.store_url import default_store_url, open_store, resolve_store_url
+from localqueue.worker import PersistentWorker, WorkerSummary, persistent_worker
+from localqueue.worker_config import PersistentWorkerConfig
 
 try:
     __version__ = version("localqueue")
@@ -51,6 +55,7 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Backoff",
     "Clock",
     "ErrorInfo",
     "JSONSerializer",
@@ -64,9 +69,13 @@ __all__ = [
     "MessageRecord",
     "NewMessage",
     "PersistentQueue",
+    "PersistentWorker",
+    "PersistentWorkerConfig",
     "PluginError",
+    "QueueSpec",
     "QueueStats",
     "RawBytesSerializer",
+    "RetryDecision",
     "SchemaVersionError",
     "SerializationError",
     "Serializer",
@@ -78,10 +87,12 @@ __all__ = [
     "StoreScheme",
     "SystemClock",
     "UnknownStoreError",
+    "WorkerSummary",
     "__version__",
     "default_store_url",
     "hookimpl",
     "hookspec",
     "open_store",
+    "persistent_worker",
     "resolve_store_url",
 ]

@@ -11,11 +11,12 @@ import os
 import queue as stdlib_queue
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from localqueue.errors import MessageNotFound
+from localqueue.errors import MessageNotFound, SerializationError
 from localqueue.message import _UNSET, Message, error_info
 from localqueue.serializers import JSONSerializer, Serializer
 from localqueue.spec import DEFAULT_MAX_RETRIES, QueueSpec
@@ -27,6 +28,8 @@ from localqueue.store import (
     QueueStats,
     State,
     Store,
+    check_dedupe_key,
+    check_message_id,
     check_positive_int,
     check_priority,
     check_queue_name,
@@ -67,7 +70,7 @@ class PersistentQueue:
         name: str | None = None,
         *,
         spec: QueueSpec | None = None,
-        store: str | Store | None = None,
+        store: str | os.PathLike[str] | Store | None = None,
         lease_timeout: float | None = None,
         max_attempts: int | Unset | None = UNSET,
         serializer: Serializer | None = None,
@@ -100,12 +103,16 @@ class PersistentQueue:
         self.max_attempts = spec.max_attempts
         self.serializer: Serializer = serializer or JSONSerializer()
         self.worker_id = worker_id or default_worker_id()
+        if isinstance(store, os.PathLike):
+            store = os.fspath(store)  # a path is a SQLite file
         if store is None or isinstance(store, str):
             self.store: Store = open_store(store)
             self._owns_store = True
-        else:
+        elif isinstance(store, Store):
             self.store = store
             self._owns_store = False
+        else:
+            raise ValueError(f"store must be a URL, a path or a Store, got {store!r}")
         self._closed = False
 
     def build_worker_config(self, **overrides: Any) -> PersistentWorkerConfig:
@@ -138,6 +145,10 @@ class PersistentQueue:
 
     # -- producing -----------------------------------------------------------------
 
+    def _dump(self, value: Any) -> bytes:
+        payload = self.serializer.dumps(value)
+        return payload if isinstance(payload, bytes) else _payload_bytes(payload, self.serializer)
+
     def _message(self, record: MessageRecord) -> Message:
         return Message.from_record(record, self.serializer)
 
@@ -154,10 +165,9 @@ class PersistentQueue:
         With a ``dedupe_key`` that is live in this queue (any state until
         acked or purged), nothing is added and the existing message returns.
         """
-        if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
-            raise ValueError(f"dedupe_key must be a non-empty string or None, got {dedupe_key!r}")
+        check_dedupe_key(dedupe_key)
         new = NewMessage(
-            payload=self.serializer.dumps(value),
+            payload=self._dump(value),
             delay=check_seconds("delay", delay),
             priority=check_priority(priority),
             dedupe_key=dedupe_key,
@@ -184,6 +194,8 @@ class PersistentQueue:
         serializer = self.serializer
         dumps = serializer.dumps
         payloads = [dumps(value) for value in values]
+        if not all(isinstance(p, bytes) for p in payloads):
+            payloads = [_payload_bytes(p, serializer) for p in payloads]
         if dedupe_keys is None:
             # No keys: nothing can be a dedupe hit, so every record is new, has
             # no receipt, and its value is the one given.
@@ -200,8 +212,7 @@ class PersistentQueue:
                 "give one per value"
             )
         for key in keys:
-            if key is not None and (not isinstance(key, str) or not key):
-                raise ValueError(f"dedupe_key must be a non-empty string or None, got {key!r}")
+            check_dedupe_key(key)
         batch = [
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
@@ -273,8 +284,16 @@ class PersistentQueue:
         """Ack several in one transaction; returns those whose lease was lost."""
         for message in messages:
             self._check_own(message)
-        stale = {lease.id for lease in self.store.ack(self.name, [m.lease for m in messages])}
-        return [m for m in messages if m.id in stale]
+        stale = Counter(self.store.ack(self.name, [m.lease for m in messages]))
+        # Match by (id, receipt), and give a repeated lease's failure to its
+        # later copy: the store acks the first and finds the second stale.
+        lost: list[Message] = []
+        for message in reversed(messages):
+            lease = message.lease
+            if stale[lease]:
+                stale[lease] -= 1
+                lost.append(message)
+        return lost[::-1]
 
     def release(
         self,
@@ -397,9 +416,16 @@ class PersistentQueue:
 def _id_of(message_or_id: Message | int, argument: str = "message id") -> int:
     if isinstance(message_or_id, Message):
         return message_or_id.id
-    if isinstance(message_or_id, bool) or not isinstance(message_or_id, int):
-        raise ValueError(f"{argument} must be a Message or an integer id, got {message_or_id!r}")
-    return message_or_id
+    return check_message_id(message_or_id, argument)
+
+
+def _payload_bytes(payload: object, serializer: Serializer) -> bytes:
+    if isinstance(payload, (bytearray, memoryview)):
+        return bytes(payload)
+    raise SerializationError(
+        f"serializer {getattr(serializer, 'name', serializer)!r} returned "
+        f"{type(payload).__name__}, not bytes; its dumps() must return bytes"
+    )
 
 
 def _state_arg(state: State | str | None) -> State | None:

@@ -42,13 +42,12 @@ class JSONSerializer:
 
     def dumps(self, value: Any) -> bytes:
         try:
-            text = _ENCODE(value)
-        except (TypeError, ValueError) as exc:
+            return _ENCODE(value).encode("utf-8")
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             raise SerializationError(
                 f"cannot store value as JSON ({exc}); pass JSON-compatible data "
                 "(dict, list, str, int, float, bool, None) or give the queue a serializer"
             ) from exc
-        return text.encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
         try:

@@ -162,6 +162,9 @@ def validate_policy_fields(obj: Any) -> None:
         raise ValueError(f"max_retries must be an integer >= 0, got {retries!r}")
     if obj.backoff is not None and not isinstance(obj.backoff, Backoff):
         raise ValueError(f"backoff must be a Backoff, got {obj.backoff!r}")
+    if not isinstance(obj.give_up_on, tuple):
+        # Frozen dataclasses: normalise a list given to the constructor.
+        object.__setattr__(obj, "give_up_on", exception_types(obj.give_up_on))
     exception_types(obj.give_up_on)
     check_seconds("release_delay", obj.release_delay)
     check_seconds("min_interval", obj.min_interval)

@@ -284,12 +284,38 @@ class Store(Protocol):
 
 
 def check_queue_name(queue: str) -> str:
-    """Queue names are non-empty strings without control characters."""
+    """Queue names are non-empty UTF-8 strings without control characters."""
     if not isinstance(queue, str) or not queue.strip():
         raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
-    if any(ord(ch) < 32 for ch in queue) or len(queue) > 200:
+    if any(ord(ch) < 32 for ch in queue) or len(queue) > 200 or not _is_utf8(queue):
         raise ValueError(f"queue name must be printable and at most 200 characters, got {queue!r}")
     return queue
+
+
+def check_dedupe_key(key: str | None) -> str | None:
+    """Dedupe keys are None or non-empty UTF-8 strings without NUL."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or "\x00" in key or not _is_utf8(key):
+        raise ValueError(
+            f"dedupe_key must be None or a non-empty text without NUL characters, got {key!r}"
+        )
+    return key
+
+
+def check_message_id(value: object, argument: str = "message id") -> int:
+    """Message ids are positive 64-bit integers."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ValueError(f"{argument} must be a positive integer id, got {value!r}")
+    return value
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    return True
 
 
 def check_seconds(name: str, value: float, *, positive: bool = False) -> float:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
+from urllib.parse import quote
 
 import pluggy
 
@@ -27,7 +28,7 @@ def default_store_url() -> str:
     """``sqlite:///<XDG data home>/localqueue/queue.sqlite3``."""
     data_home = os.environ.get("XDG_DATA_HOME") or ""
     base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return f"sqlite://{base / 'localqueue' / 'queue.sqlite3'}"
+    return f"sqlite://{quote(str(base / 'localqueue' / 'queue.sqlite3'))}"
 
 
 def resolve_store_url(url: str | None = None) -> str:
@@ -43,7 +44,8 @@ def resolve_store_url(url: str | None = None) -> str:
                 "e.g. sqlite:///abs/path/queue.db or memory://"
             )
         # A bare path is a SQLite file; make it absolute so the URL means one file.
-        chosen = f"sqlite://{Path(chosen).expanduser().absolute()}"
+        # Percent-encode it: '%' and '?' in a file name are not URL syntax.
+        chosen = f"sqlite://{quote(str(Path(chosen).expanduser().absolute()))}"
     return chosen
 
 

@@ -44,6 +44,7 @@ from localqueue.jobs import (
 )
 from localqueue.message import Message
 from localqueue.plugins import get_plugin_manager
+from localqueue.policies import retry as builtin_retry
 from localqueue.queue import PersistentQueue
 from localqueue.worker_config import PersistentWorkerConfig
 from localqueue.worker_heartbeat import LeaseKeeper
@@ -124,7 +125,6 @@ class PersistentWorker:
             config=config,
             clock=queue.store.clock,
         )
-        self._is_async = inspect.iscoroutinefunction(handler)
         self._pass_message = _wants_message(handler)
         self._stop = threading.Event()
         self._abort = threading.Event()
@@ -143,7 +143,14 @@ class PersistentWorker:
     # -- control -------------------------------------------------------------
 
     def stop(self, *, now: bool = False) -> None:
-        """Ask the worker to stop after the current job (``now``: at once)."""
+        """Ask the worker to stop after the current job(s).
+
+        ``now=True`` also stops waiting for handler threads (``concurrency``
+        > 1): ``run()`` returns at once and their messages are left to lease
+        expiry. A handler already running in the thread that called ``run()``
+        cannot be interrupted from another thread; a second SIGTERM/SIGINT
+        can.
+        """
         self._stop.set()
         if now:
             self._abort.set()
@@ -157,7 +164,9 @@ class PersistentWorker:
     def run(self, max_jobs: int | None = None, until_empty: bool = False) -> WorkerSummary:
         """Work messages until stopped, ``max_jobs`` are done, or (with
         ``until_empty``) no message is ready. Returns what was done."""
-        if max_jobs is not None and (isinstance(max_jobs, bool) or max_jobs < 0):
+        if max_jobs is not None and (
+            isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
+        ):
             raise ValueError(f"max_jobs must be an integer >= 0, got {max_jobs!r}")
         self._stop.clear()
         self._abort.clear()
@@ -175,8 +184,6 @@ class PersistentWorker:
                     self._run_threads(pm, keeper, budget, until_empty, summary, lock)
             except WorkerAborted:
                 pass  # a second signal outside a handler call: stop here
-        with contextlib.suppress(LocalQueueError):
-            self.queue.store.record_heartbeat(self.queue.name, self.worker_id, stopped=True)
         summary.aborted = self._abort.is_set()
         return summary
 
@@ -255,12 +262,15 @@ class PersistentWorker:
 
     def _call(self, message: Message) -> Any:
         args = (message.value, message) if self._pass_message else (message.value,)
-        if not self._is_async:
-            return self.handler(*args)
+        result = self.handler(*args)
+        if not inspect.isawaitable(result):
+            return result
+        # async def handlers, and objects with an async __call__: one event
+        # loop per handler thread, reused across jobs.
         loop = getattr(self._loops, "loop", None)
         if loop is None or loop.is_closed():
             loop = self._loops.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(self.handler(*args))
+        return loop.run_until_complete(result)
 
     def _work(self, pm: Any, keeper: LeaseKeeper, message: Message) -> Outcome:
         clock = self.view.clock
@@ -274,18 +284,19 @@ class PersistentWorker:
                 )
             else:
                 self._call(message)
-        except (KeyboardInterrupt, SystemExit):
-            # Not the job's failure: give the message back untouched so
-            # nothing is lost, then let the interrupt stop the worker.
-            keeper.forget(lease)
-            self._give_back(lease.current)
-            raise
         except WorkerAborted:
             keeper.forget(lease)
             self._stop.set()
             return Outcome.ABANDONED  # left to lease expiry, as asked
         except Exception as exc:
             error = exc
+        except BaseException:
+            # KeyboardInterrupt, SystemExit, a cancelled task: not the job's
+            # failure. Give the message back untouched so nothing is lost,
+            # then let the interrupt stop the worker.
+            keeper.forget(lease)
+            self._give_back(lease.current)
+            raise
         keeper.forget(lease)
         current = lease.current
         if lease.lost:
@@ -313,9 +324,10 @@ class PersistentWorker:
         return outcome
 
     def _fail(self, pm: Any, message: Message, error: BaseException) -> Outcome:
-        decision: RetryDecision = pm.hook.localqueue_retry_decision(
-            failure=Failure(self.view, message, error)
-        )
+        failure = Failure(self.view, message, error)
+        decision: RetryDecision | None = pm.hook.localqueue_retry_decision(failure=failure)
+        if decision is None:  # the built-in policy was disabled and nothing answered
+            decision = builtin_retry.localqueue_retry_decision(failure)
         if decision.action is Action.DEAD_LETTER:
             return self._finish(lambda: self.queue.dead_letter(message, error=error), Outcome.DEAD)
         state: list[object] = []

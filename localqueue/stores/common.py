@@ -58,7 +58,7 @@ def matches(flt: MessageFilter | None, record: MessageRecord, now: float) -> boo
     err = record.last_error
     if flt.error_contains is not None:
         text = f"{err.type}: {err.message}" if err else ""
-        if flt.error_contains.lower() not in text.lower():
+        if flt.error_contains.casefold() not in text.casefold():
             return False
     if flt.error_type is not None and (err is None or err.type != flt.error_type):
         return False

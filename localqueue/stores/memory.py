@@ -387,7 +387,9 @@ class MemoryStore:
             if upcoming:
                 timeout = min(timeout, max(0.0, min(upcoming) - now))
             if timeout > 0:
-                self._data.changed.wait(timeout)
+                # Condition.wait overflows on absurd timeouts; a day is plenty,
+                # callers loop anyway.
+                self._data.changed.wait(min(timeout, 86_400.0))
 
     def check(self) -> list[str]:
         problems = []

@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from localqueue.clock import Clock, SystemClock
+from localqueue.errors import StoreError
 from localqueue.hookspecs import StoreScheme, hookimpl
 from localqueue.store import (
     ErrorInfo,
@@ -53,6 +54,7 @@ from localqueue.stores.common import (
 from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+MIN_SQLITE_VERSION = (3, 35, 0)
 # Priorities are 32-bit (store.check_priority); the claim starts below this.
 PRIORITY_CEILING = 2**31
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -206,8 +208,10 @@ STATE_SQL = {
     State.DEAD: "state = 2",
 }
 
+# lq_fold is Python's str.casefold, registered on every connection: SQLite's
+# own lower() folds ASCII only, and filters must match the memory store.
 ERROR_TEXT_SQL = (
-    "lower(CASE WHEN error_type IS NULL THEN '' ELSE error_type || ': ' || "
+    "lq_fold(CASE WHEN error_type IS NULL THEN '' ELSE error_type || ': ' || "
     "coalesce(error_message, '') END)"
 )
 # Age for filters: dead letters age from failure, others from creation.
@@ -238,7 +242,7 @@ def _filter_sql(flt: MessageFilter | None, params: dict[str, Any]) -> str:
         params["ids_json"] = "[" + ",".join(str(i) for i in ids) + "]"
         parts.append("id IN (SELECT value FROM json_each(:ids_json))")
     if flt.error_contains is not None:
-        params["error_contains"] = flt.error_contains.lower()
+        params["error_contains"] = flt.error_contains.casefold()
         parts.append(f"instr({ERROR_TEXT_SQL}, :error_contains) > 0")
     if flt.error_type is not None:
         params["error_type"] = flt.error_type
@@ -293,6 +297,12 @@ class SQLiteStore:
         synchronous: str = "NORMAL",
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            raise StoreError(
+                f"the SQLite store needs SQLite {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer "
+                f"(for RETURNING); this Python uses {sqlite3.sqlite_version}: upgrade Python or "
+                "its SQLite library"
+            )
         self.path = Path(path).expanduser().absolute()
         self.clock: Clock = clock or SystemClock()
         sync = synchronous.upper()
@@ -315,6 +325,13 @@ class SQLiteStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise translate_error(sqlite3.OperationalError(str(exc)), self.path, 0) from exc
+        if self.path.exists() and self.path.stat().st_size > 0:
+            # Identify an existing file through a read-only connection: closing
+            # a read-write one would checkpoint a pending WAL into a file we
+            # may be about to refuse, and that file must stay as it was.
+            action = self._identify()
+            if action == "ok":
+                return
         try:
             conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
@@ -327,6 +344,20 @@ class SQLiteStore:
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             if action != "ok":
                 self._retry_busy(lambda: schema.migrate(conn, self.path))
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        finally:
+            conn.close()
+
+    def _identify(self) -> str:
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        try:
+            app_id, version, objects = schema.read_identity(conn, self.path)
+            return schema.verify_identity(self.path, app_id, version, objects)
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         finally:
@@ -348,6 +379,7 @@ class SQLiteStore:
                 delay = min(delay * 2, 0.05)
 
     def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.create_function("lq_fold", 1, _casefold, deterministic=True)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -419,15 +451,19 @@ class SQLiteStore:
             out: list[MessageRecord | None] = [None] * len(messages)
             fresh: list[tuple[int, NewMessage]] = []
             seen: dict[str, int] = {}  # dedupe key -> index of its first use in this batch
-            keys = [m.dedupe_key for m in messages if m.dedupe_key is not None]
+            keys = list({m.dedupe_key for m in messages if m.dedupe_key is not None})
             existing: dict[str, MessageRecord] = {}
-            if keys:
+            # Keys are bound as parameters (never through JSON, which would not
+            # keep every string intact), in chunks under SQLite's bind limit.
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT {COLUMNS} FROM lq_messages WHERE queue = ? AND dedupe_key IN "
-                    "(SELECT value FROM json_each(?))",
-                    (queue, _json_list(keys)),
+                    f"SELECT {COLUMNS} FROM lq_messages WHERE queue = ? "
+                    f"AND dedupe_key IN ({marks})",
+                    (queue, *chunk),
                 ).fetchall()
-                existing = {row[15]: self._record(row, now) for row in rows}
+                existing.update((row[15], self._record(row, now)) for row in rows)
             duplicates: list[tuple[int, int]] = []
             for index, msg in enumerate(messages):
                 key = msg.dedupe_key
@@ -794,6 +830,10 @@ class SQLiteStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _casefold(text: str | None) -> str | None:
+    return text.casefold() if isinstance(text, str) else text
 
 
 def _json_list(items: Sequence[object]) -> str:
