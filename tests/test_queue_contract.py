@@ -528,3 +528,72 @@ def test_dedupe_hit_on_inflight_message_hands_out_no_receipt(queue: PersistentQu
     with pytest.raises(ValueError, match="not leased"):
         queue.ack(again)  # the producer cannot ack the worker's delivery
     queue.ack(leased)
+
+
+def test_ack_many_matches_by_receipt(queue: PersistentQueue, clock: ManualClock) -> None:
+    queue.put("x")
+    old = queue.get(block=False)
+    clock.advance(31)
+    new = queue.get(block=False)
+    assert queue.ack_many([old, new]) == [old]
+    assert queue.stats().total == 0
+    queue.put("y")
+    twice = queue.get(block=False)
+    assert queue.ack_many([twice, twice]) == [twice]  # the first copy acked it
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda q: q.put(1, dedupe_key="a\x00b"), "dedupe_key"),
+        (lambda q: q.put(1, dedupe_key="\udc80"), "dedupe_key"),
+        (lambda q: q.inspect(2**64), "message id"),
+        (lambda q: q.messages(after_id=0), "after_id"),
+    ],
+)
+def test_text_and_id_checks(queue: PersistentQueue, call: object, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        call(queue)  # type: ignore[operator]
+
+
+def test_unencodable_value_is_a_serialization_error(queue: PersistentQueue) -> None:
+    with pytest.raises(SerializationError):
+        queue.put({"x": "\ud800"})
+    assert queue.stats().total == 0
+
+
+def test_queue_name_must_be_utf8(store: Store) -> None:
+    with pytest.raises(ValueError, match="queue name"):
+        PersistentQueue("\udc80", store=store)
+
+
+def test_store_argument_is_checked(tmp_path: Path) -> None:
+    with PersistentQueue("q", store=tmp_path / "by-path.db") as q:
+        q.put(1)
+        assert q.store.url.endswith("by-path.db")
+    with pytest.raises(ValueError, match="store must be"):
+        PersistentQueue("q", store=42)  # type: ignore[arg-type]
+
+
+def test_serializer_must_return_bytes(store: Store) -> None:
+    class TextSerializer:
+        name = "text"
+
+        def dumps(self, value: object) -> str:
+            return str(value)
+
+        def loads(self, data: bytes) -> object:
+            return data
+
+    q = PersistentQueue("q", store=store, serializer=TextSerializer())  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="not bytes"):
+        q.put(1)
+    with pytest.raises(SerializationError, match="not bytes"):
+        q.put_many([1, 2])
+    assert q.stats().total == 0
+
+
+def test_error_filter_folds_case_beyond_ascii(queue: PersistentQueue) -> None:
+    queue.put("x")
+    queue.dead_letter(queue.get(block=False), error="Échec: ÉTAPE 2")
+    assert len(queue.requeue_dead(filter=MessageFilter(error_contains="étape"), dry_run=True)) == 1

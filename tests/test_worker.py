@@ -613,3 +613,42 @@ def test_killed_worker_message_is_redelivered_after_its_lease(
     db_queue.ack_many([second, again])
     assert db_queue.stats().total == 0
     assert db_queue.stats().workers.keys() == {"child"}  # killed: its heartbeat stays
+
+
+def test_give_up_on_given_as_a_list(store: Store) -> None:
+    spec = QueueSpec("jobs", give_up_on=[ValueError])  # type: ignore[arg-type]
+    assert spec.give_up_on == (ValueError,)
+    q = PersistentQueue(spec=spec, store=store)
+    q.put("x")
+    assert failing_worker(q, []).run(until_empty=True).dead == 1
+
+
+def test_object_with_async_call_is_awaited(store: Store) -> None:
+    q = PersistentQueue("jobs", store=store)
+    q.put(5)
+    done: list[int] = []
+
+    class Handler:
+        async def __call__(self, value: int) -> None:
+            await asyncio.sleep(0)
+            done.append(value)
+
+    worker = persistent_worker(q, **fast(q))(Handler())
+    assert worker.run(until_empty=True).acked == 1 and done == [5]
+
+
+def test_failures_still_decided_with_the_builtin_retry_plugin_disabled(
+    monkeypatch: pytest.MonkeyPatch, store: Store
+) -> None:
+    monkeypatch.setenv("LOCALQUEUE_DISABLE_PLUGINS", "retry")
+    host.reset_plugin_manager()
+    q = PersistentQueue(spec=QueueSpec("jobs").with_retry(0), store=store)
+    q.put("x")
+    assert failing_worker(q, []).run(until_empty=True).dead == 1
+
+
+def test_max_jobs_must_be_an_integer(store: Store) -> None:
+    q = PersistentQueue("jobs", store=store)
+    worker = failing_worker(q, [])
+    with pytest.raises(ValueError, match="max_jobs"):
+        worker.run(max_jobs=1.5)  # type: ignore[arg-type]
