@@ -10,9 +10,10 @@ Prints msgs/s for:
    handler that waits 1 ms (like a small network call).
 
 With a no-op handler every job is two short write transactions and SQLite
-admits one writer at a time, so a second process can only overlap the
-Python work around them; as soon as a handler does real work outside the
-store, extra processes scale.
+admits one writer at a time: a second process only adds contention, and the
+bare get+ack loop (printed as the floor for the process lines) does not
+scale either. As soon as a handler does real work outside the store, extra
+processes scale.
 
     python examples/worker_benchmark.py [--messages N] [--repeats R] [--json]
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import queue as stdlib_queue
 import sys
 import tempfile
 import time
@@ -61,6 +63,31 @@ def worker_drain(url: str, work_seconds: float = 0.0) -> int:
                 time.sleep(work_seconds)
 
         return handle.run(until_empty=True).acked
+
+
+def raw_drain(url: str) -> int:
+    done = 0
+    with PersistentQueue("bench", store=url) as q:
+        while True:
+            try:
+                q.ack(q.get(block=False))
+            except stdlib_queue.Empty:
+                return done
+            done += 1
+
+
+def raw_processes_rate(url: str, count: int, processes: int) -> float:
+    """The floor for the process lines: bare get+ack loops, no worker."""
+    fill(url, count)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        pool.map(time.sleep, [0] * processes)
+        started = time.perf_counter()
+        done = sum(pool.map(raw_drain, [url] * processes))
+        elapsed = time.perf_counter() - started
+    if done != count:
+        raise SystemExit(f"{processes} raw processes acked {done} of {count} messages")
+    return count / elapsed
 
 
 def worker_rate(url: str, count: int) -> float:
@@ -104,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
     raw = best(r, raw_rate, n)
     worker = best(r, worker_rate, n)
+    raw_one = best(r, raw_processes_rate, n, 1)
+    raw_two = best(r, raw_processes_rate, n, 2)
     one = best(r, processes_rate, n, 1)
     two = best(r, processes_rate, n, 2)
     slow_n = max(200, n // 10)
@@ -115,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         "raw_get_ack_per_s": round(raw),
         "worker_noop_per_s": round(worker),
         "worker_vs_raw": round(worker / raw, 3),
+        "raw_one_process_per_s": round(raw_one),
+        "raw_two_processes_per_s": round(raw_two),
+        "raw_two_vs_one": round(raw_two / raw_one, 3),
         "one_process_per_s": round(one),
         "two_processes_per_s": round(two),
         "two_vs_one": round(two / one, 3),
@@ -131,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"no-op worker                 {worker:>10,.0f} msg/s  {worker / raw:.2f}x  >= 0.7x {mark}"
     )
+    print(f"raw get+ack, 1 process       {raw_one:>10,.0f} msg/s  (floor for the next lines)")
+    print(f"raw get+ack, 2 processes     {raw_two:>10,.0f} msg/s  {raw_two / raw_one:.2f}x")
     mark = "PASS" if two > one else "MISS"
     print(f"1 worker process             {one:>10,.0f} msg/s")
     print(f"2 worker processes           {two:>10,.0f} msg/s  {two / one:.2f}x  > 1x   {mark}")
