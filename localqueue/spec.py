@@ -93,8 +93,9 @@ def exception_types(
 
 
 @dataclass(frozen=True)
-class QueueSpec:
-    """The defaults every worker of one queue starts from.
+class PolicySettings:
+    """The settings a queue's workers share: lease, retry budget, backoff,
+    pacing, breaker. QueueSpec and PersistentWorkerConfig both carry them.
 
     ``max_retries`` counts retries after the first attempt, so a message is
     delivered at most ``max_retries + 1`` times before it is exhausted.
@@ -119,6 +120,12 @@ class QueueSpec:
         """Deliveries before a message is exhausted; None when exhausted
         messages are never dead-lettered."""
         return self.max_retries + 1 if self.dead_letter_on_failure else None
+
+
+@dataclass(frozen=True)
+class QueueSpec(PolicySettings):
+    """The defaults every worker of one queue starts from, as an immutable
+    fluent builder: each ``with_*`` returns a new spec."""
 
     def with_name(self, name: str) -> QueueSpec:
         return dataclasses.replace(self, name=name)

@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from localqueue.spec import (
-    DEFAULT_LEASE_TIMEOUT,
-    DEFAULT_MAX_RETRIES,
     MIN_EXHAUSTED_DELAY,
-    Backoff,
+    PolicySettings,
     QueueSpec,
     backoff_from,
     exception_types,
-    validate_policy_fields,
 )
 from localqueue.store import check_positive_int, check_seconds
 
@@ -28,7 +25,7 @@ DEFAULT_POLL_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
-class PersistentWorkerConfig:
+class PersistentWorkerConfig(PolicySettings):
     """Policy fields (as in QueueSpec) plus per-worker settings.
 
     ``heartbeat_fraction``: while a handler runs, its lease is extended every
@@ -37,16 +34,6 @@ class PersistentWorkerConfig:
     one blocking fetch waits before the worker re-checks for a stop request.
     """
 
-    name: str
-    lease_timeout: float = DEFAULT_LEASE_TIMEOUT
-    max_retries: int = DEFAULT_MAX_RETRIES
-    backoff: Backoff | None = None
-    give_up_on: tuple[type[BaseException], ...] = ()
-    release_delay: float = 0.0
-    min_interval: float = 0.0
-    breaker_threshold: int | None = None
-    breaker_cooldown: float | None = None
-    dead_letter_on_failure: bool = True
     worker_id: str | None = None
     concurrency: int = 1
     heartbeat_fraction: float = DEFAULT_HEARTBEAT_FRACTION
@@ -54,7 +41,7 @@ class PersistentWorkerConfig:
     handle_signals: bool = True
 
     def __post_init__(self) -> None:
-        validate_policy_fields(self)
+        super().__post_init__()
         check_positive_int("concurrency", self.concurrency)
         fraction = self.heartbeat_fraction
         if (
@@ -71,13 +58,8 @@ class PersistentWorkerConfig:
 
     @classmethod
     def from_spec(cls, spec: QueueSpec) -> PersistentWorkerConfig:
-        values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+        values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(PolicySettings)}
         return cls(**values)
-
-    @property
-    def max_attempts(self) -> int | None:
-        """Deliveries before a message is exhausted (None: never dead-lettered)."""
-        return self.max_retries + 1 if self.dead_letter_on_failure else None
 
     @property
     def heartbeat_interval(self) -> float:
