@@ -126,8 +126,7 @@ class PersistentWorker:
             clock=queue.store.clock,
         )
         self._pass_message = _wants_message(handler)
-        self._stop = threading.Event()
-        self._abort = threading.Event()
+        self._run_state = _RunState()
         self._loops = threading.local()
         self._hooks = _HooksInUse(fetch=True, call=True, finished=True)
         self.__wrapped__ = handler
@@ -151,13 +150,13 @@ class PersistentWorker:
         cannot be interrupted from another thread; a second SIGTERM/SIGINT
         can.
         """
-        self._stop.set()
+        self._run_state.stop.set()
         if now:
-            self._abort.set()
+            self._run_state.abort.set()
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._run_state.stop.is_set()
 
     # -- running -------------------------------------------------------------
 
@@ -168,27 +167,32 @@ class PersistentWorker:
             isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
         ):
             raise ValueError(f"max_jobs must be an integer >= 0, got {max_jobs!r}")
-        self._stop.clear()
-        self._abort.clear()
+        # Fresh events each run: threads left behind by an aborted earlier run
+        # still hold that run's (set) events, so they can never come back to
+        # life and run jobs without a heartbeat.
+        run = self._run_state = _RunState()
         summary = WorkerSummary()
         budget = _JobBudget(max_jobs)
         lock = threading.Lock()
         pm = get_plugin_manager()
         self._hooks = _HooksInUse.of(pm, self.config)
         keeper = LeaseKeeper(self.queue, self.config.heartbeat_interval, self.worker_id)
-        with keeper, self._signals_handled():
+        with keeper, self._signals_handled(run):
             try:
                 if self.config.concurrency == 1:
-                    self._loop(pm, keeper, budget, until_empty, summary, lock)
+                    self._loop(run, pm, keeper, budget, until_empty, summary, lock)
                 else:
-                    self._run_threads(pm, keeper, budget, until_empty, summary, lock)
+                    self._run_threads(run, pm, keeper, budget, until_empty, summary, lock)
             except WorkerAborted:
                 pass  # a second signal outside a handler call: stop here
-        summary.aborted = self._abort.is_set()
+            finally:
+                run.stop.set()  # whatever ends this run ends its threads too
+        summary.aborted = run.abort.is_set()
         return summary
 
     def _run_threads(
         self,
+        run: _RunState,
         pm: Any,
         keeper: LeaseKeeper,
         budget: _JobBudget,
@@ -200,10 +204,10 @@ class PersistentWorker:
 
         def target() -> None:
             try:
-                self._loop(pm, keeper, budget, until_empty, summary, lock)
+                self._loop(run, pm, keeper, budget, until_empty, summary, lock)
             except BaseException as exc:  # reported to run()'s caller below
                 errors.append(exc)
-                self._stop.set()
+                run.stop.set()
 
         threads = [
             threading.Thread(target=target, name=f"{self.worker_id}/{n}", daemon=True)
@@ -213,7 +217,7 @@ class PersistentWorker:
             thread.start()
         # Join in slices so the main thread stays responsive to signals.
         while any(t.is_alive() for t in threads):
-            if self._abort.is_set():
+            if run.abort.is_set():
                 return  # leave running jobs to lease expiry
             for thread in threads:
                 thread.join(timeout=0.05)
@@ -222,6 +226,24 @@ class PersistentWorker:
 
     def _loop(
         self,
+        run: _RunState,
+        pm: Any,
+        keeper: LeaseKeeper,
+        budget: _JobBudget,
+        until_empty: bool,
+        summary: WorkerSummary,
+        lock: threading.Lock,
+    ) -> None:
+        try:
+            self._loop_body(run, pm, keeper, budget, until_empty, summary, lock)
+        finally:
+            loop = getattr(self._loops, "loop", None)
+            if loop is not None and not loop.is_closed():
+                loop.close()
+
+    def _loop_body(
+        self,
+        run: _RunState,
         pm: Any,
         keeper: LeaseKeeper,
         budget: _JobBudget,
@@ -230,7 +252,7 @@ class PersistentWorker:
         lock: threading.Lock,
     ) -> None:
         clock = self.view.clock
-        while not self._stop.is_set():
+        while not run.stop.is_set():
             if not budget.take():
                 return
             wait = 0.0
@@ -239,7 +261,7 @@ class PersistentWorker:
                 wait = max((d for d in delays if d), default=0.0)
             if wait > 0:
                 budget.give_back()
-                self._stop.wait(min(wait, self.config.poll_interval))
+                run.stop.wait(min(wait, self.config.poll_interval))
                 continue
             try:
                 message = self.queue.get(block=not until_empty, timeout=self.config.poll_interval)
@@ -248,7 +270,11 @@ class PersistentWorker:
                 if until_empty:
                     return
                 continue
-            outcome = self._work(pm, keeper, message)
+            if run.stop.is_set():
+                # Stopped while we waited: start nothing new.
+                self._give_back(message)
+                return
+            outcome = self._work(run, pm, keeper, message)
             with lock:
                 summary.processed += 1
                 if outcome is Outcome.ACKED:
@@ -270,9 +296,18 @@ class PersistentWorker:
         loop = getattr(self._loops, "loop", None)
         if loop is None or loop.is_closed():
             loop = self._loops.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(result)
+        task = loop.create_task(_awaited(result))
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            # Interrupted (a second signal, KeyboardInterrupt): cancel the
+            # coroutine now, so it can never finish later inside another job.
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+            raise
 
-    def _work(self, pm: Any, keeper: LeaseKeeper, message: Message) -> Outcome:
+    def _work(self, run: _RunState, pm: Any, keeper: LeaseKeeper, message: Message) -> Outcome:
         clock = self.view.clock
         started = clock.now()
         error: Exception | None = None
@@ -286,7 +321,7 @@ class PersistentWorker:
                 self._call(message)
         except WorkerAborted:
             keeper.forget(lease)
-            self._stop.set()
+            run.stop.set()
             return Outcome.ABANDONED  # left to lease expiry, as asked
         except Exception as exc:
             error = exc
@@ -345,15 +380,22 @@ class PersistentWorker:
             self.queue.store.release(self.queue.name, message.lease, delay=0.0)
 
     def _notify(self, pm: Any, outcome: JobOutcome) -> None:
-        try:
-            pm.hook.localqueue_job_finished(outcome=outcome)
-        except Exception:
-            log.exception("a localqueue_job_finished observer raised; the worker goes on")
+        # Call each observer on its own: pluggy stops a fan-out at the first
+        # exception, and one broken observer must not silence the others
+        # (the built-in circuit breaker is one of them).
+        for impl in pm.hook.localqueue_job_finished.get_hookimpls():
+            try:
+                impl.function(outcome=outcome)
+            except Exception:
+                log.exception(
+                    "localqueue_job_finished observer %r raised; the worker goes on",
+                    impl.plugin_name,
+                )
 
     # -- signals -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _signals_handled(self) -> Iterator[None]:
+    def _signals_handled(self, run: _RunState) -> Iterator[None]:
         if not self.config.handle_signals or threading.current_thread() is not (
             threading.main_thread()
         ):
@@ -361,12 +403,13 @@ class PersistentWorker:
             return
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            if self._stop.is_set():
+            if run.signaled:
                 log.warning("second stop signal: stopping now; the job is left to its lease")
-                self._abort.set()
+                run.abort.set()
                 raise WorkerAborted
+            run.signaled = True
             log.info("stop signal: finishing the current job, then stopping")
-            self._stop.set()
+            run.stop.set()
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -374,6 +417,19 @@ class PersistentWorker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+class _RunState:
+    """Stop and abort requests of one run() (each run gets its own)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.abort = threading.Event()
+        self.signaled = False  # a stop signal arrived: the next one aborts
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from localqueue.store import check_positive_int, check_seconds
 
 DEFAULT_HEARTBEAT_FRACTION = 1 / 3
 DEFAULT_POLL_INTERVAL = 1.0
+MIN_HEARTBEAT_INTERVAL = 0.01
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,15 @@ class PersistentWorkerConfig(PolicySettings):
         ):
             raise ValueError(f"heartbeat_fraction must be between 0 and 1, got {fraction!r}")
         check_seconds("poll_interval", self.poll_interval, positive=True)
+        if self.heartbeat_interval < MIN_HEARTBEAT_INTERVAL:
+            raise ValueError(
+                f"lease_timeout * heartbeat_fraction must be at least {MIN_HEARTBEAT_INTERVAL}s "
+                f"(a heartbeat more often would hammer the store), got {self.heartbeat_interval!r}"
+            )
+        if not isinstance(self.handle_signals, bool):
+            raise ValueError(f"handle_signals must be True or False, got {self.handle_signals!r}")
         if self.worker_id is not None and (
-            not isinstance(self.worker_id, str) or not self.worker_id
+            not isinstance(self.worker_id, str) or not self.worker_id.strip()
         ):
             raise ValueError(f"worker_id must be a non-empty string, got {self.worker_id!r}")
 

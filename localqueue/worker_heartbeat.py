@@ -13,7 +13,7 @@ import logging
 import threading
 from types import TracebackType
 
-from localqueue.errors import LeaseExpired, LocalQueueError
+from localqueue.errors import LeaseExpired
 from localqueue.message import Message
 from localqueue.queue import PersistentQueue
 
@@ -57,7 +57,7 @@ class LeaseKeeper:
             self._thread.join(timeout=5)
         try:
             self._queue.store.record_heartbeat(self._queue.name, self._worker_id, stopped=True)
-        except LocalQueueError:
+        except Exception:
             log.warning("could not record that worker %s stopped", self._worker_id)
 
     def track(self, message: Message) -> TrackedLease:
@@ -73,7 +73,7 @@ class LeaseKeeper:
     def _beat(self) -> None:
         try:
             self._queue.store.record_heartbeat(self._queue.name, self._worker_id)
-        except LocalQueueError as exc:
+        except Exception as exc:  # a third-party store may raise its driver's errors
             log.warning("could not record heartbeat of worker %s: %s", self._worker_id, exc)
 
     def _run(self) -> None:
@@ -97,7 +97,7 @@ class LeaseKeeper:
                 tracked.current.queue,
             )
             return
-        except LocalQueueError as exc:  # e.g. busy: try again next beat
+        except Exception as exc:  # e.g. busy, or a network blip: try again next beat
             log.warning("could not extend lease of message %s: %s", tracked.current.id, exc)
             return
         with self._lock:

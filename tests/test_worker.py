@@ -513,7 +513,7 @@ def test_handler_wrapper_plugin_and_failing_observer(
     with caplog.at_level(logging.ERROR, logger="localqueue.worker"):
         summary = handle.run(until_empty=True)
     assert summary.acked == 2 and timed == ids
-    assert "observer raised" in caplog.text
+    assert "observer 'timing' raised" in caplog.text
 
 
 def test_builtin_policies_are_registered_plugins() -> None:
@@ -652,3 +652,103 @@ def test_max_jobs_must_be_an_integer(store: Store) -> None:
     worker = failing_worker(q, [])
     with pytest.raises(ValueError, match="max_jobs"):
         worker.run(max_jobs=1.5)  # type: ignore[arg-type]
+
+
+def test_a_failing_observer_does_not_silence_the_breaker(
+    monkeypatch: pytest.MonkeyPatch, store: Store
+) -> None:
+    plugin = ModuleType("broken_observer")
+
+    @hookimpl
+    def localqueue_job_finished(outcome: JobOutcome) -> None:
+        raise RuntimeError("observer bug")
+
+    plugin.localqueue_job_finished = localqueue_job_finished  # type: ignore[attr-defined]
+    install(monkeypatch, "broken-observer", plugin)
+    q = PersistentQueue("jobs", store=store)
+    q.put_many([1, 2, 3])
+
+    @persistent_worker(q, breaker_threshold=2, breaker_cooldown=3600, **fast(q))
+    def handle(value: int) -> None:
+        raise RuntimeError("down")
+
+    stopper = threading.Timer(0.5, handle.stop)
+    stopper.start()
+    summary = handle.run(max_jobs=3)
+    stopper.cancel()
+    assert summary.processed == 2  # the breaker opened after two failures
+    assert breaker.is_open(dict(handle.view.state), handle.view.clock.now())
+
+
+def test_heartbeat_notices_a_lost_lease(
+    store: Store, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    q = PersistentQueue("jobs", store=store, lease_timeout=0.06)
+    q.put("x")
+
+    @persistent_worker(q, **fast(q))
+    def handle(value: str) -> None:
+        clock.advance(1)  # store time passes the lease before the first beat
+        time.sleep(0.2)  # real time for a few heartbeats
+
+    with caplog.at_level(logging.WARNING, logger="localqueue.worker"):
+        summary = handle.run(max_jobs=1)
+    assert summary.lease_lost == 1 and summary.acked == 0
+    assert "lost before it could be extended" in caplog.text
+
+
+def test_interrupt_with_threads_stops_every_thread(tmp_path: Path) -> None:
+    q = PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db")
+    q.put_many(list(range(200)))
+    calls: list[int] = []
+
+    @persistent_worker(q, concurrency=2, **fast(q))
+    def handle(value: int) -> None:
+        calls.append(value)
+        time.sleep(0.01)
+        if value == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        handle.run()
+    settled = len(calls)
+    time.sleep(0.3)
+    assert len(calls) <= settled + 1  # nothing keeps running after run() raised
+    assert not [t for t in threading.enumerate() if t.name.startswith(handle.worker_id)]
+    q.close()
+
+
+def test_a_message_fetched_after_a_stop_request_is_not_started(store: Store) -> None:
+    q = PersistentQueue("jobs", store=store)
+    ran: list[str] = []
+
+    @persistent_worker(q, poll_interval=2.0, handle_signals=False)
+    def handle(value: str) -> None:
+        ran.append(value)
+
+    def stop_then_put() -> None:
+        time.sleep(0.2)
+        handle.stop()
+        q.put("late")
+
+    threading.Thread(target=stop_then_put).start()
+    summary = handle.run()
+    assert ran == [] and summary.processed == 0
+    [msg] = q.messages()
+    assert msg.state is State.READY
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ({"handle_signals": "no"}, "handle_signals"),
+        ({"lease_timeout": 1e-6}, "heartbeat"),
+        ({"worker_id": " "}, "worker_id"),
+    ],
+)
+def test_worker_settings_are_validated(
+    store: Store, override: dict[str, Any], pattern: str
+) -> None:
+    q = PersistentQueue("jobs", store=store)
+    with pytest.raises(ValueError, match=pattern):
+        q.build_worker_config(**override)
