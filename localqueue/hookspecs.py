@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from localqueue.clock import Clock
     from localqueue.jobs import Failure, FetchGate, HandlerCall, JobOutcome, RetryDecision
     from localqueue.store import Store
@@ -106,4 +108,16 @@ def localqueue_job_finished(outcome: JobOutcome) -> None:
 
     Observers fan out; one that raises is logged and never stops the worker.
     The built-in circuit breaker counts consecutive failures here.
+    """
+
+
+@hookspec
+def localqueue_cli_commands(cli: click.Group) -> None:
+    """Add commands to the ``localqueue`` command line.
+
+    Called each time the CLI is built (once per invocation), with the root
+    click group; add a command or a group with ``cli.add_command(...)``.
+    The harness adds ``harness`` this way and metrics plugins add
+    ``metrics``. Commands get the shared state (store URL, --debug) with
+    ``click.get_current_context().find_object(localqueue.cli.app.CliState)``.
     """

@@ -1,0 +1,5 @@
+"""``python -m localqueue`` runs the command line."""
+
+from localqueue.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""The root ``localqueue`` command: global options, the store, and errors.
+
+The CLI is built per call (``build_cli()``), so plugins that add commands
+through ``localqueue_cli_commands`` are picked up without module reloads and
+tests get a fresh command tree each time. Every failure a user can cause
+ends as one line on stderr that says what to do, with exit code 1 (usage
+errors: 2); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from localqueue import __version__
+from localqueue.errors import LocalQueueError
+from localqueue.plugins import get_plugin_manager
+from localqueue.store import Store
+from localqueue.store_url import open_store, resolve_store_url
+
+# Errors a user can act on: reported in one line, never as a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (LocalQueueError, ValueError, OSError)
+
+
+@dataclass
+class CliState:
+    """What every command shares: the store URL (opened on first use) and --debug."""
+
+    store_url: str | None = None
+    debug: bool = False
+    _store: Store | None = field(default=None, repr=False)
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.store_url)
+        return self._store
+
+    @property
+    def resolved_url(self) -> str:
+        return resolve_store_url(self.store_url)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class LocalQueueGroup(click.Group):
+    """A group that turns user errors into one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            state = ctx.find_object(CliState)
+            if state is not None and state.debug:
+                raise
+            message = str(exc) or type(exc).__name__
+            if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+                message = f"{message}: {exc.filename}"
+            raise click.ClickException(message.splitlines()[0]) from exc
+
+
+def build_cli() -> click.Group:
+    """A fresh command tree: built-in commands plus those of plugins."""
+
+    @click.group(cls=LocalQueueGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        help="Store URL (default: $LOCALQUEUE_STORE, else the SQLite file in the XDG data home).",
+    )
+    @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+    @click.version_option(__version__, "--version", prog_name="localqueue")
+    @click.pass_context
+    def cli(ctx: click.Context, store_url: str | None, debug: bool) -> None:
+        """Durable, at-least-once job queues: add work, run workers, watch and recover."""
+        state = ctx.ensure_object(CliState)
+        state.store_url = store_url
+        state.debug = debug
+        ctx.call_on_close(state.close)
+
+    from localqueue.cli.plugins_cmd import plugins_command
+    from localqueue.cli.queue_group import queue_group
+
+    cli.add_command(queue_group())
+    cli.add_command(plugins_command)
+    get_plugin_manager().hook.localqueue_cli_commands(cli=cli)
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``localqueue`` and ``python -m localqueue``)."""
+    try:
+        cli = build_cli()
+    except USER_ERRORS as exc:  # e.g. a plugin that fails to load
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    cli.main(args=list(argv) if argv is not None else None, prog_name="localqueue")

@@ -1,0 +1,98 @@
+"""Shared output for commands: a readable table on a terminal, stable JSON with --json.
+
+JSON documents are what scripts should parse; their keys are documented in
+docs/cli.md. Streams (``--watch``) print one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON document instead of a table."
+)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """Left-aligned columns; numbers right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [
+        all(isinstance(row[i], (int, float)) for row in rows) and rows != []
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(list(headers)), *(line(row) for row in cells)])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
+    """Seconds, as a number or with a unit: 30, 1.5, 500ms, 5m, 2h, 1d."""
+
+    name = "seconds"
+    _units: ClassVar[dict[str, float]] = {
+        "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
+    }  # fmt: skip
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?\s*", str(value))
+            if not match:
+                self.fail(
+                    f"{value!r} is not a duration; use seconds or 500ms, 5m, 2h, 1d", param, ctx
+                )
+            seconds = float(match.group(1)) * self._units[match.group(2) or "s"]
+        if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+            self.fail(f"{value!r} is not a duration >= 0", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+
+def lines(items: Iterable[str]) -> str:
+    return "\n".join(items)

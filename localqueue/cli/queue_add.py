@@ -1,0 +1,106 @@
+"""``localqueue queue add``: one message from --value or stdin, or many with --ndjson."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+import click
+
+from localqueue.cli.common import open_queue
+from localqueue.cli.output import DURATION, emit_json, json_option
+
+BATCH_SIZE = 500
+
+
+def _parse(text: str, raw: bool, where: str) -> Any:
+    if raw:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.ClickException(
+            f"{where} is not valid JSON ({exc.args[0] if exc.args else exc}); "
+            "fix it, or pass --raw to add it as a plain string"
+        ) from None
+
+
+@click.command("add")
+@click.argument("queue")
+@click.option("--value", metavar="JSON", help="The message value as JSON (default: read stdin).")
+@click.option("--raw", is_flag=True, help="Take the value (or each line) as a plain string.")
+@click.option("--ndjson", is_flag=True, help="Add one message per stdin line, in batches.")
+@click.option("--delay", type=DURATION, default=0.0, help="Deliver after this many seconds.")
+@click.option("--priority", type=int, default=0, help="Higher is delivered first.")
+@click.option("--dedupe-key", help="Skip the add if a message with this key is live.")
+@json_option
+def add_command(
+    queue: str,
+    value: str | None,
+    raw: bool,
+    ndjson: bool,
+    delay: float,
+    priority: int,
+    dedupe_key: str | None,
+    as_json: bool,
+) -> None:
+    """Add a message to QUEUE (created on first use)."""
+    q = open_queue(queue)
+    if ndjson:
+        if value is not None or dedupe_key is not None:
+            raise click.UsageError(
+                "--ndjson reads stdin; it takes neither --value nor --dedupe-key"
+            )
+        ids = _add_lines(q, sys.stdin, raw, delay, priority)
+        if as_json:
+            emit_json({"queue": queue, "added": len(ids), "ids": ids})
+        else:
+            click.echo(f"added {len(ids)} message(s) to {queue}")
+        return
+    text = value if value is not None else sys.stdin.read()
+    if value is None and not text.strip() and not raw:
+        raise click.UsageError("no value: pass --value JSON or write the value to stdin")
+    message = q.put(
+        _parse(text if raw else text.strip(), raw, "the value"),
+        delay=delay,
+        priority=priority,
+        dedupe_key=dedupe_key,
+    )
+    if as_json:
+        emit_json({"queue": queue, "id": message.id, "state": message.state.value})
+    else:
+        click.echo(f"{message.id}")
+
+
+def _add_lines(q: Any, stream: IO[str], raw: bool, delay: float, priority: int) -> list[int]:
+    """Parse a whole batch before adding it, so a bad line adds nothing of its batch."""
+    ids: list[int] = []
+    batch: list[Any] = []
+    first_line_of_batch = 1
+    show_progress = sys.stderr.isatty()
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            batch.append(_parse(line.rstrip("\n") if raw else line, raw, f"line {number}"))
+        except click.ClickException as exc:
+            done = (
+                f"{len(ids)} message(s) from lines before {first_line_of_batch} were added; "
+                if ids
+                else ""
+            )
+            raise click.ClickException(
+                f"{exc.message}; {done}nothing from lines {first_line_of_batch}-{number} was added"
+            ) from None
+        if len(batch) >= BATCH_SIZE:
+            ids.extend(m.id for m in q.put_many(batch, delay=delay, priority=priority))
+            batch = []
+            first_line_of_batch = number + 1
+            if show_progress:
+                click.echo(f"\radded {len(ids)}", nl=False, err=True)
+    if batch:
+        ids.extend(m.id for m in q.put_many(batch, delay=delay, priority=priority))
+    if show_progress and ids:
+        click.echo(f"\radded {len(ids)}", err=True)
+    return ids

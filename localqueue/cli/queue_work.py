@@ -1,0 +1,141 @@
+"""``localqueue queue exec`` and ``process``: run a worker from the command line."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from localqueue.cli.common import open_queue
+from localqueue.cli.exec_handler import make_exec_handler
+from localqueue.cli.output import DURATION, emit_json, json_option
+from localqueue.spec import Backoff
+from localqueue.worker import persistent_worker
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def worker_options(func: F) -> F:
+    """The worker policy flags shared by exec and process."""
+    options = [
+        click.option("--max-tries", type=click.IntRange(min=1), default=4, show_default=True,
+                     help="Deliveries per message before it is exhausted."),
+        click.option("--release-delay", type=DURATION, default=0.0,
+                     help="Wait this long before a failed message is tried again."),
+        click.option("--backoff", type=DURATION, default=None,
+                     help="Exponential backoff: first retry delay, doubling each retry."),
+        click.option("--backoff-max", type=DURATION, default=300.0, show_default=True,
+                     help="Cap of the backoff delay."),
+        click.option("--min-interval", type=DURATION, default=0.0,
+                     help="At least this long between job starts."),
+        click.option("--breaker-threshold", type=click.IntRange(min=1), default=None,
+                     help="Pause after this many consecutive failures."),
+        click.option("--breaker-cooldown", type=DURATION, default=None,
+                     help="How long the breaker pauses fetching."),
+        click.option("--dead-letter-on-failure/--no-dead-letter-on-failure", default=True,
+                     show_default=True,
+                     help="Dead-letter exhausted messages, or keep retrying them slowly."),
+        click.option("--lease-timeout", type=DURATION, default=30.0, show_default=True,
+                     help="Seconds a message stays leased (extended while the job runs)."),
+        click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Handler threads in this worker."),
+        click.option("--max-jobs", type=click.IntRange(min=0), default=None,
+                     help="Stop after this many jobs."),
+        click.option("--until-empty", is_flag=True,
+                     help="Stop once no message is ready (delayed ones do not count)."),
+        click.option("--worker-id", default=None,
+                     help="Name recorded on leases and heartbeats (default host:pid:n)."),
+        json_option,
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run(queue: str, handler: Callable[..., Any], options: dict[str, Any]) -> None:
+    q = open_queue(queue)
+    if (options["breaker_threshold"] is None) != (options["breaker_cooldown"] is None):
+        raise click.UsageError("--breaker-threshold and --breaker-cooldown go together")
+    backoff = None
+    if options["backoff"] is not None:
+        backoff = Backoff(
+            initial=options["backoff"],
+            multiplier=2.0,
+            max=max(options["backoff_max"], options["backoff"]),
+        )
+    worker = persistent_worker(
+        q,
+        worker_id=options["worker_id"],
+        max_retries=options["max_tries"] - 1,
+        release_delay=options["release_delay"],
+        backoff=backoff,
+        min_interval=options["min_interval"],
+        breaker_threshold=options["breaker_threshold"],
+        breaker_cooldown=options["breaker_cooldown"],
+        dead_letter_on_failure=options["dead_letter_on_failure"],
+        lease_timeout=options["lease_timeout"],
+        concurrency=options["concurrency"],
+    )(handler)
+    summary = worker.run(max_jobs=options["max_jobs"], until_empty=options["until_empty"])
+    if options["as_json"]:
+        emit_json({"queue": queue, "worker_id": worker.worker_id, **summary.as_dict()})
+    else:
+        click.echo(
+            f"{worker.worker_id}: processed {summary.processed}, acked {summary.acked}, "
+            f"released {summary.released}, dead {summary.dead}, lease lost {summary.lease_lost}"
+            + (" (stopped at once)" if summary.aborted else ""),
+            err=True,
+        )
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("queue")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--timeout", type=DURATION, default=None, help="Kill the command after this long.")
+@worker_options
+def exec_command(
+    queue: str, command: tuple[str, ...], timeout: float | None, **options: Any
+) -> None:
+    """Run CMD for every message of QUEUE: the value as JSON on its stdin.
+
+    Write the command after `--`: localqueue queue exec QUEUE -- CMD [ARGS...].
+    Exit 0 acks the message; any other exit is a failure for the retry policy.
+    """
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise click.UsageError("missing command: localqueue queue exec QUEUE -- CMD [ARGS...]")
+    if os.sep not in argv[0] and shutil.which(argv[0]) is None:
+        raise click.UsageError(f"command not found: {argv[0]!r} (not on PATH)")
+    _run(queue, make_exec_handler(argv, timeout), options)
+
+
+@click.command("process")
+@click.argument("queue")
+@click.argument("handler", metavar="MODULE:FUNCTION")
+@worker_options
+def process_command(queue: str, handler: str, **options: Any) -> None:
+    """Run the Python function MODULE:FUNCTION for every message of QUEUE.
+
+    The function gets the message value (and the Message, if it takes a second
+    argument); returning acks, raising is a failure for the retry policy.
+    """
+    module_name, _, function_name = handler.partition(":")
+    if not module_name or not function_name:
+        raise click.UsageError(f"handler must look like module:function, got {handler!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the current directory imports
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.ClickException(f"cannot import {module_name!r}: {exc}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise click.ClickException(f"{module_name!r} has no function {function_name!r}")
+    _run(queue, function, options)
