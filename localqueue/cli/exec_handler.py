@@ -38,8 +38,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def make_exec_handler(
-    command: Sequence[str], timeout: float | None, echo: bool = True
+    command: Sequence[str], timeout: float | None, stdout_to_stderr: bool = False
 ) -> Callable[[Any, Message], None]:
+    """``stdout_to_stderr``: echo the command's stdout on our stderr, keeping our
+    stdout for a JSON document (``--json``)."""
     argv = list(command)
 
     def run_command(value: Any, message: Message) -> None:
@@ -70,11 +72,10 @@ def make_exec_handler(
             _kill_group(proc)  # told to stop at once: leave nothing running
             proc.wait()
             raise
-        if echo:
-            if out:
-                click.echo(out.decode("utf-8", errors="replace"), nl=False)
-            if err:
-                click.echo(err.decode("utf-8", errors="replace"), nl=False, err=True)
+        if out:
+            click.echo(out.decode("utf-8", errors="replace"), nl=False, err=stdout_to_stderr)
+        if err:
+            click.echo(err.decode("utf-8", errors="replace"), nl=False, err=True)
         if proc.returncode != 0:
             raise CommandFailed(
                 f"command exited with code {proc.returncode}; "

@@ -113,7 +113,7 @@ def exec_command(
         raise click.UsageError("missing command: localqueue queue exec QUEUE -- CMD [ARGS...]")
     if os.sep not in argv[0] and shutil.which(argv[0]) is None:
         raise click.UsageError(f"command not found: {argv[0]!r} (not on PATH)")
-    _run(queue, make_exec_handler(argv, timeout), options)
+    _run(queue, make_exec_handler(argv, timeout, stdout_to_stderr=options["as_json"]), options)
 
 
 @click.command("process")
