@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from localqueue import __version__
 from localqueue.cli.output import emit_json, json_option, table
 from localqueue.plugins import list_plugins
 from localqueue.store_url import store_schemes
@@ -19,8 +20,9 @@ def plugins_command(as_json: bool) -> None:
         for scheme, (entry, plugin) in sorted(store_schemes().items())
     }
     if as_json:
-        emit_json({"plugins": plugins, "store_schemes": schemes})
+        emit_json({"localqueue": __version__, "plugins": plugins, "store_schemes": schemes})
         return
+    click.echo(f"localqueue {__version__}\n")
     rows = [
         [
             p["name"],
