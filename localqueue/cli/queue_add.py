@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import stat
 import sys
 from typing import IO, Any
 
@@ -78,8 +81,10 @@ def _add_lines(q: Any, stream: IO[str], raw: bool, delay: float, priority: int) 
     ids: list[int] = []
     batch: list[Any] = []
     first_line_of_batch = 1
-    show_progress = sys.stderr.isatty()
+    progress = _Progress(stream)
+    read = 0
     for number, line in enumerate(stream, start=1):
+        read += len(line.encode("utf-8", errors="replace"))
         if not line.strip():
             continue
         try:
@@ -97,10 +102,38 @@ def _add_lines(q: Any, stream: IO[str], raw: bool, delay: float, priority: int) 
             ids.extend(m.id for m in q.put_many(batch, delay=delay, priority=priority))
             batch = []
             first_line_of_batch = number + 1
-            if show_progress:
-                click.echo(f"\radded {len(ids)}", nl=False, err=True)
+            progress.show(len(ids), read)
     if batch:
         ids.extend(m.id for m in q.put_many(batch, delay=delay, priority=priority))
-    if show_progress and ids:
-        click.echo(f"\radded {len(ids)}", err=True)
+    progress.done(len(ids))
     return ids
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal: by bytes when stdin is a
+    file (its size is known), else a running count."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.total: int | None = None
+        try:
+            info = os.fstat(stream.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+                self.total = info.st_size
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def show(self, added: int, read: int) -> None:
+        if not self.enabled:
+            return
+        if self.total:
+            share = min(1.0, read / self.total)
+            bar = "#" * int(share * 30)
+            click.echo(f"\r[{bar:<30}] {share:4.0%}  {added:,} added", nl=False, err=True)
+        else:
+            click.echo(f"\r{added:,} added", nl=False, err=True)
+
+    def done(self, added: int) -> None:
+        if self.enabled and added:
+            self.show(added, self.total or 0)
+            click.echo(err=True)
