@@ -18,7 +18,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from localqueue import ManualClock, PersistentQueue, hookimpl
+from localqueue import ManualClock, PersistentQueue, PluginError, hookimpl
 from localqueue import plugins as host
 from localqueue.cli import build_cli
 from localqueue.stores.sqlite import SQLiteStore
@@ -434,3 +434,49 @@ def test_end_to_end_with_the_installed_executable(tmp_path: Path) -> None:
     lq("queue", "exec", "emails", "--until-empty", "--", "sh", "-c", handler)
     stats = json.loads(lq("queue", "stats", "emails", "--json"))
     assert (stats["ready"], stats["inflight"], stats["dead"], stats["total"]) == (0, 0, 0, 0)
+
+
+def test_input_edge_cases(db: Path) -> None:
+    ok("queue", "add", "jobs", "--raw", input="hello\n")
+    doc("queue", "add", "jobs", "--ndjson", input='{"a": 1}\r\n\r\n{"a": 2}')  # CRLF, no final \n
+    assert [m.value for m in queue(db).messages()] == ["hello", {"a": 1}, {"a": 2}]
+    line = one_line_error(run("queue", "add", "jobs", "--ndjson", input='1\n{"n":2\n'))
+    assert "line 2 is not valid JSON" in line and "column" in line
+
+
+def test_exec_refuses_a_missing_script_path(db: Path, tmp_path: Path) -> None:
+    queue(db).put("x")
+    script = tmp_path / "not-executable.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    for path in (str(tmp_path / "missing.sh"), str(script)):
+        line = one_line_error(run("queue", "exec", "jobs", "--", path), code=2)
+        assert "not executable" in line
+    assert queue(db).stats().ready == 1  # nothing was tried, nothing dead-lettered
+    assert "--backoff" in one_line_error(
+        run("queue", "exec", "jobs", "--backoff-max", "10", "--", "true"), code=2
+    )
+
+
+def test_process_json_keeps_stdout_for_the_document(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "chatty.py").write_text("def handle(value):\n    print('working on', value)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    queue(db).put(1)
+    summary = doc("queue", "process", "jobs", "chatty:handle", "--until-empty")
+    assert summary["acked"] == 1
+
+
+def test_a_plugin_cannot_replace_a_builtin_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = ModuleType("squatter")
+
+    @hookimpl
+    def localqueue_cli_commands(cli: click.Group) -> None:
+        cli.add_command(click.Command("queue", callback=lambda: None))
+
+    plugin.localqueue_cli_commands = localqueue_cli_commands  # type: ignore[attr-defined]
+    host.reset_plugin_manager()
+    host.get_plugin_manager().register(plugin, name="squatter")
+    with pytest.raises(PluginError, match="already exists"):
+        build_cli()

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from localqueue import __version__
-from localqueue.errors import LocalQueueError
+from localqueue.errors import LocalQueueError, PluginError
 from localqueue.plugins import get_plugin_manager
 from localqueue.store import Store
 from localqueue.store_url import open_store, resolve_store_url
@@ -50,11 +50,24 @@ class CliState:
 
 
 class LocalQueueGroup(click.Group):
-    """A group that turns user errors into one line and exit code 1."""
+    """A group that turns user errors into one line and exit code 1, and
+    refuses a second command of the same name (a plugin may add commands,
+    never silently replace one)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name in self.commands:
+            raise PluginError(
+                f"a plugin tried to add the command {name!r}, which already exists; "
+                "uninstall it or set LOCALQUEUE_DISABLE_PLUGINS"
+            )
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # a closed pipe (`| head`): click exits quietly
         except USER_ERRORS as exc:
             state = ctx.find_object(CliState)
             if state is not None and state.debug:

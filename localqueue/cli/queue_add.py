@@ -22,9 +22,9 @@ def _parse(text: str, raw: bool, where: str) -> Any:
         return text
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise click.ClickException(
-            f"{where} is not valid JSON ({exc.args[0] if exc.args else exc}); "
+            f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); "
             "fix it, or pass --raw to add it as a plain string"
         ) from None
 
@@ -64,6 +64,9 @@ def add_command(
     text = value if value is not None else sys.stdin.read()
     if value is None and not text.strip() and not raw:
         raise click.UsageError("no value: pass --value JSON or write the value to stdin")
+    if raw and value is None:
+        # Like the shell's $(...): one trailing newline from stdin is not data.
+        text = text.removesuffix("\n").removesuffix("\r")
     message = q.put(
         _parse(text if raw else text.strip(), raw, "the value"),
         delay=delay,
@@ -88,7 +91,8 @@ def _add_lines(q: Any, stream: IO[str], raw: bool, delay: float, priority: int) 
         if not line.strip():
             continue
         try:
-            batch.append(_parse(line.rstrip("\n") if raw else line, raw, f"line {number}"))
+            text = line.rstrip("\r\n")
+            batch.append(_parse(text if raw else text.strip(), raw, f"line {number}"))
         except click.ClickException as exc:
             done = (
                 f"{len(ids)} message(s) from lines before {first_line_of_batch} were added; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -19,6 +20,8 @@ from localqueue.worker import persistent_worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+DEFAULT_BACKOFF_MAX = 300.0
+
 
 def worker_options(func: F) -> F:
     """The worker policy flags shared by exec and process."""
@@ -29,7 +32,7 @@ def worker_options(func: F) -> F:
                      help="Wait this long before a failed message is tried again."),
         click.option("--backoff", type=DURATION, default=None,
                      help="Exponential backoff: first retry delay, doubling each retry."),
-        click.option("--backoff-max", type=DURATION, default=300.0, show_default=True,
+        click.option("--backoff-max", type=DURATION, default=DEFAULT_BACKOFF_MAX, show_default=True,
                      help="Cap of the backoff delay."),
         click.option("--min-interval", type=DURATION, default=0.0,
                      help="At least this long between job starts."),
@@ -58,9 +61,11 @@ def worker_options(func: F) -> F:
 
 
 def _run(queue: str, handler: Callable[..., Any], options: dict[str, Any]) -> None:
-    q = open_queue(queue)
     if (options["breaker_threshold"] is None) != (options["breaker_cooldown"] is None):
         raise click.UsageError("--breaker-threshold and --breaker-cooldown go together")
+    if options["backoff"] is None and options["backoff_max"] != DEFAULT_BACKOFF_MAX:
+        raise click.UsageError("--backoff-max needs --backoff")
+    q = open_queue(queue, warn_empty=True)
     backoff = None
     if options["backoff"] is not None:
         backoff = Backoff(
@@ -81,7 +86,11 @@ def _run(queue: str, handler: Callable[..., Any], options: dict[str, Any]) -> No
         lease_timeout=options["lease_timeout"],
         concurrency=options["concurrency"],
     )(handler)
-    summary = worker.run(max_jobs=options["max_jobs"], until_empty=options["until_empty"])
+    with contextlib.ExitStack() as stack:
+        if options["as_json"]:
+            # Keep stdout for the JSON document: a handler's prints go to stderr.
+            stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        summary = worker.run(max_jobs=options["max_jobs"], until_empty=options["until_empty"])
     if options["as_json"]:
         emit_json({"queue": queue, "worker_id": worker.worker_id, **summary.as_dict()})
     else:
@@ -95,7 +104,7 @@ def _run(queue: str, handler: Callable[..., Any], options: dict[str, Any]) -> No
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("queue")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @click.option("--timeout", type=DURATION, default=None, help="Kill the command after this long.")
 @worker_options
 def exec_command(
@@ -111,8 +120,11 @@ def exec_command(
         argv = argv[1:]
     if not argv:
         raise click.UsageError("missing command: localqueue queue exec QUEUE -- CMD [ARGS...]")
-    if os.sep not in argv[0] and shutil.which(argv[0]) is None:
-        raise click.UsageError(f"command not found: {argv[0]!r} (not on PATH)")
+    if os.sep not in argv[0]:
+        if shutil.which(argv[0]) is None:
+            raise click.UsageError(f"command not found: {argv[0]!r} (not on PATH)")
+    elif not (os.path.isfile(argv[0]) and os.access(argv[0], os.X_OK)):
+        raise click.UsageError(f"command not found or not executable: {argv[0]!r}")
     _run(queue, make_exec_handler(argv, timeout, stdout_to_stderr=options["as_json"]), options)
 
 
