@@ -408,10 +408,14 @@ class PersistentWorker:
                 run.abort.set()
                 raise WorkerAborted
             run.signaled = True
-            log.info("stop signal: finishing the current job, then stopping")
+            log.warning("stopping after the current job; send the signal again to stop at once")
             run.stop.set()
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        # SIGHUP too: a closed terminal should stop the worker cleanly, not kill it.
+        handled = [signal.SIGTERM, signal.SIGINT]
+        if hasattr(signal, "SIGHUP"):
+            handled.append(signal.SIGHUP)
+        previous = {sig: signal.signal(sig, on_signal) for sig in handled}
         try:
             yield
         finally:

@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 from localqueue import ManualClock, PersistentQueue, PluginError, hookimpl
 from localqueue import plugins as host
-from localqueue.cli import build_cli
+from localqueue.cli import build_cli, queue_recover
 from localqueue.stores.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -480,3 +480,64 @@ def test_a_plugin_cannot_replace_a_builtin_command(monkeypatch: pytest.MonkeyPat
     host.get_plugin_manager().register(plugin, name="squatter")
     with pytest.raises(PluginError, match="already exists"):
         build_cli()
+
+
+def test_values_that_cannot_be_stored_are_caught_per_line(db: Path) -> None:
+    lines = [json.dumps({"i": i}) for i in range(600)]
+    lines[549] = '{"x": NaN}'
+    line = one_line_error(run("queue", "add", "jobs", "--ndjson", input="\n".join(lines)))
+    assert "line 550" in line and "NaN" in line
+    assert "500 message(s) from lines before 501 were added" in line
+    assert queue(db).stats().total == 500
+    assert "Infinity" in one_line_error(run("queue", "add", "jobs", "--value", "-Infinity"))
+
+
+def test_durations_are_bounded(db: Path) -> None:
+    assert "10 years" in one_line_error(
+        run("queue", "stats", "jobs", "--watch", "--interval", "99999999999d"), code=2
+    )
+    assert "--timeout" in one_line_error(
+        run("queue", "exec", "jobs", "--timeout", "0", "--", "true"), code=2
+    )
+
+
+def test_exec_streams_output_and_keeps_only_a_tail(db: Path) -> None:
+    q = queue(db)
+    q.put("x")
+    script = "yes a | head -c 3000000; echo; echo the-end; exit 1"
+    result = run(
+        "queue", "exec", "jobs", "--until-empty", "--max-tries", "1", "--", "sh", "-c", script
+    )
+    assert result.exit_code == 0
+    assert len(result.stdout) > 3_000_000  # passed through
+    [dead] = q.dead_letters()
+    assert dead.last_error is not None and "the-end" in dead.last_error.message
+    assert len(dead.last_error.message) < 5000  # only a tail is kept
+
+
+def test_process_reports_a_module_that_fails_to_import(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "brokenmod.py").write_text("1 / 0\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    line = one_line_error(run("queue", "process", "jobs", "brokenmod:f"))
+    assert "ZeroDivisionError" in line
+
+
+def test_interactive_purge_deletes_only_what_was_confirmed(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q = queue(db)
+    q.put_many([1, 2, 3])
+    monkeypatch.setattr(queue_recover, "stdin_is_terminal", lambda: True)
+
+    def confirm_while_more_arrive(text: str, abort: bool = False) -> bool:
+        assert "3 message(s)" in text
+        q.put_many([4, 5])  # added while the operator reads the prompt
+        return True
+
+    monkeypatch.setattr(click, "confirm", confirm_while_more_arrive)
+    result = CliRunner().invoke(build_cli(), ["queue", "purge", "jobs"])
+    assert result.exit_code == 0 and "deleted 3" in result.stdout
+    assert [m.value for m in q.messages()] == [4, 5]

@@ -365,7 +365,7 @@ def test_ids_are_never_reused_after_purge_and_reopen(tmp_path: Path) -> None:
 
 
 def test_store_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(StoreCorruptError, match="cannot read"):
+    with pytest.raises(StoreCorruptError, match="not a regular file"):
         SQLiteStore(tmp_path)
 
 

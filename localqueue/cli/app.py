@@ -9,6 +9,7 @@ errors: 2); ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,12 @@ from localqueue.store import Store
 from localqueue.store_url import open_store, resolve_store_url
 
 # Errors a user can act on: reported in one line, never as a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (LocalQueueError, ValueError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    LocalQueueError,
+    ValueError,
+    OSError,
+    OverflowError,
+)
 
 
 @dataclass
@@ -109,6 +115,9 @@ def build_cli() -> click.Group:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``localqueue`` and ``python -m localqueue``)."""
+    # Warnings from workers and stores (a lost lease, a stop signal) reach
+    # the operator on stderr, one line each.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         cli = build_cli()
     except USER_ERRORS as exc:  # e.g. a plugin that fails to load

@@ -66,6 +66,9 @@ def human_age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+MAX_DURATION = 10 * 365 * 86400.0  # beyond this, timers overflow (time_t, TIMEOUT_MAX)
+
+
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
     """Seconds, as a number or with a unit: 30, 1.5, 500ms, 5m, 2h, 1d."""
 
@@ -88,6 +91,8 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
             seconds = float(match.group(1)) * self._units[match.group(2) or "s"]
         if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
             self.fail(f"{value!r} is not a duration >= 0", param, ctx)
+        if seconds > MAX_DURATION:
+            self.fail(f"{value!r} is longer than 10 years; use a smaller duration", param, ctx)
         return seconds
 
 

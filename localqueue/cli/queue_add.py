@@ -13,16 +13,30 @@ import click
 
 from localqueue.cli.common import open_queue
 from localqueue.cli.output import DURATION, emit_json, json_option
+from localqueue.errors import LocalQueueError
 
 BATCH_SIZE = 500
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse(text: str, raw: bool, where: str) -> Any:
+    """One value, checked completely before anything is stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.ClickException(f"{where} is not valid UTF-8; fix the input encoding") from None
     if raw:
         return text
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # NaN, Infinity
+            raise click.ClickException(
+                f"{where} is not valid JSON ({exc}); fix it, or pass --raw to add it as text"
+            ) from None
         raise click.ClickException(
             f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); "
             "fix it, or pass --raw to add it as a plain string"
@@ -86,6 +100,7 @@ def _add_lines(q: Any, stream: IO[str], raw: bool, delay: float, priority: int) 
     first_line_of_batch = 1
     progress = _Progress(stream)
     read = 0
+    number = 0
     for number, line in enumerate(stream, start=1):
         read += len(line.encode("utf-8", errors="replace"))
         if not line.strip():
@@ -103,14 +118,26 @@ def _add_lines(q: Any, stream: IO[str], raw: bool, delay: float, priority: int) 
                 f"{exc.message}; {done}nothing from lines {first_line_of_batch}-{number} was added"
             ) from None
         if len(batch) >= BATCH_SIZE:
-            ids.extend(m.id for m in q.put_many(batch, delay=delay, priority=priority))
+            ids.extend(_put_batch(q, batch, delay, priority, ids, first_line_of_batch, number))
             batch = []
             first_line_of_batch = number + 1
             progress.show(len(ids), read)
     if batch:
-        ids.extend(m.id for m in q.put_many(batch, delay=delay, priority=priority))
+        ids.extend(_put_batch(q, batch, delay, priority, ids, first_line_of_batch, number))
     progress.done(len(ids))
     return ids
+
+
+def _put_batch(
+    q: Any, batch: list[Any], delay: float, priority: int, ids: list[int], first: int, last: int
+) -> list[int]:
+    try:
+        return [m.id for m in q.put_many(batch, delay=delay, priority=priority)]
+    except LocalQueueError as exc:
+        done = f"{len(ids)} message(s) from lines before {first} were added; " if ids else ""
+        raise click.ClickException(
+            f"{exc}; {done}nothing from lines {first}-{last} was added"
+        ) from exc
 
 
 class _Progress:

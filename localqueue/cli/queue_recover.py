@@ -15,6 +15,10 @@ from localqueue.message import Message
 from localqueue.store import MessageFilter, State
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _short(value: Any, width: int = 60) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -86,7 +90,9 @@ def dead_command(
     """Dead letters of QUEUE with payload, attempts and latest error."""
     q = open_queue(queue, warn_empty=True)
     flt = _filter((), error_contains, min_attempts, failed_within, q.store.clock.now())
-    records = q.store.list_messages(queue, state=State.DEAD, filter=flt, limit=limit)
+    records = q.store.list_messages(
+        queue, state=State.DEAD, filter=flt, limit=None if summary else limit
+    )
     messages = [Message(r._replace(receipt=None), q.serializer) for r in records]
     if summary:
         counts = Counter(m.last_error.type if m.last_error else "(no error)" for m in messages)
@@ -157,9 +163,9 @@ def requeue_dead_command(
         click.echo(
             f"{verb} {len(moved)} message(s)" + (f": {', '.join(map(str, moved))}" if moved else "")
         )
-        if missing:
-            click.echo(f"not dead letters of {queue}: {', '.join(map(str, missing))}", err=True)
     if missing:
+        why = "not dead letters of" if not filtering else "not dead letters matching the filters in"
+        click.echo(f"Error: {why} {queue}: {', '.join(map(str, missing))}", err=True)
         sys.exit(1)
 
 
@@ -247,9 +253,13 @@ def purge_command(
     what = f"{count} {state_name or ''} message(s)".replace("  ", " ")
     if not dry_run and count:
         if not yes:
-            if not sys.stdin.isatty():
+            if not stdin_is_terminal():
                 raise click.UsageError(f"would delete {what} from {queue}; pass --yes to confirm")
+            # Pin the confirmed set: messages added while the user reads the
+            # prompt must not be deleted with the ones they agreed to.
+            shown = [r.id for r in q.store.list_messages(queue, state=wanted, filter=flt)]
             click.confirm(f"Delete {what} from {queue}?", abort=True)
+            flt = MessageFilter(ids=shown, older_than=older_than)
         count = q.store.purge(queue, state=wanted, filter=flt)
     if as_json:
         emit_json({"queue": queue, "dry_run": dry_run, "count": count})

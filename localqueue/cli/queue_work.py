@@ -7,13 +7,13 @@ import importlib
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
 
 from localqueue.cli.common import open_queue
-from localqueue.cli.exec_handler import make_exec_handler
+from localqueue.cli.exec_handler import RunningCommands, make_exec_handler
 from localqueue.cli.output import DURATION, emit_json, json_option
 from localqueue.spec import Backoff
 from localqueue.worker import persistent_worker
@@ -21,6 +21,20 @@ from localqueue.worker import persistent_worker
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_BACKOFF_MAX = 300.0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def worker_options(func: F) -> F:
@@ -60,7 +74,12 @@ def worker_options(func: F) -> F:
     return func
 
 
-def _run(queue: str, handler: Callable[..., Any], options: dict[str, Any]) -> None:
+def _run(
+    queue: str,
+    handler: Callable[..., Any],
+    options: dict[str, Any],
+    on_abort: Callable[[], object] | None = None,
+) -> None:
     if (options["breaker_threshold"] is None) != (options["breaker_cooldown"] is None):
         raise click.UsageError("--breaker-threshold and --breaker-cooldown go together")
     if options["backoff"] is None and options["backoff_max"] != DEFAULT_BACKOFF_MAX:
@@ -86,11 +105,18 @@ def _run(queue: str, handler: Callable[..., Any], options: dict[str, Any]) -> No
         lease_timeout=options["lease_timeout"],
         concurrency=options["concurrency"],
     )(handler)
+    aborted = True
     with contextlib.ExitStack() as stack:
         if options["as_json"]:
-            # Keep stdout for the JSON document: a handler's prints go to stderr.
-            stack.enter_context(contextlib.redirect_stdout(sys.stderr))
-        summary = worker.run(max_jobs=options["max_jobs"], until_empty=options["until_empty"])
+            # Keep stdout for the JSON document: anything the handler writes to
+            # stdout, even from C code or a subprocess, goes to stderr.
+            stack.enter_context(_stdout_to_stderr())
+        try:
+            summary = worker.run(max_jobs=options["max_jobs"], until_empty=options["until_empty"])
+            aborted = summary.aborted
+        finally:
+            if aborted and on_abort is not None:
+                on_abort()  # jobs left to their leases must not keep running
     if options["as_json"]:
         emit_json({"queue": queue, "worker_id": worker.worker_id, **summary.as_dict()})
     else:
@@ -125,7 +151,11 @@ def exec_command(
             raise click.UsageError(f"command not found: {argv[0]!r} (not on PATH)")
     elif not (os.path.isfile(argv[0]) and os.access(argv[0], os.X_OK)):
         raise click.UsageError(f"command not found or not executable: {argv[0]!r}")
-    _run(queue, make_exec_handler(argv, timeout, stdout_to_stderr=options["as_json"]), options)
+    if timeout is not None and timeout <= 0:
+        raise click.UsageError("--timeout must be > 0")
+    running = RunningCommands()
+    handler = make_exec_handler(argv, timeout, stdout_to_stderr=options["as_json"], running=running)
+    _run(queue, handler, options, on_abort=running.kill_all)
 
 
 @click.command("process")
@@ -145,8 +175,10 @@ def process_command(queue: str, handler: str, **options: Any) -> None:
         sys.path.insert(0, os.getcwd())  # like `python -m`: the current directory imports
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.ClickException(f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # ImportError, or the module itself failing
+        raise click.ClickException(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise click.ClickException(f"{module_name!r} has no function {function_name!r}")

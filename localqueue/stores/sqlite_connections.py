@@ -158,7 +158,15 @@ def translate_error(exc: sqlite3.Error, path: Path, busy_timeout: float) -> Stor
             f"store {path} is damaged ({text}); it was left untouched: restore it from a backup"
         )
     if "readonly" in lowered or "read-only" in lowered:
-        return StoreError(f"store {path} is read-only ({text}); check the file's permissions")
+        return StoreError(
+            f"store {path} is read-only ({text}); check the permissions of the file and of its "
+            "directory (SQLite writes -wal and -shm files beside it)"
+        )
+    if "unable to open" in lowered:
+        return StoreError(
+            f"cannot open store {path} ({text}); check that its directory exists and is "
+            "writable by this user"
+        )
     if "disk" in lowered and "full" in lowered:
         return StoreError(f"store {path}: the disk is full ({text}); free space and retry")
     if "closed" in lowered:

@@ -101,6 +101,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def check_header(path: Path) -> None:
     """Refuse a non-empty file that is not SQLite at all, before SQLite touches it."""
     try:
+        if path.exists() and not path.is_file():
+            raise StoreCorruptError(
+                f"{path} is not a regular file (a directory, pipe or device); "
+                "choose a file path for the store"
+            )
         with path.open("rb") as handle:
             head = handle.read(len(SQLITE_HEADER))
     except FileNotFoundError:
@@ -131,6 +136,8 @@ def read_identity(conn: sqlite3.Connection, path: Path) -> tuple[int, int, int]:
         finally:
             if own_transaction:
                 conn.execute("COMMIT")
+    except sqlite3.OperationalError:
+        raise  # permissions, locks: the caller turns these into their own errors
     except sqlite3.DatabaseError as exc:
         raise StoreCorruptError(
             f"{path} is damaged or not a localqueue store ({exc}); it was left untouched: "
