@@ -17,7 +17,10 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print a JSON document instead of a table."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as one JSON document (see docs/cli.md).",
 )
 
 

@@ -140,6 +140,8 @@ def exec_command(
 
     Write the command after `--`: localqueue queue exec QUEUE -- CMD [ARGS...].
     Exit 0 acks the message; any other exit is a failure for the retry policy.
+    The command sees LOCALQUEUE_QUEUE, LOCALQUEUE_MESSAGE_ID and
+    LOCALQUEUE_ATTEMPT; its output passes through (to stderr with --json).
     """
     argv = list(command)
     if argv and argv[0] == "--":
