@@ -69,12 +69,16 @@ def add_command(
             raise click.UsageError(
                 "--ndjson reads stdin; it takes neither --value nor --dedupe-key"
             )
+        if sys.stdin.isatty():
+            click.echo("reading one message per line from stdin; end with Ctrl-D", err=True)
         ids = _add_lines(q, sys.stdin, raw, delay, priority)
         if as_json:
             emit_json({"queue": queue, "added": len(ids), "ids": ids})
         else:
             click.echo(f"added {len(ids)} message(s) to {queue}")
         return
+    if value is None and sys.stdin.isatty():
+        click.echo("reading the value from stdin; end it with Ctrl-D", err=True)
     text = value if value is not None else sys.stdin.read()
     if value is None and not text.strip() and not raw:
         raise click.UsageError("no value: pass --value JSON or write the value to stdin")
