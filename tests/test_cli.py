@@ -56,8 +56,8 @@ def queue(db: Path, name: str = "jobs") -> PersistentQueue:
 def one_line_error(result: Result, code: int = 1) -> str:
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
     return lines[0]
 
 

@@ -60,6 +60,26 @@ class LocalQueueGroup(click.Group):
     refuses a second command of the same name (a plugin may add commands,
     never silently replace one)."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Like click's, except that a usage error is one line too:
+        ``Error: <what> (see 'localqueue queue add --help')``, exit code 2."""
+        run_click: Any = super().main  # click's overloads do not cover *args
+        if not kwargs.pop("standalone_mode", True):
+            return run_click(*args, standalone_mode=False, **kwargs)
+        try:
+            code = run_click(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "localqueue"
+            click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         name = name or cmd.name
         if name in self.commands:
