@@ -1,0 +1,112 @@
+"""The delivery contract as a test class a store author subclasses.
+
+Override one fixture, ``open_store``: it returns a function that opens the
+store under test with a given clock, and that opens the *same data* again
+when called again (the state machine uses that to simulate a restart).
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def open_store(self, tmp_path):
+            return lambda clock: MyStore(tmp_path / "q", clock=clock)
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from localqueue.clock import ManualClock
+from localqueue.store import Lease, NewMessage, State
+from localqueue_harness.state_machine import StoreOpener, machine_for
+
+__all__ = ["StoreContract", "StoreOpener"]
+
+Q = "contract-direct"
+
+
+class StoreContract:
+    """Every test here is part of the delivery contract (docs/guarantees.md)."""
+
+    max_examples = 60
+    steps = 40
+
+    @pytest.fixture
+    def open_store(self) -> StoreOpener:
+        raise NotImplementedError("override the open_store fixture in your subclass")
+
+    def test_state_machine(self, open_store: StoreOpener) -> None:
+        """Random sequences of every operation agree with the contract model."""
+        run_state_machine_as_test(
+            machine_for(open_store),
+            settings=settings(
+                max_examples=self.max_examples,
+                stateful_step_count=self.steps,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+
+    def test_put_claim_ack(self, open_store: StoreOpener) -> None:
+        store = open_store(ManualClock())
+        store.purge(Q)
+        [record] = store.enqueue(Q, [NewMessage(b'"x"')])
+        [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+        assert leased.id == record.id and leased.attempts == 1 and leased.receipt
+        assert store.ack(Q, [Lease(leased.id, leased.receipt)]) == []
+        assert store.get(Q, record.id) is None
+        store.close()
+
+    def test_expired_lease_is_claimable_again_with_a_new_receipt(
+        self, open_store: StoreOpener
+    ) -> None:
+        clock = ManualClock()
+        store = open_store(clock)
+        store.purge(Q)
+        store.enqueue(Q, [NewMessage(b"1")])
+        [first] = store.claim(Q, worker_id="a", limit=1, lease_seconds=10)
+        assert store.claim(Q, worker_id="b", limit=1, lease_seconds=10) == []
+        clock.advance(10)
+        [second] = store.claim(Q, worker_id="b", limit=1, lease_seconds=10)
+        assert second.id == first.id and second.attempts == 2
+        assert second.receipt != first.receipt
+        assert first.receipt is not None
+        stale = Lease(first.id, first.receipt)
+        assert store.ack(Q, [stale]) == [stale]
+        assert store.get(Q, first.id) is not None
+        store.close()
+
+    def test_priority_then_available_time(self, open_store: StoreOpener) -> None:
+        clock = ManualClock()
+        store = open_store(clock)
+        store.purge(Q)
+        low = store.enqueue(Q, [NewMessage(b"1", priority=0)])[0]
+        clock.advance(1)
+        high = store.enqueue(Q, [NewMessage(b"2", priority=5)])[0]
+        later = store.enqueue(Q, [NewMessage(b"3", priority=0, delay=0.5)])[0]
+        clock.advance(1)
+        order = [store.claim(Q, worker_id="w", limit=1, lease_seconds=30)[0].id for _ in range(3)]
+        assert order == [high.id, low.id, later.id]
+        store.close()
+
+    def test_exhausted_lease_becomes_dead(self, open_store: StoreOpener) -> None:
+        clock = ManualClock()
+        store = open_store(clock)
+        store.purge(Q)
+        store.enqueue(Q, [NewMessage(b"poison")])
+        for _ in range(2):
+            assert store.claim(Q, worker_id="w", limit=1, lease_seconds=5, max_attempts=2)
+            clock.advance(5)
+        assert store.claim(Q, worker_id="w", limit=1, lease_seconds=5, max_attempts=2) == []
+        [dead] = store.list_messages(Q, state=State.DEAD)
+        assert dead.attempts == 2 and dead.last_error is not None
+        assert dead.last_error.type == "LeaseExpired"
+        store.close()
+
+    def test_check_reports_no_problems(self, open_store: StoreOpener) -> None:
+        store = open_store(ManualClock())
+        store.enqueue(Q, [NewMessage(b"1"), NewMessage(b"2")])
+        store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+        assert store.check() == []
+        store.purge(Q)
+        store.close()

@@ -1,0 +1,212 @@
+"""A hypothesis state machine that checks a store against the contract model.
+
+Rules put, put_many, claim, ack, release, dead-letter, extend, requeue, purge,
+advance the injected clock, and reopen the store (a restart); after every
+step the store's stats must equal the model's, and every message the model
+holds must be in the store with the same state and attempt count. A failure
+shrinks to a short sequence of these rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from localqueue.clock import ManualClock
+from localqueue.store import Lease, MessageFilter, NewMessage, State, Store
+from localqueue_harness.model import DEAD, Model, ModelMessage
+
+QUEUE = "contract"
+LEASE = 30.0
+MAX_ATTEMPTS = 3
+
+StoreOpener = Callable[[ManualClock], Store]
+
+delays = st.sampled_from([0.0, 0.0, 5.0, 40.0])
+priorities = st.integers(min_value=-1, max_value=2)
+keys = st.one_of(st.none(), st.sampled_from(["a", "b", "c"]))
+
+
+class StoreStateMachine(RuleBasedStateMachine):
+    """Subclass with ``open_store`` set (see ``machine_for``)."""
+
+    open_store: StoreOpener
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.store = type(self).open_store(self.clock)
+        self.store.purge(QUEUE)  # a reused store starts empty
+        self.model = Model(max_attempts=MAX_ATTEMPTS)
+        self.leases: list[Lease] = []  # every receipt ever handed out, current or stale
+        self.counter = 0
+
+    def teardown(self) -> None:
+        self.store.close()
+
+    # -- helpers -----------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def _payload(self) -> bytes:
+        self.counter += 1
+        return f'{{"n":{self.counter}}}'.encode()
+
+    def _put(self, batch: list[tuple[float, int, str | None]]) -> None:
+        news = [NewMessage(self._payload(), d, p, k) for d, p, k in batch]
+        records = self.store.enqueue(QUEUE, news)
+        assert len(records) == len(news)
+        now = self.now()
+        for new, record in zip(news, records, strict=True):
+            existing = self.model.live_key(new.dedupe_key)
+            if existing is not None:
+                assert record.id == existing.id, (
+                    "a live dedupe key must return the existing message"
+                )
+                continue
+            assert record.id not in self.model.messages, "ids are never reused"
+            self.model.messages[record.id] = ModelMessage(
+                record.id, new.payload, new.priority, now + new.delay, new.dedupe_key
+            )
+
+    # -- rules -------------------------------------------------------------
+
+    @rule(delay=delays, priority=priorities, key=keys)
+    def put(self, delay: float, priority: int, key: str | None) -> None:
+        self._put([(delay, priority, key)])
+
+    @rule(batch=st.lists(st.tuples(delays, priorities, keys), min_size=1, max_size=4))
+    def put_many(self, batch: list[tuple[float, int, str | None]]) -> None:
+        self._put(batch)
+
+    @rule(limit=st.integers(min_value=1, max_value=3))
+    def claim(self, limit: int) -> None:
+        now = self.now()
+        expected: list[ModelMessage] = []
+        for message in self.model.claimable(now):
+            if len(expected) == limit:
+                break
+            if message.leased and message.attempts >= MAX_ATTEMPTS:
+                message.dead, message.leased, message.receipt = True, False, None
+                continue
+            expected.append(message)
+        records = self.store.claim(
+            QUEUE, worker_id="w", limit=limit, lease_seconds=LEASE, max_attempts=MAX_ATTEMPTS
+        )
+        assert sorted(r.id for r in records) == sorted(m.id for m in expected), (
+            "claim must lease the first messages in delivery order"
+        )
+        for record in records:
+            message = self.model.messages[record.id]
+            assert record.attempts == message.attempts + 1, "each delivery counts one attempt"
+            assert record.receipt and all(record.receipt != lease.receipt for lease in self.leases)
+            message.attempts += 1
+            message.leased, message.receipt = True, record.receipt
+            message.available_at = now + LEASE
+            self.leases.append(Lease(record.id, record.receipt))
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data())
+    def ack(self, data: st.DataObject) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        live = self.model.current(lease.id, lease.receipt, self.now())
+        before = self.store.stats(QUEUE)
+        stale = self.store.ack(QUEUE, [lease])
+        if live is None:
+            assert stale == [lease], "a stale receipt must be refused"
+            assert self.store.stats(QUEUE) == before, "a refused ack changes nothing"
+        else:
+            assert stale == []
+            del self.model.messages[lease.id]
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), delay=delays)
+    def release(self, data: st.DataObject, delay: float) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        live = self.model.current(lease.id, lease.receipt, self.now())
+        before = self.store.stats(QUEUE)
+        done = self.store.release(QUEUE, lease, delay=delay)
+        assert done is (live is not None)
+        if live is None:
+            assert self.store.stats(QUEUE) == before
+        else:
+            live.leased, live.receipt, live.available_at = False, None, self.now() + delay
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data())
+    def dead_letter(self, data: st.DataObject) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        live = self.model.current(lease.id, lease.receipt, self.now())
+        done = self.store.dead_letter(QUEUE, lease)
+        assert done is (live is not None)
+        if live is not None:
+            live.dead, live.leased, live.receipt = True, False, None
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), seconds=st.sampled_from([10.0, 60.0]))
+    def extend(self, data: st.DataObject, seconds: float) -> None:
+        lease = data.draw(st.sampled_from(self.leases))
+        live = self.model.current(lease.id, lease.receipt, self.now())
+        until = self.store.extend(QUEUE, lease, seconds)
+        assert (until is not None) is (live is not None)
+        if live is not None:
+            live.available_at = self.now() + seconds
+
+    @rule(delay=st.sampled_from([0.0, 5.0]))
+    def requeue_all(self, delay: float) -> None:
+        ids = self.store.requeue(QUEUE, filter=MessageFilter(), delay=delay)
+        expected = sorted(m.id for m in self.model.messages.values() if m.dead)
+        assert sorted(ids) == expected
+        for message_id in ids:
+            message = self.model.messages[message_id]
+            message.dead, message.attempts = False, 0
+            message.available_at = self.now() + delay
+
+    @rule()
+    def purge_dead(self) -> None:
+        count = self.store.purge(QUEUE, state=State.DEAD)
+        dead = [m.id for m in self.model.messages.values() if m.dead]
+        assert count == len(dead)
+        for message_id in dead:
+            del self.model.messages[message_id]
+
+    @rule(seconds=st.sampled_from([1.0, 10.0, 31.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @rule()
+    def reopen(self) -> None:
+        self.store.close()
+        self.store = type(self).open_store(self.clock)
+
+    # -- invariants ----------------------------------------------------------
+
+    @invariant()
+    def stats_match_the_model(self) -> None:
+        stats = self.store.stats(QUEUE)
+        expected = self.model.counts(self.now())
+        found = {"ready": stats.ready, "delayed": stats.delayed, "inflight": stats.inflight,
+                 "dead": stats.dead}  # fmt: skip
+        assert found == expected, f"stats {found} != model {expected}"
+
+    @invariant()
+    def no_confirmed_message_is_lost(self) -> None:
+        now = self.now()
+        for message in self.model.messages.values():
+            record = self.store.get(QUEUE, message.id)
+            assert record is not None, f"message {message.id} was lost"
+            assert record.payload == message.payload
+            assert record.attempts == message.attempts, "attempts never change on their own"
+            assert record.state.value == message.state(now)
+            if message.state(now) == DEAD:
+                assert record.failed_at is not None
+
+
+def machine_for(
+    open_store: StoreOpener, name: str = "StoreStateMachine"
+) -> type[StoreStateMachine]:
+    """A state machine class bound to a store opener (called again on reopen)."""
+    return type(name, (StoreStateMachine,), {"open_store": staticmethod(open_store)})

@@ -1,0 +1,24 @@
+"""Run by ``pytest --pyargs localqueue_harness --localqueue-store URL``."""
+
+from __future__ import annotations
+
+import pytest
+
+from localqueue.clock import ManualClock
+from localqueue.store import Store
+from localqueue.store_url import open_store as open_url
+from localqueue_harness.contract import StoreContract, StoreOpener
+from localqueue_harness.plugin import OPTION
+
+
+class TestStoreAtURL(StoreContract):
+    @pytest.fixture
+    def open_store(self, request: pytest.FixtureRequest) -> StoreOpener:
+        url = request.config.getoption(OPTION)
+        if not url:
+            pytest.skip(f"no store to check: pass {OPTION} URL")
+
+        def opener(clock: ManualClock) -> Store:
+            return open_url(url, clock=clock)
+
+        return opener

@@ -1,0 +1,89 @@
+"""The harness checks the project's own stores, and catches broken ones."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+from localqueue_harness import StoreContract, StoreOpener, machine_for
+
+from localqueue.clock import Clock
+from localqueue.store import Lease, Store
+from localqueue.stores.memory import MemoryStore
+from localqueue.stores.sqlite import SQLiteStore
+
+
+class TestMemoryStoreContract(StoreContract):
+    max_examples = 100
+
+    @pytest.fixture
+    def open_store(self, request: pytest.FixtureRequest) -> StoreOpener:
+        name = f"memory://contract-{id(request)}"
+        return lambda clock: MemoryStore(name, clock=clock)
+
+
+class TestSQLiteStoreContract(StoreContract):
+    max_examples = 40
+
+    @pytest.fixture
+    def open_store(self, tmp_path: Path) -> StoreOpener:
+        return lambda clock: SQLiteStore(tmp_path / "contract.sqlite3", clock=clock)
+
+
+class AcceptsStaleReceipts(MemoryStore):
+    """Broken on purpose: acks whatever lease it is given."""
+
+    def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
+        with self._data.changed:
+            for lease in leases:
+                row = self._data.rows.get(lease.id)
+                if row is not None:
+                    self._delete(row)
+        return []
+
+
+class ForgetsOnReopen(MemoryStore):
+    """Broken on purpose: every open starts from nothing."""
+
+    def __init__(self, url: str = "memory://", *, clock: Clock | None = None) -> None:
+        super().__init__("memory://", clock=clock)
+
+
+@pytest.mark.parametrize(
+    ("broken", "complaint"),
+    [
+        (AcceptsStaleReceipts, "stale receipt must be refused"),
+        (ForgetsOnReopen, "was lost"),
+    ],
+)
+def test_the_state_machine_catches_a_broken_store(broken: type[Store], complaint: str) -> None:
+    machine = machine_for(lambda clock: broken("memory://broken", clock=clock))  # type: ignore[call-arg]
+    with pytest.raises(AssertionError, match=complaint):
+        run_state_machine_as_test(
+            machine, settings=settings(max_examples=200, stateful_step_count=30, deadline=None)
+        )
+
+
+def test_pytest_pyargs_runs_the_contract_on_a_url(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/pyargs.sqlite3"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
+         "localqueue_harness", "--localqueue-store", url],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "6 passed" in out.stdout
+
+
+def test_without_a_url_the_pyargs_run_skips_with_the_reason() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--pyargs",
+         "localqueue_harness"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "pass --localqueue-store URL" in out.stdout
