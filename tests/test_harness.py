@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 from localqueue_harness import StoreContract, StoreOpener, machine_for
+from localqueue_harness.runner import run
 
 from localqueue.clock import Clock
 from localqueue.store import Lease, Store
@@ -87,3 +89,23 @@ def test_without_a_url_the_pyargs_run_skips_with_the_reason() -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert "pass --localqueue-store URL" in out.stdout
+
+
+def test_throughput_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    report = run(
+        f"sqlite://{tmp_path}/tp.sqlite3", producers=2, consumers=2, messages=2000,
+        seed=1, workdir=tmp_path / "tp",
+    )  # fmt: skip
+    assert report.passed, report.summary()
+    assert (report.confirmed, report.handled, report.lost, report.duplicated) == (2000, 2000, 0, 0)
+    assert json.loads((tmp_path / "tp" / "report.json").read_text())["passed"] is True
+
+
+@pytest.mark.slow
+def test_crash_recovery_with_ten_kills(tmp_path: Path) -> None:
+    report = run(
+        f"sqlite://{tmp_path}/crash.sqlite3", mode="crash-recovery", producers=2, consumers=2,
+        messages=3000, kills=10, seed=7, lease=1.0, workdir=tmp_path / "crash",
+    )  # fmt: skip
+    assert report.kills == 10
+    assert report.passed, report.summary()

@@ -1,0 +1,225 @@
+"""Multi-process runs on a real store: throughput, and recovery from SIGKILL.
+
+Producers put messages whose values are unique ids and journal each id once
+its put has returned (a confirmed put). Consumers journal each id when they
+start handling it, then ack. The runner can SIGKILL producers and consumers
+at random moments and start replacements; at the end it drains the queue
+and compares the journals:
+
+* lost: a confirmed id no consumer ever handled — must be 0;
+* duplicated: ids handled more than once (allowed for messages a killed
+  consumer held, or re-put by a replaced producer; reported);
+* the store must be empty, nothing stuck inflight, and ``check()`` clean.
+
+A seed reproduces the schedule of kills. Every run returns a JSON-ready
+report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import queue as stdlib_queue
+import random
+import signal
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from typing import Any
+
+from localqueue.errors import LeaseExpired
+from localqueue.queue import PersistentQueue
+
+QUEUE = "harness-run"
+
+
+@dataclass
+class Report:
+    store: str
+    mode: str
+    seed: int
+    producers: int
+    consumers: int
+    messages: int
+    confirmed: int = 0
+    handled: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    kills: int = 0
+    killed_consumers: int = 0
+    killed_producers: int = 0
+    seconds: float = 0.0
+    msgs_per_s: float = 0.0
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    invariants: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(self.invariants.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.mode} on {self.store} (seed {self.seed}): "
+            f"{'PASSED' if self.passed else 'FAILED'}",
+            f"  {self.confirmed} confirmed, {self.handled} handled, {self.lost} lost, "
+            f"{self.duplicated} duplicated, {self.kills} kills "
+            f"({self.killed_consumers} consumers, {self.killed_producers} producers)",
+            f"  {self.msgs_per_s:,.0f} msgs/s over {self.seconds:.1f}s",
+        ]
+        lines += [f"  {'ok  ' if ok else 'FAIL'} {name}" for name, ok in self.invariants.items()]
+        return "\n".join(lines)
+
+
+def _produce(url: str, journal: str, start: int, stop: int, lease: float) -> None:
+    name = Path(journal).stem
+    with PersistentQueue(QUEUE, store=url, lease_timeout=lease) as q, open(journal, "a") as out:
+        for i in range(start, stop):
+            ident = f"{name}-{i}"
+            # The dedupe key makes a replacement's re-put of an unjournaled
+            # message a no-op while that message is still in the queue.
+            q.put({"id": ident, "t": time.time()}, dedupe_key=ident)
+            out.write(ident + "\n")
+            out.flush()
+
+
+def _consume(url: str, journal: str, lease: float, idle_exit: float) -> None:
+    with (
+        PersistentQueue(QUEUE, store=url, lease_timeout=lease, max_attempts=None) as q,
+        open(journal, "a") as out,
+    ):
+        while True:
+            try:
+                msg = q.get(timeout=idle_exit)
+            except stdlib_queue.Empty:
+                return
+            value = msg.value
+            latency = (time.time() - value["t"]) * 1000
+            out.write(f"{value['id']} {latency:.3f}\n")
+            out.flush()
+            # A lost lease: another consumer handles the message again.
+            with contextlib.suppress(LeaseExpired):
+                q.ack(msg)
+
+
+def _read_ids(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def run(
+    url: str,
+    *,
+    mode: str = "throughput",
+    producers: int = 2,
+    consumers: int = 2,
+    messages: int = 2000,
+    kills: int = 0,
+    seed: int | None = None,
+    lease: float = 1.0,
+    workdir: Path,
+    timeout: float = 600.0,
+) -> Report:
+    """Run producers and consumers on ``url``; with ``kills`` > 0, SIGKILL
+    random ones that many times (crash-recovery mode)."""
+    seed = random.randrange(2**31) if seed is None else seed
+    rng = random.Random(seed)
+    report = Report(url, mode, seed, producers, consumers, messages)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = multiprocessing.get_context("spawn")
+    with PersistentQueue(QUEUE, store=url) as q:
+        q.purge()
+    per_producer = messages // producers
+    prod_journals = [workdir / f"p{n}.log" for n in range(producers)]
+    started = time.monotonic()
+    deadline = started + timeout
+
+    def start_producer(n: int) -> SpawnProcess:
+        done = len(_read_ids(prod_journals[n]))
+        proc = ctx.Process(
+            target=_produce, args=(url, str(prod_journals[n]), done, per_producer, lease)
+        )
+        proc.start()
+        return proc
+
+    consumer_count = 0
+
+    def start_consumer() -> SpawnProcess:
+        nonlocal consumer_count
+        consumer_count += 1
+        journal = workdir / f"c{consumer_count}.log"
+        proc = ctx.Process(target=_consume, args=(url, str(journal), lease, 3.0))
+        proc.start()
+        return proc
+
+    prods = {n: start_producer(n) for n in range(producers)}
+    cons = [start_consumer() for _ in range(consumers)]
+    while report.kills < kills and time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.05, 0.4))
+        live_prods = [n for n, p in prods.items() if p.is_alive()]
+        live_cons = [i for i, p in enumerate(cons) if p.is_alive()]
+        if not live_prods and not live_cons:
+            break
+        if live_prods and (not live_cons or rng.random() < 0.4):
+            n = rng.choice(live_prods)
+            os.kill(prods[n].pid or 0, signal.SIGKILL)
+            prods[n].join()
+            prods[n] = start_producer(n)
+            report.killed_producers += 1
+        else:
+            i = rng.choice(live_cons)
+            os.kill(cons[i].pid or 0, signal.SIGKILL)
+            cons[i].join()
+            cons[i] = start_consumer()
+            report.killed_consumers += 1
+        report.kills += 1
+    for proc in prods.values():
+        proc.join(max(1.0, deadline - time.monotonic()))
+    # Drain: consumers exit after 3 s with nothing to get; messages held by a
+    # killed consumer come back once their lease (``lease`` s) is over.
+    for proc in cons:
+        proc.join(max(1.0, deadline - time.monotonic()))
+    drainer = start_consumer()
+    drainer.join(max(1.0, deadline - time.monotonic()))
+    report.seconds = time.monotonic() - started
+
+    confirmed = {i for path in prod_journals for i in _read_ids(path)}
+    handled_lines = [
+        line
+        for path in sorted(workdir.glob("c*.log"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    handled = Counter(line.split()[0] for line in handled_lines)
+    latencies = sorted(float(line.split()[1]) for line in handled_lines)
+    report.confirmed = len(confirmed)
+    report.handled = sum(handled.values())
+    report.lost = len(confirmed - set(handled))
+    report.duplicated = sum(n - 1 for n in handled.values() if n > 1)
+    report.msgs_per_s = report.handled / report.seconds if report.seconds else 0.0
+    if latencies:
+        report.latency_ms_p50 = latencies[len(latencies) // 2]
+        report.latency_ms_p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    with PersistentQueue(QUEUE, store=url) as q:
+        stats = q.stats()
+        problems = q.store.check()
+    expected = messages - messages % producers
+    report.invariants = {
+        "every confirmed put was handled (0 lost)": report.lost == 0,
+        "all puts confirmed": report.confirmed == expected,
+        "no message left in the store": stats.total == 0,
+        "nothing stuck inflight": stats.inflight == 0,
+        "store integrity check clean": problems == [],
+        "duplicates only with kills": report.duplicated == 0 or report.kills > 0,
+        "finished in time": time.monotonic() < deadline,
+    }
+    (workdir / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
+    return report
