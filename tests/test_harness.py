@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 from localqueue_harness import StoreContract, StoreOpener, machine_for
 from localqueue_harness.runner import run
 
+from localqueue.cli import build_cli
 from localqueue.clock import Clock
 from localqueue.store import Lease, Store
 from localqueue.stores.memory import MemoryStore
@@ -109,3 +111,21 @@ def test_crash_recovery_with_ten_kills(tmp_path: Path) -> None:
     )  # fmt: skip
     assert report.kills == 10
     assert report.passed, report.summary()
+
+
+def test_harness_command_is_added_to_the_cli(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/cli.sqlite3"
+    cli = build_cli()
+    stateful = CliRunner().invoke(cli, ["--store", url, "harness", "run", "--examples", "20"])
+    assert stateful.exit_code == 0, stateful.output
+    assert "PASSED" in stateful.stdout
+    report_file = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        build_cli(),
+        ["--store", url, "harness", "run", "--mode", "throughput", "--messages", "300",
+         "--seed", "4", "--json", "--report", str(report_file)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["passed"] is True and document["lost"] == 0 and document["seed"] == 4
+    assert json.loads(report_file.read_text())["handled"] == 300

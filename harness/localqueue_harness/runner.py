@@ -66,6 +66,13 @@ class Report:
         return {**asdict(self), "passed": self.passed}
 
     def summary(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        if self.mode == "stateful":
+            lines = [f"stateful on {self.store}: {verdict}"]
+            lines += [
+                f"  {'ok  ' if ok else 'FAIL'} {name}" for name, ok in self.invariants.items()
+            ]
+            return "\n".join(lines)
         lines = [
             f"{self.mode} on {self.store} (seed {self.seed}): "
             f"{'PASSED' if self.passed else 'FAILED'}",

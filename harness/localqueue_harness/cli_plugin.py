@@ -1,0 +1,130 @@
+"""``localqueue harness run``: the harness on the command line, added to the
+localqueue CLI through the ``localqueue_cli_commands`` hook (the core CLI
+never imports the harness)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from localqueue.cli.app import CliState
+from localqueue.clock import ManualClock
+from localqueue.hookspecs import hookimpl
+from localqueue.store import Store
+from localqueue.store_url import open_store, resolve_store_url
+from localqueue_harness.runner import Report, run
+from localqueue_harness.state_machine import machine_for
+
+
+def _stateful(url: str, examples: int, seed: int) -> Report:
+    def opener(clock: ManualClock) -> Store:
+        return open_store(url, clock=clock)
+
+    report = Report(url, "stateful", seed, 0, 0, 0)
+    try:
+        run_state_machine_as_test(
+            machine_for(opener),
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=40,
+                deadline=None,
+                derandomize=False,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+        report.invariants = {"the store agrees with the contract model": True}
+    except AssertionError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "assertion failed"
+        report.invariants = {f"the store agrees with the contract model ({first})": False}
+    return report
+
+
+@click.group("harness")
+def harness_group() -> None:
+    """Check a store against the delivery contract (localqueue-harness)."""
+
+
+@harness_group.command("run")
+@click.option(
+    "--mode",
+    type=click.Choice(["stateful", "throughput", "crash-recovery"]),
+    default="stateful",
+    show_default=True,
+)
+@click.option("--producers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--consumers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--messages", type=click.IntRange(min=1), default=4000, show_default=True)
+@click.option(
+    "--kills",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="SIGKILLs in crash-recovery mode.",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="State-machine examples in stateful mode.",
+)
+@click.option("--seed", type=int, default=None, help="Reproduce an earlier run.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the JSON report to this file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")  # fmt: skip
+def run_command(
+    mode: str,
+    producers: int,
+    consumers: int,
+    messages: int,
+    kills: int,
+    examples: int,
+    seed: int | None,
+    report_path: str | None,
+    as_json: bool,
+) -> None:
+    """Run the harness on the store given by --store / LOCALQUEUE_STORE.
+
+    Exits 1 when any invariant fails.
+    """
+    state = click.get_current_context().find_object(CliState)
+    url = resolve_store_url(state.store_url if state else None)
+    seed = seed if seed is not None else random.randrange(2**31)
+    if mode == "stateful":
+        report = _stateful(url, examples, seed)
+    else:
+        with tempfile.TemporaryDirectory(prefix="localqueue-harness-") as tmp:
+            report = run(
+                url,
+                mode=mode,
+                producers=producers,
+                consumers=consumers,
+                messages=messages,
+                kills=kills if mode == "crash-recovery" else 0,
+                seed=seed,
+                workdir=Path(tmp),
+            )
+    document = report.as_dict()
+    if report_path:
+        Path(report_path).write_text(json.dumps(document, indent=2))
+    click.echo(json.dumps(document) if as_json else report.summary())
+    if not report.passed:
+        sys.exit(1)
+
+
+@hookimpl
+def localqueue_cli_commands(cli: click.Group) -> None:
+    cli.add_command(harness_group)
