@@ -43,6 +43,7 @@ from localqueue.store import (
     check_positive_int,
     check_seconds,
 )
+from localqueue.stores import sqlite_faults as faults
 from localqueue.stores import sqlite_schema as schema
 from localqueue.stores.common import (
     EXPIRED_ERROR_TYPE,
@@ -427,9 +428,13 @@ class SQLiteStore:
 
     def _enqueue_one(self, queue: str, msg: NewMessage) -> list[MessageRecord]:
         now = self._now()
+        if faults.armed:
+            faults.hit("put:before")
         cursor = self._pool.get().execute(
             INSERT_SQL, (queue, msg.payload, msg.priority, now, now + msg.delay, None)
         )
+        if faults.armed:
+            faults.hit("put:after_commit")
         new_id = cursor.lastrowid
         assert new_id is not None
         return [self._new_record(new_id, queue, msg, now)]
@@ -508,6 +513,10 @@ class SQLiteStore:
                     for i, m in enumerate(messages)
                 ],
             )
+            if faults.armed:
+                faults.hit("put_many:mid")
+        if faults.armed:
+            faults.hit("put_many:after_commit")
         ready, delayed = State.READY, State.DELAYED
         return [
             MessageRecord(
@@ -542,6 +551,8 @@ class SQLiteStore:
                     "max": max_attempts,
                 }
                 rows = conn.execute(CLAIM_SQL, params).fetchall()
+                if faults.armed:
+                    faults.hit("claim:after_commit")
                 if not rows:
                     break  # nothing due at or below max_priority
                 leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
@@ -562,9 +573,13 @@ class SQLiteStore:
         try:
             if len(leases) == 1:
                 lease = leases[0]
+                if faults.armed:
+                    faults.hit("ack:before")
                 cursor = self._pool.get().execute(
                     ACK_SQL, (lease.id, queue, lease.receipt, self._now())
                 )
+                if faults.armed:
+                    faults.hit("ack:after_commit")
                 if cursor.rowcount != 1:
                     stale.append(lease)
             elif leases:
@@ -591,6 +606,8 @@ class SQLiteStore:
         ep = _error_params(error)
         params = [now + delay, ep[0], *ep[1:], lease.id, queue, lease.receipt, now]
         done = self._fenced(RELEASE_SQL, params)
+        if faults.armed:
+            faults.hit("release:after_commit")
         if done:
             self._notifier.notify()
         return done
@@ -598,7 +615,10 @@ class SQLiteStore:
     def dead_letter(self, queue: str, lease: Lease, *, error: ErrorInfo | None = None) -> bool:
         now = self._now()
         ep = _error_params(error)
-        return self._fenced(DEAD_LETTER_SQL, [now, now, *ep, lease.id, queue, lease.receipt, now])
+        done = self._fenced(DEAD_LETTER_SQL, [now, now, *ep, lease.id, queue, lease.receipt, now])
+        if faults.armed:
+            faults.hit("dead_letter:after_commit")
+        return done
 
     def extend(self, queue: str, lease: Lease, seconds: float) -> float | None:
         now = self._now()
