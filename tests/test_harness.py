@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import hypothesis.core as hypothesis_core
 import pytest
 from click.testing import CliRunner
 from hypothesis import settings
@@ -17,7 +18,7 @@ from localqueue_harness.runner import run
 
 from localqueue.cli import build_cli
 from localqueue.clock import Clock
-from localqueue.store import Lease, Store
+from localqueue.store import Lease, MessageRecord, NewMessage, Store
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
 
@@ -129,3 +130,60 @@ def test_harness_command_is_added_to_the_cli(tmp_path: Path) -> None:
     document = json.loads(result.stdout)
     assert document["passed"] is True and document["lost"] == 0 and document["seed"] == 4
     assert json.loads(report_file.read_text())["handled"] == 300
+
+
+SERVER_CLOCK_SUITE = """
+import pytest
+from localqueue.stores.memory import MemoryStore
+from localqueue_harness import StoreContract
+
+
+class ServerClockStore(MemoryStore):
+    # Like a networked store: refuses an injected clock.
+    def __init__(self, url="memory://", *, clock=None):
+        if clock is not None:
+            raise ValueError("this store keeps time on its server; it takes no clock")
+        super().__init__(url)
+
+
+class TestServerClockStore(StoreContract):
+    @pytest.fixture
+    def open_store(self):
+        return lambda clock: ServerClockStore("memory://server-clock", clock=clock)
+"""
+
+
+def test_checks_a_store_cannot_support_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    suite = tmp_path / "test_server_clock.py"
+    suite.write_text(SERVER_CLOCK_SUITE)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(suite)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "2 passed, 4 skipped" in out.stdout
+    assert "does not accept an injected clock" in out.stdout
+
+
+def test_stateful_run_is_reproduced_by_its_seed(tmp_path: Path) -> None:
+    from localqueue_harness import cli_plugin
+
+    log: list[int] = []
+
+    class Recording(MemoryStore):
+        def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+            log.append(len(messages))
+            return super().enqueue(queue, messages)
+
+    def sequence(seed: int) -> list[int]:
+        log.clear()
+        machine = machine_for(lambda clock: Recording("memory://seeded", clock=clock))
+        hypothesis_core.global_force_seed = seed  # type: ignore[assignment]  # as --seed does
+        try:
+            run_state_machine_as_test(machine, settings=settings(max_examples=20, database=None))
+        finally:
+            hypothesis_core.global_force_seed = None
+        return list(log)
+
+    assert sequence(5) == sequence(5) != sequence(6)
+    assert cli_plugin._stateful("memory://seed-check", 10, 3).passed

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import click
+import hypothesis.core as hypothesis_core
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -28,6 +29,9 @@ def _stateful(url: str, examples: int, seed: int) -> Report:
         return open_store(url, clock=clock)
 
     report = Report(url, "stateful", seed, 0, 0, 0)
+    # The same switch as pytest's --hypothesis-seed: one seed, one sequence of examples.
+    previous = hypothesis_core.global_force_seed
+    hypothesis_core.global_force_seed = seed  # type: ignore[assignment]
     try:
         run_state_machine_as_test(
             machine_for(opener),
@@ -44,6 +48,8 @@ def _stateful(url: str, examples: int, seed: int) -> Report:
     except AssertionError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "assertion failed"
         report.invariants = {f"the store agrees with the contract model ({first})": False}
+    finally:
+        hypothesis_core.global_force_seed = previous
     return report
 
 
@@ -116,6 +122,7 @@ def run_command(
                 kills=kills if mode == "crash-recovery" else 0,
                 seed=seed,
                 workdir=Path(tmp),
+                progress=lambda line: click.echo(line, err=True),
             )
     document = report.as_dict()
     if report_path:

@@ -26,6 +26,7 @@ import random
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -134,9 +135,12 @@ def run(
     lease: float = 1.0,
     workdir: Path,
     timeout: float = 600.0,
+    progress: Callable[[str], object] | None = None,
 ) -> Report:
     """Run producers and consumers on ``url``; with ``kills`` > 0, SIGKILL
-    random ones that many times (crash-recovery mode)."""
+    random ones that many times (crash-recovery mode). ``progress`` gets a
+    line at each kill and phase, for long runs."""
+    say = progress or (lambda line: None)
     seed = random.randrange(2**31) if seed is None else seed
     rng = random.Random(seed)
     report = Report(url, mode, seed, producers, consumers, messages)
@@ -181,15 +185,19 @@ def run(
             prods[n].join()
             prods[n] = start_producer(n)
             report.killed_producers += 1
+            say(f"kill {report.kills + 1}/{kills}: producer {n}, replaced")
         else:
             i = rng.choice(live_cons)
             os.kill(cons[i].pid or 0, signal.SIGKILL)
             cons[i].join()
             cons[i] = start_consumer()
             report.killed_consumers += 1
+            say(f"kill {report.kills + 1}/{kills}: consumer {i}, replaced")
         report.kills += 1
+    say("waiting for the producers to finish")
     for proc in prods.values():
         proc.join(max(1.0, deadline - time.monotonic()))
+    say(f"draining (leases held by killed consumers end after {lease:g}s)")
     # Drain: consumers exit after 3 s with nothing to get; messages held by a
     # killed consumer come back once their lease (``lease`` s) is over.
     for proc in cons:
