@@ -180,7 +180,9 @@ def test_stateful_run_is_reproduced_by_its_seed(tmp_path: Path) -> None:
         machine = machine_for(lambda clock: Recording("memory://seeded", clock=clock))
         hypothesis_core.global_force_seed = seed  # type: ignore[assignment]  # as --seed does
         try:
-            run_state_machine_as_test(machine, settings=settings(max_examples=20, database=None))
+            run_state_machine_as_test(
+                machine, settings=settings(max_examples=20, database=None, derandomize=False)
+            )
         finally:
             hypothesis_core.global_force_seed = None
         return list(log)
