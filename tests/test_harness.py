@@ -123,7 +123,7 @@ def test_harness_command_is_added_to_the_cli(tmp_path: Path) -> None:
     report_file = tmp_path / "report.json"
     result = CliRunner().invoke(
         build_cli(),
-        ["--store", url, "harness", "run", "--mode", "throughput", "--messages", "300",
+        ["harness", "run", "--store", url, "--mode", "throughput", "--messages", "300",
          "--seed", "4", "--json", "--report", str(report_file)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -92,6 +92,7 @@ def harness_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")  # fmt: skip
 def run_command(
+    store_url: str | None,
     mode: str,
     producers: int,
     consumers: int,
@@ -107,7 +108,7 @@ def run_command(
     Exits 1 when any invariant fails.
     """
     state = click.get_current_context().find_object(CliState)
-    url = resolve_store_url(state.store_url if state else None)
+    url = resolve_store_url(store_url or (state.store_url if state else None))
     seed = seed if seed is not None else random.randrange(2**31)
     if mode == "stateful":
         report = _stateful(url, examples, seed)
