@@ -60,6 +60,13 @@ def harness_group() -> None:
 
 @harness_group.command("run")
 @click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    default=None,
+    help="Store to check (default: the global --store, then $LOCALQUEUE_STORE).",
+)
+@click.option(
     "--mode",
     type=click.Choice(["stateful", "throughput", "crash-recovery"]),
     default="stateful",
