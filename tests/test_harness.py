@@ -62,7 +62,7 @@ class ForgetsOnReopen(MemoryStore):
 @pytest.mark.parametrize(
     ("broken", "complaint"),
     [
-        (AcceptsStaleReceipts, "stale receipt must be refused"),
+        (AcceptsStaleReceipts, "stale receipts must be refused"),
         (ForgetsOnReopen, "was lost"),
     ],
 )

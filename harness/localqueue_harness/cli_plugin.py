@@ -45,8 +45,8 @@ def _stateful(url: str, examples: int, seed: int) -> Report:
             ),
         )
         report.invariants = {"the store agrees with the contract model": True}
-    except AssertionError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "assertion failed"
+    except Exception as exc:  # an assertion, a store error, or several (an ExceptionGroup)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         report.invariants = {f"the store agrees with the contract model ({first})": False}
     finally:
         hypothesis_core.global_force_seed = previous

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from localqueue.store import ErrorInfo
+
 READY, DELAYED, INFLIGHT, DEAD = "ready", "delayed", "inflight", "dead"
 
 
@@ -24,6 +26,8 @@ class ModelMessage:
     leased: bool = False  # stored as inflight (its lease may have expired)
     dead: bool = False
     receipt: str | None = None
+    error: ErrorInfo | None = None  # the latest error the store must keep
+    expired: bool = False  # dead-lettered by a claim after its last lease expired
 
     def state(self, now: float) -> str:
         if self.dead:

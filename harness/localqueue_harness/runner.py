@@ -17,7 +17,6 @@ report.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import os
@@ -50,6 +49,7 @@ class Report:
     handled: int = 0
     lost: int = 0
     duplicated: int = 0
+    redelivered: int = 0  # messages a killed consumer held, handled again
     kills: int = 0
     killed_consumers: int = 0
     killed_producers: int = 0
@@ -77,8 +77,9 @@ class Report:
         lines = [
             f"{self.mode} on {self.store} (seed {self.seed}): "
             f"{'PASSED' if self.passed else 'FAILED'}",
-            f"  {self.confirmed} confirmed, {self.handled} handled, {self.lost} lost, "
-            f"{self.duplicated} duplicated, {self.kills} kills "
+            f"  {self.confirmed} confirmed, {self.handled} acked, {self.lost} lost, "
+            f"{self.duplicated} duplicated ({self.redelivered} held by killed consumers), "
+            f"{self.kills} kills "
             f"({self.killed_consumers} consumers, {self.killed_producers} producers)",
             f"  {self.msgs_per_s:,.0f} msgs/s over {self.seconds:.1f}s",
         ]
@@ -98,7 +99,9 @@ def _produce(url: str, journal: str, start: int, stop: int, lease: float) -> Non
             out.flush()
 
 
-def _consume(url: str, journal: str, lease: float, idle_exit: float) -> None:
+def _consume(url: str, journal: str, lease: float, idle_exit: float, work: float) -> None:
+    """Journal ``start ID latency`` before handling and ``acked ID`` once the ack
+    returned, so a message lost while held is told apart from one handled."""
     with (
         PersistentQueue(QUEUE, store=url, lease_timeout=lease, max_attempts=None) as q,
         open(journal, "a") as out,
@@ -110,11 +113,16 @@ def _consume(url: str, journal: str, lease: float, idle_exit: float) -> None:
                 return
             value = msg.value
             latency = (time.time() - value["t"]) * 1000
-            out.write(f"{value['id']} {latency:.3f}\n")
+            out.write(f"start {value['id']} {latency:.3f}\n")
             out.flush()
-            # A lost lease: another consumer handles the message again.
-            with contextlib.suppress(LeaseExpired):
+            if work:
+                time.sleep(work)  # holding the message: a kill now must lead to redelivery
+            try:
                 q.ack(msg)
+            except LeaseExpired:
+                continue  # another consumer handles the message again
+            out.write(f"acked {value['id']}\n")
+            out.flush()
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -136,6 +144,7 @@ def run(
     workdir: Path,
     timeout: float = 600.0,
     progress: Callable[[str], object] | None = None,
+    work: float = 0.002,
 ) -> Report:
     """Run producers and consumers on ``url``; with ``kills`` > 0, SIGKILL
     random ones that many times (crash-recovery mode). ``progress`` gets a
@@ -162,17 +171,26 @@ def run(
         return proc
 
     consumer_count = 0
+    consumer_number: dict[int, int] = {}  # slot -> journal number of its process
 
-    def start_consumer() -> SpawnProcess:
+    def start_consumer(slot: int | None = None) -> SpawnProcess:
         nonlocal consumer_count
         consumer_count += 1
+        if slot is not None:
+            consumer_number[slot] = consumer_count
         journal = workdir / f"c{consumer_count}.log"
-        proc = ctx.Process(target=_consume, args=(url, str(journal), lease, 3.0))
+        proc = ctx.Process(target=_consume, args=(url, str(journal), lease, 3.0, work))
         proc.start()
         return proc
 
+    # Ids a replacement producer may put twice: the one its killed
+    # predecessor may have put without journaling (if it was acked meanwhile,
+    # the dedupe key is no longer live and the re-put is a new message).
+    reput: set[str] = set()
+    killed_journals: list[Path] = []
+
     prods = {n: start_producer(n) for n in range(producers)}
-    cons = [start_consumer() for _ in range(consumers)]
+    cons = [start_consumer(i) for i in range(consumers)]
     while report.kills < kills and time.monotonic() < deadline:
         time.sleep(rng.uniform(0.05, 0.4))
         live_prods = [n for n, p in prods.items() if p.is_alive()]
@@ -183,6 +201,7 @@ def run(
             n = rng.choice(live_prods)
             os.kill(prods[n].pid or 0, signal.SIGKILL)
             prods[n].join()
+            reput.add(f"p{n}-{len(_read_ids(prod_journals[n]))}")
             prods[n] = start_producer(n)
             report.killed_producers += 1
             say(f"kill {report.kills + 1}/{kills}: producer {n}, replaced")
@@ -190,7 +209,8 @@ def run(
             i = rng.choice(live_cons)
             os.kill(cons[i].pid or 0, signal.SIGKILL)
             cons[i].join()
-            cons[i] = start_consumer()
+            killed_journals.append(workdir / f"c{consumer_number[i]}.log")
+            cons[i] = start_consumer(i)
             report.killed_consumers += 1
             say(f"kill {report.kills + 1}/{kills}: consumer {i}, replaced")
         report.kills += 1
@@ -207,18 +227,38 @@ def run(
     report.seconds = time.monotonic() - started
 
     confirmed = {i for path in prod_journals for i in _read_ids(path)}
-    handled_lines = [
-        line
-        for path in sorted(workdir.glob("c*.log"))
-        for line in path.read_text().splitlines()
-        if line.strip()
-    ]
-    handled = Counter(line.split()[0] for line in handled_lines)
-    latencies = sorted(float(line.split()[1]) for line in handled_lines)
+    starts: Counter[str] = Counter()
+    acked: set[str] = set()
+    latencies: list[float] = []
+    for path in sorted(workdir.glob("c*.log")):
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "start":
+                starts[parts[1]] += 1
+                latencies.append(float(parts[2]))
+            elif len(parts) == 2 and parts[0] == "acked":
+                acked.add(parts[1])
+    # A consumer killed while holding a message started it and never acked
+    # it: that message, and only that, may be started again.
+    held_by_killed: set[str] = set()
+    for path in killed_journals:
+        if not path.exists():
+            continue  # killed before it opened its journal
+        started_here: set[str] = set()
+        acked_here: set[str] = set()
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                (started_here if parts[0] == "start" else acked_here).add(parts[1])
+        held_by_killed |= started_here - acked_here
+    duplicates = {i: n - 1 for i, n in starts.items() if n > 1}
+    unexplained = sorted(set(duplicates) - held_by_killed - reput)
+    latencies.sort()
     report.confirmed = len(confirmed)
-    report.handled = sum(handled.values())
-    report.lost = len(confirmed - set(handled))
-    report.duplicated = sum(n - 1 for n in handled.values() if n > 1)
+    report.handled = len(acked)
+    report.redelivered = len(held_by_killed & set(starts))
+    report.lost = len(confirmed - acked)
+    report.duplicated = sum(duplicates.values())
     report.msgs_per_s = report.handled / report.seconds if report.seconds else 0.0
     if latencies:
         report.latency_ms_p50 = latencies[len(latencies) // 2]
@@ -228,13 +268,14 @@ def run(
         problems = q.store.check()
     expected = messages - messages % producers
     report.invariants = {
-        "every confirmed put was handled (0 lost)": report.lost == 0,
+        "every confirmed put was acked (0 lost)": report.lost == 0,
         "all puts confirmed": report.confirmed == expected,
         "no message left in the store": stats.total == 0,
-        "nothing stuck inflight": stats.inflight == 0,
         "store integrity check clean": problems == [],
-        "duplicates only with kills": report.duplicated == 0 or report.kills > 0,
+        "duplicates only for messages a killed process held": not unexplained,
         "finished in time": time.monotonic() < deadline,
     }
+    if unexplained:
+        say(f"unexplained duplicates: {', '.join(unexplained[:10])}")
     (workdir / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
     return report

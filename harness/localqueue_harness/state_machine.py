@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from localqueue.clock import ManualClock
-from localqueue.store import Lease, MessageFilter, NewMessage, State, Store
+from localqueue.store import ErrorInfo, Lease, MessageFilter, NewMessage, State, Store
 from localqueue_harness.model import DEAD, Model, ModelMessage
 
 QUEUE = "contract"
@@ -91,6 +91,8 @@ class StoreStateMachine(RuleBasedStateMachine):
                 break
             if message.leased and message.attempts >= MAX_ATTEMPTS:
                 message.dead, message.leased, message.receipt = True, False, None
+                message.error = None  # the store's own LeaseExpired error; checked below
+                message.expired = True
                 continue
             expected.append(message)
         records = self.store.claim(
@@ -102,57 +104,81 @@ class StoreStateMachine(RuleBasedStateMachine):
         for record in records:
             message = self.model.messages[record.id]
             assert record.attempts == message.attempts + 1, "each delivery counts one attempt"
+            assert record.payload == message.payload, "claim must return the stored payload"
+            assert record.priority == message.priority
+            assert record.state is State.INFLIGHT and record.leased_until == now + LEASE
             assert record.receipt and all(record.receipt != lease.receipt for lease in self.leases)
             message.attempts += 1
             message.leased, message.receipt = True, record.receipt
             message.available_at = now + LEASE
             self.leases.append(Lease(record.id, record.receipt))
 
+    def _snapshot(self, message_id: int) -> object:
+        return self.store.get(QUEUE, message_id)
+
     @precondition(lambda self: self.leases)
     @rule(data=st.data())
     def ack(self, data: st.DataObject) -> None:
-        lease = data.draw(st.sampled_from(self.leases))
-        live = self.model.current(lease.id, lease.receipt, self.now())
-        before = self.store.stats(QUEUE)
-        stale = self.store.ack(QUEUE, [lease])
-        if live is None:
-            assert stale == [lease], "a stale receipt must be refused"
-            assert self.store.stats(QUEUE) == before, "a refused ack changes nothing"
-        else:
-            assert stale == []
-            del self.model.messages[lease.id]
+        batch = data.draw(st.lists(st.sampled_from(self.leases), min_size=1, max_size=3))
+        now = self.now()
+        expected_stale: list[Lease] = []
+        acked: set[int] = set()
+        for lease in batch:  # the store acks in order: a repeat finds its lease gone
+            live = self.model.current(lease.id, lease.receipt, now)
+            if live is None or lease.id in acked:
+                expected_stale.append(lease)
+            else:
+                acked.add(lease.id)
+        untouched = {lease.id: self._snapshot(lease.id) for lease in expected_stale
+                     if lease.id not in acked}  # fmt: skip
+        stale = self.store.ack(QUEUE, batch)
+        assert stale == expected_stale, "exactly the stale receipts must be refused"
+        for message_id, before in untouched.items():
+            assert self._snapshot(message_id) == before, "a refused ack changes nothing"
+        for message_id in acked:
+            del self.model.messages[message_id]
 
     @precondition(lambda self: self.leases)
     @rule(data=st.data(), delay=delays)
     def release(self, data: st.DataObject, delay: float) -> None:
         lease = data.draw(st.sampled_from(self.leases))
         live = self.model.current(lease.id, lease.receipt, self.now())
-        before = self.store.stats(QUEUE)
-        done = self.store.release(QUEUE, lease, delay=delay)
+        before = self._snapshot(lease.id)
+        error = ErrorInfo("Released", f"release {self.counter}", None, self.now())
+        done = self.store.release(QUEUE, lease, delay=delay, error=error)
         assert done is (live is not None)
         if live is None:
-            assert self.store.stats(QUEUE) == before
+            assert self._snapshot(lease.id) == before, "a refused release changes nothing"
         else:
             live.leased, live.receipt, live.available_at = False, None, self.now() + delay
+            live.error = error
 
     @precondition(lambda self: self.leases)
     @rule(data=st.data())
     def dead_letter(self, data: st.DataObject) -> None:
         lease = data.draw(st.sampled_from(self.leases))
         live = self.model.current(lease.id, lease.receipt, self.now())
-        done = self.store.dead_letter(QUEUE, lease)
+        before = self._snapshot(lease.id)
+        error = ErrorInfo("Dead", f"dead {self.counter}", "tail", self.now())
+        done = self.store.dead_letter(QUEUE, lease, error=error)
         assert done is (live is not None)
-        if live is not None:
+        if live is None:
+            assert self._snapshot(lease.id) == before, "a refused dead_letter changes nothing"
+        else:
             live.dead, live.leased, live.receipt = True, False, None
+            live.error = error
 
     @precondition(lambda self: self.leases)
     @rule(data=st.data(), seconds=st.sampled_from([10.0, 60.0]))
     def extend(self, data: st.DataObject, seconds: float) -> None:
         lease = data.draw(st.sampled_from(self.leases))
         live = self.model.current(lease.id, lease.receipt, self.now())
+        before = self._snapshot(lease.id)
         until = self.store.extend(QUEUE, lease, seconds)
         assert (until is not None) is (live is not None)
-        if live is not None:
+        if live is None:
+            assert self._snapshot(lease.id) == before, "a refused extend changes nothing"
+        else:
             live.available_at = self.now() + seconds
 
     @rule(delay=st.sampled_from([0.0, 5.0]))
@@ -164,6 +190,17 @@ class StoreStateMachine(RuleBasedStateMachine):
             message = self.model.messages[message_id]
             message.dead, message.attempts = False, 0
             message.available_at = self.now() + delay
+
+    @rule(state=st.sampled_from(list(State)))
+    def purge_dry_run(self, state: State) -> None:
+        count = self.store.purge(QUEUE, state=state, dry_run=True)
+        now = self.now()
+        assert count == sum(1 for m in self.model.messages.values() if m.state(now) == state.value)
+
+    @rule()
+    def requeue_dry_run(self) -> None:
+        ids = self.store.requeue(QUEUE, filter=MessageFilter(), dry_run=True)
+        assert sorted(ids) == sorted(m.id for m in self.model.messages.values() if m.dead)
 
     @rule()
     def purge_dead(self) -> None:
@@ -203,6 +240,10 @@ class StoreStateMachine(RuleBasedStateMachine):
             assert record.state.value == message.state(now)
             if message.state(now) == DEAD:
                 assert record.failed_at is not None
+            if message.error is not None:
+                assert record.last_error == message.error, "the latest error is kept"
+            if message.expired and message.dead:
+                assert record.last_error is not None and record.last_error.type == "LeaseExpired"
 
 
 def machine_for(
