@@ -19,6 +19,9 @@ from localqueue.store import ErrorInfo, Lease, MessageFilter, NewMessage, State,
 from localqueue_harness.model import DEAD, Model, ModelMessage
 
 QUEUE = "contract"
+# A second queue with fixed contents: nothing done to QUEUE may touch it
+# (claims, purges, requeues, dedupe keys are all per queue).
+NEIGHBOUR = "contract-neighbour"
 LEASE = 30.0
 MAX_ATTEMPTS = 3
 
@@ -39,6 +42,16 @@ class StoreStateMachine(RuleBasedStateMachine):
         self.clock = ManualClock()
         self.store = type(self).open_store(self.clock)
         self.store.purge(QUEUE)  # a reused store starts empty
+        self.store.purge(NEIGHBOUR)
+        self.store.enqueue(
+            NEIGHBOUR,
+            [NewMessage(b'"kept"', dedupe_key="a"), NewMessage(b'"dead"', dedupe_key="b"),
+             NewMessage(b'"far"', delay=10**7, dedupe_key="c")],
+        )  # fmt: skip
+        [held] = self.store.claim(NEIGHBOUR, worker_id="n", limit=1, lease_seconds=10**7)
+        assert held.receipt is not None
+        self.store.dead_letter(NEIGHBOUR, Lease(held.id, held.receipt))
+        self.neighbour = {r.id: r for r in self.store.list_messages(NEIGHBOUR)}
         self.model = Model(max_attempts=MAX_ATTEMPTS)
         self.leases: list[Lease] = []  # every receipt ever handed out, current or stale
         self.counter = 0
@@ -228,6 +241,12 @@ class StoreStateMachine(RuleBasedStateMachine):
         found = {"ready": stats.ready, "delayed": stats.delayed, "inflight": stats.inflight,
                  "dead": stats.dead}  # fmt: skip
         assert found == expected, f"stats {found} != model {expected}"
+
+    @invariant()
+    def other_queues_are_untouched(self) -> None:
+        now_records = {r.id: r for r in self.store.list_messages(NEIGHBOUR)}
+        assert now_records == self.neighbour, "an operation on one queue changed another"
+        assert not set(now_records) & set(self.model.messages)
 
     @invariant()
     def no_confirmed_message_is_lost(self) -> None:
