@@ -28,7 +28,10 @@ MAX_ATTEMPTS = 3
 StoreOpener = Callable[[ManualClock], Store]
 
 delays = st.sampled_from([0.0, 0.0, 5.0, 40.0])
-priorities = st.integers(min_value=-1, max_value=2)
+# Small values make ties likely; the extremes check that all 32 bits are kept.
+priorities = st.one_of(
+    st.integers(min_value=-1, max_value=2), st.sampled_from([-(2**31), 2**31 - 1])
+)
 keys = st.one_of(st.none(), st.sampled_from(["a", "b", "c"]))
 
 
@@ -241,6 +244,12 @@ class StoreStateMachine(RuleBasedStateMachine):
         found = {"ready": stats.ready, "delayed": stats.delayed, "inflight": stats.inflight,
                  "dead": stats.dead}  # fmt: skip
         assert found == expected, f"stats {found} != model {expected}"
+        now = self.now()
+        ready = [m.available_at for m in self.model.messages.values() if m.state(now) == "ready"]
+        oldest = max(0.0, now - min(ready)) if ready else None
+        assert stats.oldest_ready_age == oldest, "oldest_ready_age follows the oldest ready message"
+        inflight = expected["inflight"]
+        assert dict(stats.inflight_by_worker) == ({"w": inflight} if inflight else {})
 
     @invariant()
     def other_queues_are_untouched(self) -> None:
