@@ -126,12 +126,19 @@ def test_crash_recovery_with_ten_kills(tmp_path: Path) -> None:
     assert report.passed, report.summary()
 
 
-def test_harness_command_is_added_to_the_cli(tmp_path: Path) -> None:
+def test_harness_command_is_added_to_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     url = f"sqlite://{tmp_path}/cli.sqlite3"
     cli = build_cli()
-    stateful = CliRunner().invoke(cli, ["--store", url, "harness", "run", "--examples", "20"])
+    stateful = CliRunner().invoke(
+        cli, ["--store", url, "harness", "run", "--examples", "20", "--seed", "9"]
+    )
     assert stateful.exit_code == 0, stateful.output
     assert "PASSED" in stateful.stdout
+    saved = json.loads((tmp_path / "localqueue-harness-stateful-9.json").read_text())
+    assert saved["passed"] is True and saved["mode"] == "stateful"
     report_file = tmp_path / "report.json"
     result = CliRunner().invoke(
         build_cli(),

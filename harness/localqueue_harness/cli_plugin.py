@@ -95,7 +95,7 @@ def harness_group() -> None:
     "report_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Also write the JSON report to this file.",
+    help="Write the JSON report here (default: ./localqueue-harness-MODE-SEED.json).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")  # fmt: skip
 def run_command(
@@ -133,9 +133,11 @@ def run_command(
                 progress=lambda line: click.echo(line, err=True),
             )
     document = report.as_dict()
-    if report_path:
-        Path(report_path).write_text(json.dumps(document, indent=2))
+    # Every run leaves its report behind, named after its mode and seed.
+    path = Path(report_path or f"localqueue-harness-{mode}-{seed}.json")
+    path.write_text(json.dumps(document, indent=2))
     click.echo(json.dumps(document) if as_json else report.summary())
+    click.echo(f"report: {path}", err=True)
     if not report.passed:
         sys.exit(1)
 
