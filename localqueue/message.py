@@ -30,10 +30,6 @@ class Message:
         self._serializer = serializer
         self._value = value
 
-    @classmethod
-    def from_record(cls, record: MessageRecord, serializer: Serializer | None) -> Message:
-        return cls(record, serializer)
-
     @property
     def record(self) -> MessageRecord:
         return self._record

@@ -150,7 +150,7 @@ class PersistentQueue:
         return payload if isinstance(payload, bytes) else _payload_bytes(payload, self.serializer)
 
     def _message(self, record: MessageRecord) -> Message:
-        return Message.from_record(record, self.serializer)
+        return Message(record, self.serializer)
 
     def put(
         self,

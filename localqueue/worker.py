@@ -170,19 +170,17 @@ class PersistentWorker:
         # Fresh events each run: threads left behind by an aborted earlier run
         # still hold that run's (set) events, so they can never come back to
         # life and run jobs without a heartbeat.
-        run = self._run_state = _RunState()
-        summary = WorkerSummary()
-        budget = _JobBudget(max_jobs)
-        lock = threading.Lock()
         pm = get_plugin_manager()
         self._hooks = _HooksInUse.of(pm, self.config)
         keeper = LeaseKeeper(self.queue, self.config.heartbeat_interval, self.worker_id)
+        run = self._run_state = _RunState(pm, keeper, _JobBudget(max_jobs), until_empty)
+        summary = run.summary
         with keeper, self._signals_handled(run):
             try:
                 if self.config.concurrency == 1:
-                    self._loop(run, pm, keeper, budget, until_empty, summary, lock)
+                    self._loop(run)
                 else:
-                    self._run_threads(run, pm, keeper, budget, until_empty, summary, lock)
+                    self._run_threads(run)
             except WorkerAborted:
                 pass  # a second signal outside a handler call: stop here
             finally:
@@ -193,18 +191,12 @@ class PersistentWorker:
     def _run_threads(
         self,
         run: _RunState,
-        pm: Any,
-        keeper: LeaseKeeper,
-        budget: _JobBudget,
-        until_empty: bool,
-        summary: WorkerSummary,
-        lock: threading.Lock,
     ) -> None:
         errors: list[BaseException] = []
 
         def target() -> None:
             try:
-                self._loop(run, pm, keeper, budget, until_empty, summary, lock)
+                self._loop(run)
             except BaseException as exc:  # reported to run()'s caller below
                 errors.append(exc)
                 run.stop.set()
@@ -227,31 +219,21 @@ class PersistentWorker:
     def _loop(
         self,
         run: _RunState,
-        pm: Any,
-        keeper: LeaseKeeper,
-        budget: _JobBudget,
-        until_empty: bool,
-        summary: WorkerSummary,
-        lock: threading.Lock,
     ) -> None:
         try:
-            self._loop_body(run, pm, keeper, budget, until_empty, summary, lock)
+            self._work_until_done(run)
         finally:
+            # This thread's event loop (async handlers) ends with its loop.
             loop = getattr(self._loops, "loop", None)
             if loop is not None and not loop.is_closed():
                 loop.close()
 
-    def _loop_body(
+    def _work_until_done(
         self,
         run: _RunState,
-        pm: Any,
-        keeper: LeaseKeeper,
-        budget: _JobBudget,
-        until_empty: bool,
-        summary: WorkerSummary,
-        lock: threading.Lock,
     ) -> None:
         clock = self.view.clock
+        pm, budget, summary = run.pm, run.budget, run.summary
         while not run.stop.is_set():
             if not budget.take():
                 return
@@ -264,18 +246,20 @@ class PersistentWorker:
                 run.stop.wait(min(wait, self.config.poll_interval))
                 continue
             try:
-                message = self.queue.get(block=not until_empty, timeout=self.config.poll_interval)
+                message = self.queue.get(
+                    block=not run.until_empty, timeout=self.config.poll_interval
+                )
             except stdlib_queue.Empty:
                 budget.give_back()
-                if until_empty:
+                if run.until_empty:
                     return
                 continue
             if run.stop.is_set():
                 # Stopped while we waited: start nothing new.
                 self._give_back(message)
                 return
-            outcome = self._work(run, pm, keeper, message)
-            with lock:
+            outcome = self._work(run, message)
+            with run.lock:
                 summary.processed += 1
                 if outcome is Outcome.ACKED:
                     summary.acked += 1
@@ -307,7 +291,8 @@ class PersistentWorker:
                 loop.run_until_complete(task)
             raise
 
-    def _work(self, run: _RunState, pm: Any, keeper: LeaseKeeper, message: Message) -> Outcome:
+    def _work(self, run: _RunState, message: Message) -> Outcome:
+        pm, keeper = run.pm, run.keeper
         clock = self.view.clock
         started = clock.now()
         error: Exception | None = None
@@ -424,9 +409,22 @@ class PersistentWorker:
 
 
 class _RunState:
-    """Stop and abort requests of one run() (each run gets its own)."""
+    """One run(): its plugin manager, lease keeper, job budget and summary,
+    and its stop and abort requests (each run gets its own)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        pm: Any = None,
+        keeper: LeaseKeeper | None = None,
+        budget: _JobBudget | None = None,
+        until_empty: bool = False,
+    ) -> None:
+        self.pm = pm
+        self.keeper: LeaseKeeper = keeper  # type: ignore[assignment]  # set for real runs
+        self.budget = budget or _JobBudget(None)
+        self.until_empty = until_empty
+        self.summary = WorkerSummary()
+        self.lock = threading.Lock()  # guards summary across handler threads
         self.stop = threading.Event()
         self.abort = threading.Event()
         self.signaled = False  # a stop signal arrived: the next one aborts

@@ -115,7 +115,10 @@ def run_command(
     Exits 1 when any invariant fails.
     """
     state = click.get_current_context().find_object(CliState)
-    url = resolve_store_url(store_url or (state.store_url if state else None))
+    if store_url is not None:
+        url = resolve_store_url(store_url)
+    else:
+        url = (state or CliState()).resolved_url
     seed = seed if seed is not None else random.randrange(2**31)
     if mode == "stateful":
         report = _stateful(url, examples, seed)

@@ -47,6 +47,7 @@ class CliState:
 
     @property
     def resolved_url(self) -> str:
+        """The store URL in force (the --store value, else $LOCALQUEUE_STORE, else the default)."""
         return resolve_store_url(self.store_url)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import click
@@ -100,7 +100,3 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
 
 
 DURATION = Duration()
-
-
-def lines(items: Iterable[str]) -> str:
-    return "\n".join(items)

@@ -14,10 +14,6 @@ from localqueue.cli.output import DURATION, emit_json, human_age, json_option, t
 from localqueue.store import QueueStats, State
 
 
-def stats_document(stats: QueueStats) -> dict[str, Any]:
-    return stats.as_dict()
-
-
 def render_stats(stats: QueueStats) -> str:
     rows: list[list[Any]] = [
         ["ready", stats.ready],
@@ -44,7 +40,7 @@ def stats_command(queue: str, watch: bool, interval: float, as_json: bool) -> No
     q = open_queue(queue, warn_empty=True)
     if not watch:
         stats = q.stats()
-        emit_json(stats_document(stats)) if as_json else click.echo(render_stats(stats))
+        emit_json(stats.as_dict()) if as_json else click.echo(render_stats(stats))
         return
     if interval <= 0:
         raise click.UsageError("--interval must be > 0")
@@ -53,7 +49,7 @@ def stats_command(queue: str, watch: bool, interval: float, as_json: bool) -> No
         while True:
             stats = q.stats()
             if as_json:
-                emit_json({"time": time.time(), **stats_document(stats)})  # one object per line
+                emit_json({"time": time.time(), **stats.as_dict()})  # one object per line
             elif in_place:
                 click.echo("\x1b[H\x1b[2J" + render_stats(stats))
             else:
@@ -122,7 +118,7 @@ def health_command(
         emit_json(
             {
                 "healthy": healthy,
-                "stats": stats_document(stats),
+                "stats": stats.as_dict(),
                 "stale_workers": stale,
                 "dead_by_error_type": dict(errors.most_common()),
                 "checks": [
@@ -150,7 +146,7 @@ def list_command(as_json: bool) -> None:
     store = state().store()
     rows = [store.stats(name) for name in store.queues()]
     if as_json:
-        emit_json({"store": store.url, "queues": [stats_document(s) for s in rows]})
+        emit_json({"store": store.url, "queues": [s.as_dict() for s in rows]})
         return
     if not rows:
         click.echo(f"no queues hold messages in {store.url}")

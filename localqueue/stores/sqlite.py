@@ -79,7 +79,7 @@ INSERT_SQL = (
 
 INSERT_WITH_ID_SQL = (
     "INSERT INTO lq_messages (id, queue, payload, state, priority, attempts, created_at, "
-    "available_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?)"
+    "available_at, dedupe_key) VALUES (?, ?, ?, 0, ?, 0, ?, ?, ?)"
 )
 
 # One statement: pick the next n in delivery order through lq_messages_claim
@@ -481,50 +481,40 @@ class SQLiteStore:
                         seen[key] = index
                     fresh.append((index, msg))
             if fresh:
-                row = conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()
-                first = row[0] + 1
-                conn.executemany(
-                    INSERT_SQL,
-                    [
-                        (queue, m.payload, m.priority, now, now + m.delay, m.dedupe_key)
-                        for _, m in fresh
-                    ],
-                )
-                last = conn.execute("SELECT max(id) FROM lq_messages").fetchone()[0]
-                # Under the write lock the high-water insert hands out consecutive ids.
-                if last - first + 1 != len(fresh):
-                    raise sqlite3.DatabaseError("lq_messages ids were not consecutive")
-                for offset, (index, msg) in enumerate(fresh):
-                    out[index] = self._new_record(first + offset, queue, msg, now)
+                records = self._insert_batch(conn, queue, [m for _, m in fresh], now)
+                for (index, _), record in zip(fresh, records, strict=True):
+                    out[index] = record
             for index, first_use in duplicates:
                 out[index] = out[first_use]
+        if faults.armed:
+            faults.hit("put_many:after_commit")
         return [record for record in out if record is not None]
 
     def _enqueue_keyless(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
         """The common batch: no dedupe keys, so no lookups and no bookkeeping."""
         with self._pool.transaction() as conn:
-            now = self._now()
-            # Under the write lock nobody else inserts: hand out the ids here.
-            first = conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()[0] + 1
-            conn.executemany(
-                INSERT_WITH_ID_SQL,
-                [
-                    (first + i, queue, m.payload, m.priority, now, now + m.delay)
-                    for i, m in enumerate(messages)
-                ],
-            )
-            if faults.armed:
-                faults.hit("put_many:mid")
+            records = self._insert_batch(conn, queue, messages, self._now())
         if faults.armed:
             faults.hit("put_many:after_commit")
-        ready, delayed = State.READY, State.DELAYED
-        return [
-            MessageRecord(
-                first + i, queue, m.payload, delayed if now + m.delay > now else ready,
-                m.priority, 0, now, now + m.delay, None, None, None, None, None, None,
-            )
-            for i, m in enumerate(messages)
-        ]  # fmt: skip
+        return records
+
+    def _insert_batch(
+        self, conn: sqlite3.Connection, queue: str, messages: Sequence[NewMessage], now: float
+    ) -> list[MessageRecord]:
+        """Insert inside the caller's write transaction and build the records
+        without reading the rows back: under the write lock nobody else
+        inserts, so the ids above the high-water mark are ours to hand out."""
+        first = conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()[0] + 1
+        conn.executemany(
+            INSERT_WITH_ID_SQL,
+            [
+                (first + i, queue, m.payload, m.priority, now, now + m.delay, m.dedupe_key)
+                for i, m in enumerate(messages)
+            ],
+        )
+        if faults.armed:
+            faults.hit("put_many:mid")
+        return [self._new_record(first + i, queue, m, now) for i, m in enumerate(messages)]
 
     def claim(
         self,
