@@ -127,8 +127,10 @@ def build_cli() -> click.Group:
 
     from localqueue.cli.plugins_cmd import plugins_command
     from localqueue.cli.queue_group import queue_group
+    from localqueue.cli.store_commands import store_group
 
     cli.add_command(queue_group())
+    cli.add_command(store_group())
     cli.add_command(plugins_command)
     get_plugin_manager().hook.localqueue_cli_commands(cli=cli)
     return cli
