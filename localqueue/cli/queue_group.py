@@ -11,6 +11,7 @@ from localqueue.cli.queue_recover import (
     purge_command,
     requeue_dead_command,
 )
+from localqueue.cli.queue_retention import acked_command, prune_command, retention_command
 from localqueue.cli.queue_watch import health_command, list_command, stats_command
 from localqueue.cli.queue_work import exec_command, process_command
 
@@ -30,6 +31,9 @@ def queue_group() -> click.Group:
         requeue_dead_command,
         inspect_command,
         purge_command,
+        prune_command,
+        retention_command,
+        acked_command,
         list_command,
     ):
         queue.add_command(command)

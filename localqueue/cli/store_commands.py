@@ -4,11 +4,181 @@ Each maintenance operation is an optional capability of a store (see
 ``localqueue.store_maintenance``); a store that lacks one is told so in one
 line rather than failing half way. Other modules may attach commands to this
 group (``store copy`` lives in its own module).
+
+These commands look at a SQLite file without changing it first: they never
+create a missing file and never migrate an older one on open (only ``store
+migrate`` does, when asked).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
+
+from localqueue.cli.common import state
+from localqueue.cli.output import emit_json, json_option, table
+from localqueue.store import Store
+from localqueue.store_maintenance import (
+    StoreInfo,
+    SupportsBackup,
+    SupportsInfo,
+    SupportsMigrate,
+    SupportsVacuum,
+)
+from localqueue.store_url import url_scheme
+
+
+def maintenance_store() -> Store:
+    """The store, opened for maintenance (SQLite: no create, no automatic migration)."""
+    cli_state = state()
+    url = cli_state.resolved_url
+    if url_scheme(url) != "sqlite":
+        return cli_state.store()
+    from localqueue.stores.sqlite import open_sqlite_store
+
+    store = open_sqlite_store(url, create=False, migrate=False)
+    click.get_current_context().call_on_close(store.close)
+    return store
+
+
+def unsupported(store: Store, what: str) -> click.ClickException:
+    return click.ClickException(f"store {store.url!r} does not support {what}")
+
+
+def mebibytes(n: int) -> str:
+    return f"{n} bytes" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MiB"
+
+
+def info_document(info: StoreInfo) -> dict[str, Any]:
+    return {
+        "url": info.url,
+        "kind": info.kind,
+        "schema_version": info.schema_version,
+        "newest_schema_version": info.newest_schema_version,
+        "settings": dict(info.settings),
+        "sizes": dict(info.sizes),
+        "counts": {queue: dict(counts) for queue, counts in info.counts.items()},
+    }
+
+
+@click.command("info")
+@json_option
+def info_command(as_json: bool) -> None:
+    """Schema version, settings in force, file sizes and message counts."""
+    store = maintenance_store()
+    if not isinstance(store, SupportsInfo):
+        raise unsupported(store, "info")
+    info = store.info()
+    if as_json:
+        emit_json(info_document(info))
+        return
+    version = f"{info.schema_version} (newest this localqueue knows: {info.newest_schema_version})"
+    if (info.schema_version or 0) < (info.newest_schema_version or 0):
+        version += "; run 'localqueue store migrate'"
+    click.echo(f"store     {info.url}")
+    click.echo(f"kind      {info.kind}")
+    click.echo(f"schema    {version}")
+    click.echo("settings  " + " ".join(f"{k}={v}" for k, v in info.settings.items()))
+    click.echo("sizes     " + ", ".join(f"{k} {mebibytes(v)}" for k, v in info.sizes.items()))
+    states = ["ready", "delayed", "inflight", "dead", "acked_archived"]
+    rows = [[queue, *(counts.get(s, 0) for s in states)] for queue, counts in info.counts.items()]
+    click.echo()
+    click.echo(table(rows, ["queue", *states]) if rows else "no messages")
+
+
+@click.command("check")
+@json_option
+def check_command(as_json: bool) -> None:
+    """Integrity check of the whole store; exit 1 when anything is wrong."""
+    store = maintenance_store()
+    problems = store.check()
+    if as_json:
+        emit_json({"url": store.url, "ok": not problems, "problems": problems})
+    elif problems:
+        for problem in problems:
+            click.echo(problem)
+    else:
+        click.echo(f"ok: {store.url} passed the integrity check")
+    if problems:
+        raise SystemExit(1)
+
+
+@click.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@json_option
+def backup_command(dest: Path, force: bool, as_json: bool) -> None:
+    """Write a consistent, verified copy of the store to DEST, while workers run."""
+    store = maintenance_store()
+    if not isinstance(store, SupportsBackup):
+        raise unsupported(store, "backup")
+    result = store.backup(dest, overwrite=force)
+    if as_json:
+        emit_json({"path": str(result.path), "bytes": result.bytes, "seconds": result.seconds})
+        return
+    click.echo(
+        f"backed up to {result.path} ({mebibytes(result.bytes)}, integrity ok) "
+        f"in {result.seconds:.2f}s"
+    )
+
+
+@click.command("vacuum")
+@json_option
+def vacuum_command(as_json: bool) -> None:
+    """Rewrite the store compactly and report the bytes given back to the filesystem."""
+    store = maintenance_store()
+    if not isinstance(store, SupportsVacuum):
+        raise unsupported(store, "vacuum")
+    result = store.vacuum()
+    if as_json:
+        emit_json(
+            {
+                "bytes_before": result.bytes_before,
+                "bytes_after": result.bytes_after,
+                "reclaimed": result.reclaimed,
+            }
+        )
+        return
+    click.echo(
+        f"vacuumed: {mebibytes(result.bytes_before)} -> {mebibytes(result.bytes_after)}, "
+        f"reclaimed {mebibytes(result.reclaimed)}"
+    )
+
+
+@click.command("migrate")
+@click.option("--dry-run", is_flag=True, help="List the pending steps; change nothing.")
+@json_option
+def migrate_command(dry_run: bool, as_json: bool) -> None:
+    """Bring the schema up to date in one transaction (preview with --dry-run)."""
+    store = maintenance_store()
+    if not isinstance(store, SupportsMigrate):
+        raise unsupported(store, "migrations")
+    status = store.schema_status()
+    steps = [
+        {"version": m.version, "description": m.description, "statements": list(m.statements)}
+        for m in status.pending
+    ]
+    if status.pending and not dry_run:
+        store.migrate()
+    if as_json:
+        emit_json(
+            {
+                "from": status.version,
+                "to": status.newest,
+                "dry_run": dry_run,
+                "steps": steps,
+            }
+        )
+        return
+    if not steps:
+        click.echo(f"schema version {status.version} is current; nothing to do")
+        return
+    verb = "would migrate" if dry_run else "migrated"
+    click.echo(f"{verb} schema version {status.version} -> {status.newest}:")
+    for step in steps:
+        click.echo(f"  {step['version']}: {step['description']}")
 
 
 def store_group() -> click.Group:
@@ -16,4 +186,6 @@ def store_group() -> click.Group:
     def store() -> None:
         """Inspect, check, back up, vacuum and migrate the store."""
 
+    for command in (info_command, check_command, backup_command, vacuum_command, migrate_command):
+        store.add_command(command)
     return store

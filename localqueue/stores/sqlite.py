@@ -53,6 +53,8 @@ from localqueue.stores.common import (
     derived_state,
 )
 from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
+from localqueue.stores.sqlite_maintenance import SQLiteMaintenance
+from localqueue.stores.sqlite_retention import SQLiteRetention, install_archive_trigger
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 MIN_SQLITE_VERSION = (3, 35, 0)
@@ -287,8 +289,14 @@ def _notifier_for(path: Path) -> _Notifier:
         return _notifiers.setdefault(str(path), _Notifier())
 
 
-class SQLiteStore:
-    """The SQLite reference store. Thread-safe; many processes may share the file."""
+class SQLiteStore(SQLiteMaintenance, SQLiteRetention):
+    """The SQLite reference store. Thread-safe; many processes may share the file.
+
+    ``create=False`` refuses a missing file instead of creating it, and
+    ``migrate=False`` opens an older schema as it is instead of migrating it:
+    together they are how maintenance commands look at a file without
+    changing it (such a store is for maintenance, not for queue work).
+    """
 
     def __init__(
         self,
@@ -297,6 +305,8 @@ class SQLiteStore:
         clock: Clock | None = None,
         synchronous: str = "NORMAL",
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        create: bool = True,
+        migrate: bool = True,
     ) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
             raise StoreError(
@@ -313,6 +323,8 @@ class SQLiteStore:
         self.busy_timeout = check_seconds("busy_timeout", busy_timeout)
         self.url = f"sqlite://{self.path}"
         self._notifier = _notifier_for(self.path)
+        self._create = create
+        self._migrate = migrate
         self._open_file()
         self._pool = ThreadConnections(self.path, self._configure, self.busy_timeout)
 
@@ -321,6 +333,8 @@ class SQLiteStore:
     def _open_file(self) -> None:
         """Check, then initialise or migrate the file, before any pragma writes to it."""
         schema.check_header(self.path)
+        if not self._create and (not self.path.exists() or self.path.stat().st_size == 0):
+            raise StoreError(f"no store at {self.path}: the file does not exist or is empty")
         if not self.path.exists():
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -331,7 +345,7 @@ class SQLiteStore:
             # a read-write one would checkpoint a pending WAL into a file we
             # may be about to refuse, and that file must stay as it was.
             action = self._identify()
-            if action == "ok":
+            if action == "ok" or (action == "migrate" and not self._migrate):
                 return
         try:
             conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None)
@@ -386,6 +400,7 @@ class SQLiteStore:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() != "wal":
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        install_archive_trigger(conn, self._now)
 
     # -- plumbing ------------------------------------------------------------
 
@@ -747,6 +762,11 @@ class SQLiteStore:
                         ).fetchone()[0]
                     )
             with self._pool.transaction() as conn:
+                # Without a receipt a deleted row is not taken for an ack, so
+                # a queue with acked retention does not archive purged messages.
+                conn.execute(
+                    f"UPDATE lq_messages SET receipt = NULL WHERE {where} AND state = 1", params
+                )
                 return conn.execute(f"DELETE FROM lq_messages WHERE {where}", params).rowcount
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
@@ -867,7 +887,9 @@ def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
     return Path(path_text).expanduser(), options
 
 
-def open_sqlite_store(url: str, *, clock: Clock | None = None) -> SQLiteStore:
+def open_sqlite_store(
+    url: str, *, clock: Clock | None = None, create: bool = True, migrate: bool = True
+) -> SQLiteStore:
     path, options = parse_sqlite_url(url)
     busy = options.get("busy_timeout")
     try:
@@ -879,6 +901,8 @@ def open_sqlite_store(url: str, *, clock: Clock | None = None) -> SQLiteStore:
         clock=clock,
         synchronous=options.get("synchronous", "NORMAL"),
         busy_timeout=busy_timeout,
+        create=create,
+        migrate=migrate,
     )
 
 

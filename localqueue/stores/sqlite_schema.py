@@ -93,6 +93,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        # Version 3: acked-message retention for audit. Per-queue settings
+        # live in the file so every process honours them; archived messages
+        # go to their own table, so the claim index never sees them.
+        """
+        CREATE TABLE lq_queue_settings (
+            queue TEXT PRIMARY KEY,
+            keep_acked REAL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE lq_acked (
+            id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            priority INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            acked_at REAL NOT NULL,
+            acked_by TEXT,
+            dedupe_key TEXT
+        )
+        """,
+        # Listing and pruning by age, per queue.
+        "CREATE INDEX lq_acked_age ON lq_acked (queue, acked_at)",
+    ),
+)
+
+# What each step does, for `localqueue store migrate --dry-run`.
+MIGRATION_NOTES: tuple[str, ...] = (
+    "messages table, claim/dead/dedupe indexes, id high-water mark",
+    "worker heartbeats (lq_workers)",
+    "acked-message retention: per-queue settings (lq_queue_settings) and archive (lq_acked)",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,165 @@
+"""``localqueue queue prune``, ``retention`` and ``acked``: how long messages are kept.
+
+``prune`` is meant for cron: it never asks, and prints what it removed (or,
+with ``--dry-run``, would remove). Dead letters age from when they failed;
+archived acked messages from when they were acked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from localqueue.cli.common import open_queue, state
+from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
+from localqueue.cli.queue_recover import _short
+from localqueue.queue import PersistentQueue
+from localqueue.store import MessageFilter, State, Store
+from localqueue.store_maintenance import SupportsAckedRetention
+
+
+def retention_store(store: Store) -> SupportsAckedRetention:
+    if not isinstance(store, SupportsAckedRetention):
+        raise click.ClickException(f"store {store.url!r} does not support acked retention")
+    return store
+
+
+@click.command("prune")
+@click.argument("queue")
+@click.option(
+    "--dead-older-than",
+    type=DURATION,
+    default=None,
+    help="Delete dead letters that failed at least this long ago.",
+)
+@click.option(
+    "--acked-older-than",
+    type=DURATION,
+    default=None,
+    help="Delete archived acked messages acked at least this long ago.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@json_option
+def prune_command(
+    queue: str,
+    dead_older_than: float | None,
+    acked_older_than: float | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Apply retention to QUEUE: delete old dead letters and old archived acks. Never asks."""
+    if dead_older_than is None and acked_older_than is None:
+        raise click.UsageError("give --dead-older-than, --acked-older-than or both")
+    store = state().store()
+    if acked_older_than is not None:
+        retention = retention_store(store)  # before deleting anything
+    result: dict[str, object] = {"queue": queue, "dry_run": dry_run}
+    if dead_older_than is not None:
+        flt = MessageFilter(older_than=dead_older_than)
+        result["dead"] = store.purge(queue, state=State.DEAD, filter=flt, dry_run=dry_run)
+    if acked_older_than is not None:
+        result["acked"] = retention.prune_acked(queue, older_than=acked_older_than, dry_run=dry_run)
+    if as_json:
+        emit_json(result)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    parts = []
+    if "dead" in result:
+        parts.append(
+            f"{result['dead']} dead letter(s) older than {duration_text(dead_older_than or 0)}"
+        )
+    if "acked" in result:
+        parts.append(
+            f"{result['acked']} archived acked message(s) older than "
+            f"{duration_text(acked_older_than or 0)}"
+        )
+    click.echo(f"{verb} {' and '.join(parts)} from {queue}")
+
+
+@click.command("retention")
+@click.argument("queue")
+@click.option(
+    "--keep-acked",
+    metavar="SECONDS|off",
+    default=None,
+    help="Archive acked messages for this long (e.g. 7d); 0 or 'off' stops archiving.",
+)
+@json_option
+def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None:
+    """Show or set how long QUEUE keeps acked messages for audit."""
+    store = retention_store(state().store())
+    if keep_acked is not None:
+        text = keep_acked.strip().lower()
+        seconds = 0.0 if text == "off" else DURATION.convert(text, None, None)
+        store.set_keep_acked(queue, seconds or None)
+    current = store.keep_acked(queue)
+    if as_json:
+        emit_json({"queue": queue, "keep_acked": current})
+    elif current is None:
+        click.echo(f"{queue}: acked messages are deleted (no retention)")
+    else:
+        click.echo(
+            f"{queue}: acked messages are archived; prune those older than "
+            f"{duration_text(current)} with 'localqueue queue prune {queue} "
+            f"--acked-older-than {duration_text(current)}'"
+        )
+
+
+@click.command("acked")
+@click.argument("queue")
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Only ids above this.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+def acked_command(queue: str, after: int, limit: int, as_json: bool) -> None:
+    """List archived acked messages of QUEUE (a queue with --keep-acked retention)."""
+    q = open_queue(queue)
+    records = retention_store(q.store).list_acked(queue, after_id=after or None, limit=limit)
+    if as_json:
+        emit_json(
+            {
+                "queue": queue,
+                "messages": [
+                    {
+                        "id": r.id,
+                        "value": decoded(q, r.payload),
+                        "priority": r.priority,
+                        "attempts": r.attempts,
+                        "created_at": r.created_at,
+                        "acked_at": r.acked_at,
+                        "acked_by": r.acked_by,
+                        "dedupe_key": r.dedupe_key,
+                    }
+                    for r in records
+                ],
+            }
+        )
+        return
+    now = q.store.clock.now()
+    rows = [
+        [
+            r.id,
+            r.attempts,
+            r.acked_by,
+            human_age(now - r.acked_at),
+            _short(decoded(q, r.payload), 40),
+        ]
+        for r in records
+    ]
+    headers = ["id", "attempts", "acked_by", "acked_ago", "value"]
+    click.echo(table(rows, headers) if rows else "no messages")
+
+
+def duration_text(seconds: float) -> str:
+    """The shortest exact spelling in the units the CLI accepts: 7d, 2h, 90s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def decoded(q: PersistentQueue, payload: bytes) -> Any:
+    try:
+        return q.serializer.loads(payload)
+    except Exception:
+        return {"undecodable payload (bytes)": len(payload)}
