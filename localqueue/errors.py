@@ -54,6 +54,16 @@ class StoreBusyError(StoreError):
     """Another process held the store's write lock longer than the busy timeout."""
 
 
+class StoreConnectionLost(StoreError):
+    """The connection to a networked store broke during an operation.
+
+    The operation may or may not have been applied; the next call opens a new
+    connection. A claim that was applied but never seen leaves its leases to
+    expire (the messages are delivered again); a put that was applied twice
+    after a retry is avoided by giving it a dedupe key.
+    """
+
+
 class StoreCorruptError(StoreError):
     """The file is damaged or is not a localqueue store; it was left untouched."""
 

@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
-from localqueue_harness import StoreContract, StoreOpener, machine_for
-from localqueue_harness.runner import run
 
 from localqueue.cli import build_cli
 from localqueue.clock import Clock
 from localqueue.store import Lease, MessageRecord, NewMessage, Store
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
+from localqueue_harness import StoreContract, StoreOpener, machine_for
+from localqueue_harness.runner import run
 
 
 class TestMemoryStoreContract(StoreContract):

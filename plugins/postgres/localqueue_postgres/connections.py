@@ -1,0 +1,185 @@
+"""Connections for the PostgreSQL store: one per thread, replaced when lost.
+
+Each thread gets its own autocommit connection (psycopg connections are not
+meant to be shared by concurrent threads), so no transaction is ever held
+open between calls. When a connection breaks, the operation that was running
+is reported with :class:`~localqueue.errors.StoreConnectionLost` - its
+outcome is unknown, so it is never retried silently - and the thread's next
+call connects again. Reads, which change nothing, are retried once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+
+from localqueue.errors import StoreConnectionLost, StoreError
+
+T = TypeVar("T")
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+# Kept, never closed: connections a forked child inherited from its parent.
+# Closing one would end the parent's session (libpq sends Terminate).
+_inherited: list[Conn] = []
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def connect(conninfo: str, where: str) -> Conn:
+    try:
+        return psycopg.connect(conninfo, autocommit=True)
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"cannot connect to PostgreSQL at {where}: {first_line(exc)}; check the store URL "
+            "and that the server is running and reachable"
+        ) from exc
+
+
+class ThreadConnections:
+    """Hands each thread its own connection; ``close()`` closes them all."""
+
+    def __init__(self, conninfo: str, where: str, configure: Callable[[Conn], None]) -> None:
+        self._conninfo = conninfo
+        self._where = where
+        self._configure = configure
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: dict[int, Conn] = {}  # id(conn) -> conn, for close()
+        self._pid = os.getpid()
+        self._closed = False
+
+    def get(self) -> Conn:
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and os.getpid() == self._pid:
+            return conn
+        return self._replace(conn)
+
+    def _replace(self, old: Conn | None) -> Conn:
+        if self._closed:
+            raise StoreError(f"store {self._where} is closed; open a new one")
+        if os.getpid() != self._pid:
+            # A forked child: leave every inherited connection alone.
+            with self._lock:
+                _inherited.extend(self._all.values())
+                self._all.clear()
+                self._pid = os.getpid()
+            old = None
+        if old is not None:
+            self.discard(old)
+        conn = connect(self._conninfo, self._where)
+        self._configure(conn)
+        with self._lock:
+            self._all[id(conn)] = conn
+        self._local.conn = conn
+        return conn
+
+    def discard(self, conn: Conn) -> None:
+        with self._lock:
+            self._all.pop(id(conn), None)
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+
+    def run(self, operation: str, action: Callable[[Conn], T], *, read_only: bool = False) -> T:
+        """Run ``action`` on this thread's connection, translating failures.
+
+        A lost connection is dropped; a read is tried once more on a new one,
+        a write raises StoreConnectionLost naming the operation.
+        """
+        for attempt in (1, 2):
+            conn = self.get()
+            try:
+                return action(conn)
+            except psycopg.OperationalError as exc:
+                if not conn.broken and not conn.closed:
+                    raise translate(exc, operation, self._where) from exc
+                self.discard(conn)
+                if read_only and attempt == 1:
+                    continue
+                raise StoreConnectionLost(
+                    f"lost the connection to PostgreSQL at {self._where} during {operation} "
+                    f"({first_line(exc)}); it may or may not have been applied, and the next "
+                    "call reconnects"
+                ) from exc
+            except psycopg.Error as exc:
+                raise translate(exc, operation, self._where) from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns = list(self._all.values()) if os.getpid() == self._pid else []
+            self._all.clear()
+        for conn in conns:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        self._local.conn = None
+
+
+def translate(exc: psycopg.Error, operation: str, where: str) -> StoreError:
+    """One line a user can act on; the driver's exception stays the cause."""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return StoreError(
+            f"PostgreSQL at {where} refused {operation}: {first_line(exc)}; grant this user "
+            "rights on the localqueue schema (docs/postgres.md lists them)"
+        )
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return StoreError(
+            f"PostgreSQL at {where} is read-only (a standby?) and refused {operation}; point "
+            "the store URL at the primary"
+        )
+    if isinstance(exc, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)):
+        return StoreError(
+            f"PostgreSQL at {where} cancelled {operation} ({first_line(exc)}); it was not "
+            "applied: retry, or raise the server's lock or statement timeout"
+        )
+    return StoreError(f"PostgreSQL at {where} failed {operation}: {first_line(exc)}")
+
+
+class ServerClock:
+    """The server's clock, read from this host's clock plus a measured offset.
+
+    Lease decisions never use it - every statement reads ``now()`` on the
+    server - but callers that show ages or stamp errors need a "now" that
+    agrees with the server's; the offset is measured at first use and again
+    every minute, so a drifting host clock does not skew them.
+    """
+
+    REFRESH = 60.0
+
+    def __init__(self, read_server_time: Callable[[], float]) -> None:
+        self._read = read_server_time
+        self._offset = 0.0
+        self._measured_at: float | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        local = time.time()
+        measured = self._measured_at
+        if measured is None or time.monotonic() - measured > self.REFRESH:
+            self._measure()
+        return local + self._offset
+
+    def _measure(self) -> None:
+        with self._lock:
+            before = time.time()
+            try:
+                server = self._read()
+            except StoreError:
+                if self._measured_at is None:
+                    raise
+                self._measured_at = time.monotonic()  # keep the last offset for now
+                return
+            after = time.time()
+            self._offset = server - (before + after) / 2
+            self._measured_at = time.monotonic()

@@ -1,0 +1,82 @@
+"""Reading a ``postgresql://`` store URL: our options out, libpq's passed on.
+
+``postgresql://user:secret@host:5432/db?schema=jobs&notify=off&sslmode=require``
+selects the database as libpq would (every libpq URI parameter works), and
+the options below configure the store. The password never appears in
+``display_url``, which is what the store reports as its ``url``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+DEFAULT_SCHEMA = "localqueue"
+# With LISTEN/NOTIFY a waiter also re-checks this often, in case a
+# notification was missed (a reconnect, or a pooler that drops them).
+DEFAULT_POLL_WITH_NOTIFY = 1.0
+DEFAULT_POLL_WITHOUT_NOTIFY = 0.1
+
+OPTIONS_HELP = (
+    "schema=NAME (default localqueue), notify=on|off (default on), "
+    "poll_interval=SECONDS, plus any libpq parameter such as sslmode or connect_timeout"
+)
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TRUE = {"on", "true", "yes", "1"}
+_FALSE = {"off", "false", "no", "0"}
+
+
+@dataclass(frozen=True)
+class PostgresURL:
+    conninfo: str  # what libpq gets: the URL without our options
+    display_url: str  # the URL with the password hidden
+    schema: str
+    notify: bool
+    poll_interval: float
+
+
+def parse_postgres_url(url: str) -> PostgresURL:
+    """Split a store URL; ValueError (one line, says what to write) if it is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ValueError(f"not a PostgreSQL URL: {url!r}; write postgresql://user@host/db")
+    ours: dict[str, str] = {}
+    passed: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in ("schema", "notify", "poll_interval"):
+            ours[key] = value
+        else:
+            passed.append((key, value))
+    schema = ours.get("schema", DEFAULT_SCHEMA)
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(
+            f"schema={schema!r} in the store URL is not a plain lower-case PostgreSQL name; "
+            "use letters, digits and underscores, starting with a letter"
+        )
+    notify_text = ours.get("notify", "on").lower()
+    if notify_text not in _TRUE | _FALSE:
+        raise ValueError(f"notify={ours['notify']!r} in the store URL must be on or off")
+    notify = notify_text in _TRUE
+    default_poll = DEFAULT_POLL_WITH_NOTIFY if notify else DEFAULT_POLL_WITHOUT_NOTIFY
+    poll_text = ours.get("poll_interval")
+    try:
+        poll = float(poll_text) if poll_text is not None else default_poll
+    except ValueError:
+        raise ValueError(
+            f"poll_interval={poll_text!r} in the store URL must be a number of seconds"
+        ) from None
+    if not 0.001 <= poll <= 60:
+        raise ValueError(f"poll_interval={poll_text} must be between 0.001 and 60 seconds")
+    # libpq accepts "postgresql" and "postgres" alike.
+    conninfo = urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(passed), parts.fragment)
+    )
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    shown = [*passed, *ours.items()]
+    display = urlunsplit(("postgresql", netloc, parts.path, urlencode(shown), ""))
+    return PostgresURL(conninfo, display, schema, notify, poll)
