@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import click
 
     from localqueue.clock import Clock
+    from localqueue.events import Event
     from localqueue.jobs import Failure, FetchGate, HandlerCall, JobOutcome, RetryDecision
     from localqueue.store import Store
 
@@ -108,6 +109,19 @@ def localqueue_job_finished(outcome: JobOutcome) -> None:
 
     Observers fan out; one that raises is logged and never stops the worker.
     The built-in circuit breaker counts consecutive failures here.
+    """
+
+
+@hookspec
+def localqueue_event(event: Event) -> None:
+    """Observe one event from a queue or a worker (see localqueue.events).
+
+    Called synchronously in the thread that caused the event (a put, a
+    get, an ack, the heartbeat, a worker loop), once per event, so keep it
+    fast: count, log, or hand off to a queue of your own. Observers fan
+    out; one that raises is logged on ``localqueue.observers`` and never
+    stops the put, the get or the worker. Events are only built while at
+    least one plugin implements this hook.
     """
 
 

@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "pacing": "localqueue.policies.pacing",
     "breaker": "localqueue.policies.breaker",
     "handler": "localqueue.policies.handler",
+    "event_log": "localqueue.event_log",
 }
 
 T = TypeVar("T")
@@ -48,6 +49,36 @@ _manager: pluggy.PluginManager | None = None
 _builtin_names: set[str] = set()
 _distributions: dict[str, str] = {}  # plugin name -> "dist version"
 _memo: dict[str, Any] = {}  # results derived from the loaded plugins
+_change_listeners: list[Callable[[], None]] = []
+
+
+def on_change(callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever a plugin is registered or unregistered, or
+    the manager is reset, so caches derived from the plugins (such as the
+    event observers) are recomputed."""
+    _change_listeners.append(callback)
+
+
+def _changed() -> None:
+    for callback in _change_listeners:
+        callback()
+
+
+class _PluginManager(pluggy.PluginManager):
+    """A PluginManager that says when its plugins change (blocking one
+    unregisters it, so that is covered too)."""
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        try:
+            return super().register(plugin, name)
+        finally:
+            _changed()
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            _changed()
 
 
 def _names_from_env(var: str) -> set[str] | None:
@@ -58,7 +89,7 @@ def _names_from_env(var: str) -> set[str] | None:
 
 
 def _build() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm = _PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     blocked = _names_from_env(DISABLE_ENV) or set()
     allowed = _names_from_env(ALLOWLIST_ENV)
@@ -119,6 +150,7 @@ def reset_plugin_manager() -> None:
     with _lock:
         _manager = None
         _memo.clear()
+    _changed()
 
 
 def memoized(key: str, compute: Callable[[pluggy.PluginManager], T]) -> T:

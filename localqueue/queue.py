@@ -16,8 +16,10 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from localqueue import queue_events
 from localqueue.errors import MessageNotFound, SerializationError
 from localqueue.message import _UNSET, Message, error_info
+from localqueue.observers import Observer, listening
 from localqueue.serializers import JSONSerializer, Serializer
 from localqueue.spec import DEFAULT_MAX_RETRIES, QueueSpec
 from localqueue.store import (
@@ -172,7 +174,14 @@ class PersistentQueue:
             priority=check_priority(priority),
             dedupe_key=dedupe_key,
         )
+        observers = listening()
+        if observers and dedupe_key is not None:
+            started: float | None = self.store.clock.now()
+        else:
+            started = None
         [record] = self.store.enqueue(self.name, [new])
+        if observers:
+            queue_events.enqueued(observers, self.name, self.worker_id, [new], [record], started)
         if record.receipt is not None:  # a dedupe hit on an inflight message
             return self._observed(record)
         # A deduplicated put returns the stored message, whose value may differ.
@@ -199,9 +208,11 @@ class PersistentQueue:
         if dedupe_keys is None:
             # No keys: nothing can be a dedupe hit, so every record is new, has
             # no receipt, and its value is the one given.
-            records = self.store.enqueue(
-                self.name, [NewMessage(p, delay, priority) for p in payloads]
-            )
+            new = [NewMessage(p, delay, priority) for p in payloads]
+            records = self.store.enqueue(self.name, new)
+            observers = listening()
+            if observers:
+                queue_events.enqueued(observers, self.name, self.worker_id, new, records, None)
             return [Message(r, serializer, v) for r, v in zip(records, values, strict=True)]
         keys: Sequence[str | None] = (
             [None] * len(payloads) if dedupe_keys is None else list(dedupe_keys)
@@ -217,8 +228,13 @@ class PersistentQueue:
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
         ]
+        observers = listening()
+        started = self.store.clock.now() if observers else None
+        records = self.store.enqueue(self.name, batch)
+        if observers:
+            queue_events.enqueued(observers, self.name, self.worker_id, batch, records, started)
         # A dedupe hit may return an inflight message: never with its receipt.
-        return [self._observed(r) for r in self.store.enqueue(self.name, batch)]
+        return [self._observed(r) for r in records]
 
     # -- consuming -----------------------------------------------------------------
 
@@ -255,6 +271,9 @@ class PersistentQueue:
                 max_attempts=self.max_attempts,
             )
             if records:
+                observers = listening()
+                if observers:
+                    queue_events.leased(observers, worker, self.lease_timeout, records)
                 return [self._message(r) for r in records]
             if not block:
                 raise stdlib_queue.Empty
@@ -277,8 +296,14 @@ class PersistentQueue:
     def ack(self, message: Message) -> None:
         """Done: remove the message. Raises LeaseExpired if the lease was lost."""
         self._check_own(message)
-        if self.store.ack(self.name, [message.lease]):
+        stale = self.store.ack(self.name, [message.lease])
+        observers = listening()
+        if stale:
+            if observers:
+                queue_events.lease_expired(observers, self.worker_id, [message], "ack")
             raise stale_error([message.id])
+        if observers:
+            queue_events.acked(observers, self.worker_id, [message])
 
     def ack_many(self, messages: Sequence[Message]) -> list[Message]:
         """Ack several in one transaction; returns those whose lease was lost."""
@@ -287,13 +312,32 @@ class PersistentQueue:
         stale = Counter(self.store.ack(self.name, [m.lease for m in messages]))
         # Match by (id, receipt), and give a repeated lease's failure to its
         # later copy: the store acks the first and finds the second stale.
-        lost: list[Message] = []
-        for message in reversed(messages):
-            lease = message.lease
+        lost_at: list[int] = []
+        for index in range(len(messages) - 1, -1, -1):
+            lease = messages[index].lease
             if stale[lease]:
                 stale[lease] -= 1
-                lost.append(message)
-        return lost[::-1]
+                lost_at.append(index)
+        lost_at.reverse()
+        observers = listening()
+        if observers:
+            self._ack_many_events(observers, messages, set(lost_at))
+        return [messages[i] for i in lost_at]
+
+    def _ack_many_events(
+        self, observers: tuple[Observer, ...], messages: Sequence[Message], lost_at: set[int]
+    ) -> None:
+        acked: list[Message] = []
+        expired: list[Message] = []
+        leases = set()
+        for index, message in enumerate(messages):
+            if index not in lost_at:
+                acked.append(message)
+            elif message.lease not in leases:
+                expired.append(message)  # a repeated copy of an acked lease did not expire
+            leases.add(message.lease)
+        queue_events.acked(observers, self.worker_id, acked)
+        queue_events.lease_expired(observers, self.worker_id, expired, "ack")
 
     def release(
         self,
@@ -312,11 +356,16 @@ class PersistentQueue:
         delay = check_seconds("delay", delay)
         info = error_info(error, self.store.clock.now())
         if self.max_attempts is not None and message.attempts >= self.max_attempts:
-            if not self.store.dead_letter(self.name, message.lease, error=info):
-                raise stale_error([message.id])
+            self._dead_letter(message, info, "release")
             return State.DEAD
-        if not self.store.release(self.name, message.lease, delay=delay, error=info):
+        done = self.store.release(self.name, message.lease, delay=delay, error=info)
+        observers = listening()
+        if not done:
+            if observers:
+                queue_events.lease_expired(observers, self.worker_id, [message], "release")
             raise stale_error([message.id])
+        if observers:
+            queue_events.released(observers, self.worker_id, message, delay, info)
         return State.DELAYED if delay > 0 else State.READY
 
     def dead_letter(
@@ -324,17 +373,30 @@ class PersistentQueue:
     ) -> None:
         """Give up on the message: keep it as a dead letter with its latest error."""
         self._check_own(message)
-        info = error_info(error, self.store.clock.now())
-        if not self.store.dead_letter(self.name, message.lease, error=info):
+        self._dead_letter(message, error_info(error, self.store.clock.now()), "dead_letter")
+
+    def _dead_letter(self, message: Message, info: ErrorInfo | None, operation: str) -> None:
+        done = self.store.dead_letter(self.name, message.lease, error=info)
+        observers = listening()
+        if not done:
+            if observers:
+                queue_events.lease_expired(observers, self.worker_id, [message], operation)
             raise stale_error([message.id])
+        if observers:
+            queue_events.dead_lettered(observers, self.worker_id, message, info)
 
     def extend_lease(self, message: Message, seconds: float) -> Message:
         """Keep working: the lease now ends ``seconds`` from now. Returns the updated message."""
         self._check_own(message)
         seconds = check_seconds("seconds", seconds, positive=True)
         until = self.store.extend(self.name, message.lease, seconds)
+        observers = listening()
         if until is None:
+            if observers:
+                queue_events.lease_expired(observers, self.worker_id, [message], "extend")
             raise stale_error([message.id])
+        if observers:
+            queue_events.extended(observers, self.worker_id, message, until)
         return message.with_record(message.record._replace(leased_until=until, available_at=until))
 
     # -- looking and recovering -------------------------------------------------------
@@ -402,6 +464,9 @@ class PersistentQueue:
             raise ValueError("requeue_dead takes a message or id, or all=True/filter, not both")
         flt = MessageFilter(ids=chosen) if chosen is not None else filter
         ids = self.store.requeue(self.name, filter=flt, delay=delay, dry_run=dry_run)
+        observers = listening() if not dry_run else ()
+        if observers:
+            queue_events.requeued(observers, self.name, self.worker_id, ids, delay)
         if chosen is not None and not ids:
             raise MessageNotFound(
                 f"message {chosen[0]} is not a dead letter in queue {self.name!r}"

@@ -26,11 +26,13 @@ import queue as stdlib_queue
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from localqueue import worker_events
 from localqueue.errors import LeaseExpired, LocalQueueError
 from localqueue.jobs import (
     Action,
@@ -43,6 +45,7 @@ from localqueue.jobs import (
     WorkerView,
 )
 from localqueue.message import Message
+from localqueue.observers import listening
 from localqueue.plugins import get_plugin_manager
 from localqueue.policies import retry as builtin_retry
 from localqueue.queue import PersistentQueue
@@ -175,17 +178,28 @@ class PersistentWorker:
         keeper = LeaseKeeper(self.queue, self.config.heartbeat_interval, self.worker_id)
         run = self._run_state = _RunState(pm, keeper, _JobBudget(max_jobs), until_empty)
         summary = run.summary
-        with keeper, self._signals_handled(run):
-            try:
-                if self.config.concurrency == 1:
-                    self._loop(run)
-                else:
-                    self._run_threads(run)
-            except WorkerAborted:
-                pass  # a second signal outside a handler call: stop here
-            finally:
-                run.stop.set()  # whatever ends this run ends its threads too
-        summary.aborted = run.abort.is_set()
+        observers = listening()
+        if observers:
+            worker_events.started(
+                observers, self.queue.name, self.worker_id, self.config.concurrency
+            )
+        try:
+            with keeper, self._signals_handled(run):
+                try:
+                    if self.config.concurrency == 1:
+                        self._loop(run)
+                    else:
+                        self._run_threads(run)
+                except WorkerAborted:
+                    pass  # a second signal outside a handler call: stop here
+                finally:
+                    run.stop.set()  # whatever ends this run ends its threads too
+            summary.aborted = run.abort.is_set()
+        finally:
+            # Also when run() ends by an exception, so the stop is never missed.
+            observers = listening()
+            if observers:
+                worker_events.stopped(observers, self.queue.name, self.worker_id, summary)
         return summary
 
     def _run_threads(
@@ -295,6 +309,7 @@ class PersistentWorker:
         pm, keeper = run.pm, run.keeper
         clock = self.view.clock
         started = clock.now()
+        timer = time.perf_counter()
         error: Exception | None = None
         lease = keeper.track(message)
         try:
@@ -331,8 +346,14 @@ class PersistentWorker:
             outcome = self._finish(lambda: self.queue.ack(current), Outcome.ACKED)
         else:
             outcome = self._fail(pm, current, error)
+        duration = time.perf_counter() - timer
         if self._hooks.finished:
             self._notify(pm, JobOutcome(self.view, current, outcome, error, started, clock.now()))
+        observers = listening()
+        if observers:
+            worker_events.handler_finished(
+                observers, self.worker_id, current, duration, outcome, error
+            )
         return outcome
 
     def _finish(self, action: Callable[[], object], outcome: Outcome) -> Outcome:
@@ -361,8 +382,13 @@ class PersistentWorker:
         return outcome
 
     def _give_back(self, message: Message) -> None:
+        # Straight to the store: no error is recorded and the attempt budget
+        # is not checked, since the handler never failed.
         with contextlib.suppress(LocalQueueError):
-            self.queue.store.release(self.queue.name, message.lease, delay=0.0)
+            if self.queue.store.release(self.queue.name, message.lease, delay=0.0):
+                observers = listening()
+                if observers:
+                    worker_events.given_back(observers, self.worker_id, message)
 
     def _notify(self, pm: Any, outcome: JobOutcome) -> None:
         # Call each observer on its own: pluggy stops a fan-out at the first

@@ -12,8 +12,11 @@ from localqueue import ManualClock, PersistentQueue, Store
 from localqueue.plugins import reset_plugin_manager
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
+from localqueue_postgres.store import PostgresStore
 
-STORE_KINDS = ["memory", "sqlite"]
+# "postgres" runs on the server the test command starts (localqueue-postgres's
+# fixtures); without one it skips, or fails where LOCALQUEUE_REQUIRE_POSTGRES=1.
+STORE_KINDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +25,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     monkeypatch.delenv("LOCALQUEUE_STORE", raising=False)
     monkeypatch.delenv("LOCALQUEUE_DISABLE_PLUGINS", raising=False)
     monkeypatch.delenv("LOCALQUEUE_PLUGINS", raising=False)
+    monkeypatch.delenv("LOCALQUEUE_LOG_EVENTS", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     reset_plugin_manager()
     yield
@@ -45,11 +49,14 @@ def make_store(
     opened: list[Store] = []
     kind = request.param
     name = f"{request.node.name}-{id(request)}"
+    postgres_url = request.getfixturevalue("postgres_store_url") if kind == "postgres" else ""
 
     def factory() -> Store:
         store: Store
         if kind == "memory":
             store = MemoryStore(f"memory://{name}", clock=clock)
+        elif kind == "postgres":
+            store = PostgresStore(postgres_url, clock=clock)
         else:
             store = SQLiteStore(tmp_path / "queue.sqlite3", clock=clock)
         opened.append(store)

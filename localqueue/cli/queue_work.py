@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from localqueue import event_log
 from localqueue.cli.common import open_queue
 from localqueue.cli.exec_handler import RunningCommands, make_exec_handler
 from localqueue.cli.output import DURATION, emit_json, json_option
@@ -67,6 +68,8 @@ def worker_options(func: F) -> F:
                      help="Stop once no message is ready (delayed ones do not count)."),
         click.option("--worker-id", default=None,
                      help="Name recorded on leases and heartbeats (default host:pid:n)."),
+        click.option("--log-events", is_flag=True,
+                     help="Log every queue and worker event as one JSON line on stderr."),
         json_option,
     ]  # fmt: skip
     for option in reversed(options):
@@ -84,6 +87,8 @@ def _run(
         raise click.UsageError("--breaker-threshold and --breaker-cooldown go together")
     if options["backoff"] is None and options["backoff_max"] != DEFAULT_BACKOFF_MAX:
         raise click.UsageError("--backoff-max needs --backoff")
+    if options["log_events"]:
+        event_log.enable()
     q = open_queue(queue, warn_empty=True)
     backoff = None
     if options["backoff"] is not None:

@@ -1,0 +1,122 @@
+"""Builds the events of PersistentQueue operations (only when observers listen).
+
+Kept beside queue.py rather than in it so the queue reads as the API it is;
+every function here is called after the store has answered, with the
+observers that :func:`localqueue.observers.listening` returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from localqueue.events import (
+    Acked,
+    DeadLettered,
+    Enqueued,
+    Leased,
+    LeaseExpired,
+    LeaseExtended,
+    Released,
+    Requeued,
+)
+from localqueue.message import Message
+from localqueue.observers import Observer, emit
+from localqueue.store import ErrorInfo, MessageRecord, NewMessage
+
+
+def enqueued(
+    observers: tuple[Observer, ...],
+    queue: str,
+    worker_id: str,
+    new: Sequence[NewMessage],
+    records: Sequence[MessageRecord],
+    started: float | None,
+) -> None:
+    """``started``: the store clock before the enqueue, given only when some
+    message had a dedupe key. A record created before it is an existing
+    message returned for its key, and so is a second copy of one id within
+    a batch. (A store clock that does not move between the two puts, as a
+    frozen test clock, makes an older duplicate look new.)"""
+    at = time.time()
+    seen: set[int] = set()
+    for spec, record in zip(new, records, strict=True):
+        dup = spec.dedupe_key is not None and (
+            record.id in seen or (started is not None and record.created_at < started)
+        )
+        seen.add(record.id)
+        event = Enqueued(
+            record.queue, record.id, record.attempts, worker_id, at, spec.priority, spec.delay, dup
+        )
+        emit(observers, event)
+
+
+def leased(
+    observers: tuple[Observer, ...],
+    worker_id: str,
+    lease_seconds: float,
+    records: Iterable[MessageRecord],
+) -> None:
+    at = time.time()
+    for r in records:
+        until = r.leased_until if r.leased_until is not None else r.available_at
+        # The store set the lease to end lease_seconds after its now: that is
+        # when the delivery started, on the same clock as created_at.
+        waited = max(0.0, until - lease_seconds - r.created_at)
+        emit(
+            observers,
+            Leased(r.queue, r.id, r.attempts, worker_id, at, r.created_at, until, waited),
+        )
+
+
+def acked(observers: tuple[Observer, ...], worker_id: str, messages: Iterable[Message]) -> None:
+    at = time.time()
+    for m in messages:
+        emit(observers, Acked(m.queue, m.id, m.attempts, worker_id, at))
+
+
+def lease_expired(
+    observers: tuple[Observer, ...], worker_id: str, messages: Iterable[Message], operation: str
+) -> None:
+    at = time.time()
+    for m in messages:
+        emit(observers, LeaseExpired(m.queue, m.id, m.attempts, worker_id, at, operation))
+
+
+def released(
+    observers: tuple[Observer, ...],
+    worker_id: str,
+    message: Message,
+    delay: float,
+    error: ErrorInfo | None,
+) -> None:
+    emit(
+        observers,
+        Released(message.queue, message.id, message.attempts, worker_id, time.time(), delay, error),
+    )
+
+
+def dead_lettered(
+    observers: tuple[Observer, ...], worker_id: str, message: Message, error: ErrorInfo | None
+) -> None:
+    emit(
+        observers,
+        DeadLettered(message.queue, message.id, message.attempts, worker_id, time.time(), error),
+    )
+
+
+def extended(
+    observers: tuple[Observer, ...], worker_id: str, message: Message, until: float
+) -> None:
+    emit(
+        observers,
+        LeaseExtended(message.queue, message.id, message.attempts, worker_id, time.time(), until),
+    )
+
+
+def requeued(
+    observers: tuple[Observer, ...], queue: str, worker_id: str, ids: Iterable[int], delay: float
+) -> None:
+    at = time.time()
+    for id_ in ids:
+        emit(observers, Requeued(queue, id_, 0, worker_id, at, delay))

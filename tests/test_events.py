@@ -1,0 +1,361 @@
+"""Observability events: what the queue and the worker send to observers,
+that a broken observer never stops them, and the built-in event log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from localqueue import LeaseExpired as LeaseExpiredError
+from localqueue import ManualClock, PersistentQueue, event_log, hookimpl, observers, queue_events
+from localqueue import plugins as host
+from localqueue.events import (
+    EVENT_TYPES,
+    Acked,
+    DeadLettered,
+    Enqueued,
+    Event,
+    HandlerFinished,
+    Leased,
+    LeaseExpired,
+    LeaseExtended,
+    Released,
+    Requeued,
+    WorkerStarted,
+    WorkerStopped,
+)
+from localqueue.stores.memory import MemoryStore
+from localqueue.worker import persistent_worker
+
+
+class Recorder:
+    """An observer plugin that keeps every event it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    @hookimpl
+    def localqueue_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+    def of(self, kind: type[Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture(autouse=True)
+def _only_builtins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Installed observers (a metrics plugin) would see these events too;
+    # these tests count on the built-ins alone.
+    monkeypatch.setenv("LOCALQUEUE_PLUGINS", "")
+    monkeypatch.delenv(event_log.ENV, raising=False)
+    host.reset_plugin_manager()
+    yield
+    event_log.disable()
+    for handler in list(event_log.log.handlers):
+        event_log.log.removeHandler(handler)
+    event_log.log.setLevel(logging.NOTSET)
+    event_log.log.propagate = True
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    rec = Recorder()
+    host.get_plugin_manager().register(rec, name="recorder")
+    yield rec
+    host.get_plugin_manager().unregister(name="recorder")
+
+
+@pytest.fixture
+def queue(clock: ManualClock, request: pytest.FixtureRequest) -> Iterator[PersistentQueue]:
+    store = MemoryStore(f"memory://events-{request.node.name}", clock=clock)
+    with PersistentQueue("jobs", store=store, lease_timeout=10, worker_id="me") as q:
+        yield q
+    store.close()
+
+
+def test_queue_operations_send_one_event_each(
+    queue: PersistentQueue, recorder: Recorder, clock: ManualClock
+) -> None:
+    first = queue.put({"n": 1}, priority=3)
+    clock.advance(2)
+    msg = queue.get(block=False)
+    [enq] = recorder.of(Enqueued)
+    assert (enq.queue, enq.message_id, enq.attempt, enq.worker_id) == ("jobs", first.id, 0, "me")
+    assert (enq.priority, enq.delay, enq.deduplicated) == (3, 0.0, False)
+    [leased] = recorder.of(Leased)
+    assert (leased.message_id, leased.attempt, leased.worker_id) == (first.id, 1, "me")
+    assert leased.waited == 2.0  # from the put to the lease, on the store clock
+    assert leased.leased_until == clock.now() + 10
+
+    extended = queue.extend_lease(msg, 20)
+    assert recorder.of(LeaseExtended)[0].leased_until == clock.now() + 20
+    queue.release(extended, delay=5, error=ValueError("boom"))
+    [released] = recorder.of(Released)
+    assert (released.delay, released.attempt) == (5.0, 1)
+    assert released.error is not None and released.error.type == "ValueError"
+
+    clock.advance(5)
+    again = queue.get(block=False)
+    queue.dead_letter(again, error="gave up")
+    [dead] = recorder.of(DeadLettered)
+    assert (dead.message_id, dead.attempt) == (first.id, 2)
+    assert dead.error is not None and dead.error.message == "gave up"
+
+    assert queue.requeue_dead(all=True, dry_run=True) == [first.id]
+    assert recorder.of(Requeued) == []  # a dry run changes nothing, so it says nothing
+    queue.requeue_dead(all=True)
+    [requeued] = recorder.of(Requeued)
+    assert (requeued.message_id, requeued.attempt) == (first.id, 0)
+
+    queue.ack(queue.get(block=False))
+    [acked] = recorder.of(Acked)
+    assert (acked.message_id, acked.attempt, acked.worker_id) == (first.id, 1, "me")
+    assert recorder.kinds() == [
+        "enqueued", "leased", "lease_extended", "released", "leased",
+        "dead_lettered", "requeued", "leased", "acked",
+    ]  # fmt: skip
+
+
+def test_release_on_the_last_attempt_is_a_dead_letter_event(
+    clock: ManualClock, recorder: Recorder
+) -> None:
+    with PersistentQueue("q", store=MemoryStore("memory://last", clock=clock), max_attempts=1) as q:
+        q.put("x")
+        q.release(q.get(block=False), error="nope")
+        assert recorder.kinds() == ["enqueued", "leased", "dead_lettered"]
+        q.store.close()
+
+
+def test_dedupe_hits_are_marked(
+    queue: PersistentQueue, recorder: Recorder, clock: ManualClock
+) -> None:
+    queue.put("a", dedupe_key="k")
+    clock.advance(1)
+    queue.put("a", dedupe_key="k")
+    queue.put_many(["b", "b", "c"], dedupe_keys=["k2", "k2", None])
+    assert [e.deduplicated for e in recorder.of(Enqueued)] == [False, True, False, True, False]
+    queue.put_many(["d", "e"])
+    assert [e.deduplicated for e in recorder.of(Enqueued)][-2:] == [False, False]
+    assert queue.stats().ready == 5  # a, b, c, d, e
+
+
+def test_a_lost_lease_is_reported_by_its_holder(
+    queue: PersistentQueue, recorder: Recorder, clock: ManualClock
+) -> None:
+    queue.put_many(["a", "b"])
+    first, second = queue.get_many(2, block=False)
+    clock.advance(11)  # both leases expire
+    with pytest.raises(LeaseExpiredError):
+        queue.ack(first)
+    with pytest.raises(LeaseExpiredError):
+        queue.extend_lease(second, 5)
+    expired = recorder.of(LeaseExpired)
+    assert [(e.message_id, e.operation, e.worker_id) for e in expired] == [
+        (first.id, "ack", "me"),
+        (second.id, "extend", "me"),
+    ]
+    # Reclaimed: the next delivery is attempt 2.
+    assert sorted(e.attempt for e in recorder.of(Leased)[-2:]) == [1, 1]
+    again = queue.get_many(2, block=False)
+    assert [e.attempt for e in recorder.of(Leased)[-2:]] == [2, 2]
+    lost = queue.ack_many([*again, again[0], first])
+    assert lost == [again[0], first]
+    # The repeated copy of an acked lease did not expire; the old one did.
+    assert [(e.message_id, e.attempt) for e in recorder.of(LeaseExpired)[2:]] == [(first.id, 1)]
+    assert [e.message_id for e in recorder.of(Acked)] == [m.id for m in again]
+
+
+def test_worker_events(clock: ManualClock, recorder: Recorder) -> None:
+    store = MemoryStore("memory://worker-events", clock=clock)
+    with PersistentQueue("w", store=store) as q:
+        q.put("fails once")
+        calls: list[str] = []
+
+        @persistent_worker(q, worker_id="w1", handle_signals=False, poll_interval=0.01)
+        def handle(value: str) -> None:
+            calls.append(value)
+            if len(calls) == 1:
+                raise RuntimeError("first try")
+
+        handle.run(until_empty=True)  # the release has no delay: both tries in one run
+    store.close()
+    kinds = recorder.kinds()
+    assert kinds[:1] == ["enqueued"]
+    assert kinds[1:] == [
+        "worker_started", "leased", "released", "handler_finished",
+        "leased", "acked", "handler_finished", "worker_stopped",
+    ]  # fmt: skip
+    finished = recorder.of(HandlerFinished)
+    assert [(f.outcome, f.error_type, f.attempt) for f in finished] == [
+        ("released", "RuntimeError", 1),
+        ("acked", None, 2),
+    ]
+    assert all(f.duration >= 0 and f.worker_id == "w1" for f in finished)
+    assert {e.worker_id for e in recorder.events[1:]} == {"w1"}
+    started = recorder.of(WorkerStarted)[0]
+    assert (started.queue, started.message_id, started.concurrency) == ("w", None, 1)
+    [stopped] = recorder.of(WorkerStopped)
+    assert (stopped.processed, stopped.acked, stopped.released, stopped.aborted) == (
+        2, 1, 1, False,
+    )  # fmt: skip
+
+
+def test_a_broken_observer_is_logged_and_never_stops_anything(
+    queue: PersistentQueue, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = ModuleType("broken_observer")
+
+    @hookimpl
+    def localqueue_event(event: Event) -> None:
+        raise RuntimeError("observer bug")
+
+    broken.localqueue_event = localqueue_event  # type: ignore[attr-defined]
+    host.get_plugin_manager().register(broken, name="broken")
+    caplog.set_level(logging.WARNING, logger="localqueue.observers")
+    for n in range(3):
+        queue.put(n)
+    queue.ack(queue.get(block=False))
+    store = queue.store
+
+    @persistent_worker(queue, handle_signals=False, poll_interval=0.01)
+    def handle(value: int) -> None:
+        pass
+
+    summary = handle.run(until_empty=True)
+    assert summary.acked == 2 and store.stats("jobs").total == 0
+    # The other observer still saw every event.
+    assert recorder.kinds().count("acked") == 3
+    # Logged with its traceback once, then held back (a failure per event
+    # would flood the log).
+    records = [r for r in caplog.records if r.name == "localqueue.observers"]
+    assert len(records) == 1
+    assert "'broken'" in records[0].getMessage() and records[0].exc_info is not None
+    host.get_plugin_manager().unregister(name="broken")
+
+
+def test_a_repeated_failure_is_summarised_after_a_minute(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(observers, "_monotonic", lambda: now[0])
+    monkeypatch.setattr(observers, "_failures", {})
+
+    def bad(event: Event) -> None:
+        raise ValueError("bad")
+
+    caplog.set_level(logging.WARNING, logger="localqueue.observers")
+    event = Acked("q", 1, 1, "w", 0.0)
+    for _ in range(5):
+        observers.emit((("bad", bad),), event)
+    now[0] += 61
+    observers.emit((("bad", bad),), event)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "raised again (5 more failures" in messages[1]
+
+
+def test_with_no_observer_no_event_is_built(
+    queue: PersistentQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert observers.listening() == ()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an event was built with nobody listening")
+
+    for name in ("enqueued", "leased", "acked", "released", "dead_lettered", "requeued"):
+        monkeypatch.setattr(queue_events, name, fail)
+    for n in range(3):
+        queue.put(n)
+    queue.put_many([1, 2], dedupe_keys=["a", "b"])
+    queue.ack(queue.get(block=False))
+    queue.release(queue.get(block=False), error="x")
+    queue.dead_letter(queue.get(block=False))
+    queue.requeue_dead(all=True)
+
+
+def test_observers_follow_plugins_coming_and_going(queue: PersistentQueue) -> None:
+    assert observers.listening() == ()
+    rec = Recorder()
+    host.get_plugin_manager().register(rec, name="late")
+    queue.put(1)
+    assert rec.kinds() == ["enqueued"]
+    host.get_plugin_manager().unregister(name="late")
+    assert observers.listening() == ()
+    queue.put(2)
+    assert rec.kinds() == ["enqueued"]
+
+
+def test_every_event_type_is_json_ready() -> None:
+    for kind in EVENT_TYPES:
+        event = kind("q", 1, 1, "w", 1.5)
+        doc = event.as_dict()
+        assert doc["event"] == kind.kind and doc["queue"] == "q"
+        json.dumps(doc)
+    assert len({k.kind for k in EVENT_TYPES}) == len(EVENT_TYPES)
+
+
+# -- the built-in event log ------------------------------------------------------------
+
+
+def test_event_log_is_off_by_default(queue: PersistentQueue) -> None:
+    names = {
+        impl.plugin_name for impl in host.get_plugin_manager().hook.localqueue_event.get_hookimpls()
+    }
+    assert "event_log" in names  # registered like any built-in...
+    assert observers.listening() == ()  # ...and idle, so it costs nothing
+
+
+def test_event_log_writes_one_json_object_per_event(
+    queue: PersistentQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=event_log.LOGGER_NAME)
+    event_log.enable()
+    assert event_log.log.handlers  # its own stderr line, not the root logger's format
+    event_log.log.propagate = True  # so that caplog sees the records too
+    assert [name for name, _ in observers.listening()] == ["event_log"]
+    msg = queue.put({"a": 1})
+    queue.release(queue.get(block=False), error=KeyError("k"))
+    lines = [r for r in caplog.records if r.name == event_log.LOGGER_NAME]
+    docs = [json.loads(r.getMessage()) for r in lines]
+    assert [d["event"] for d in docs] == ["enqueued", "leased", "released"]
+    assert docs[0]["message_id"] == msg.id and docs[0]["queue"] == "jobs"
+    assert docs[2]["error"]["type"] == "KeyError"
+    assert isinstance(lines[0].localqueue_event, Enqueued)  # type: ignore[attr-defined]
+    event_log.disable()
+    queue.put(2)
+    assert len([r for r in caplog.records if r.name == event_log.LOGGER_NAME]) == 3
+
+
+def test_event_log_env_and_worker_flag(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/events.sqlite3"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCALQUEUE_")}
+    env.update(LOCALQUEUE_STORE=url, LOCALQUEUE_PLUGINS="")
+
+    def lq(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "localqueue", *args],
+            capture_output=True, text=True, env={**env, **extra}, timeout=60, check=True,
+        )  # fmt: skip
+
+    quiet = lq("queue", "add", "jobs", "--value", "1")
+    assert quiet.stderr == ""
+    loud = lq("queue", "add", "jobs", "--value", "2", LOCALQUEUE_LOG_EVENTS="1")
+    [line] = loud.stderr.splitlines()
+    assert json.loads(line)["event"] == "enqueued"
+    ran = lq("queue", "exec", "jobs", "--until-empty", "--log-events", "--", "true")
+    events = [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "worker_started" and kinds[-1] == "worker_stopped"
+    assert kinds.count("acked") == 2 and kinds.count("handler_finished") == 2
