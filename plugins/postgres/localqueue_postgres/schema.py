@@ -116,15 +116,23 @@ def ensure_schema(conn: Conn, schema: str, where: str) -> int:
     _refuse(schema, where, version)
     if version == SCHEMA_VERSION:
         return SCHEMA_VERSION
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"localqueue:{schema}",))
-        version = current_version(conn, schema)  # another process may have done it meanwhile
-        _refuse(schema, where, version)
-        assert version is not None
-        for step in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step]:
-                conn.execute(statement.format(s=schema))
-            conn.execute(
-                f"INSERT INTO {schema}.lq_schema_version (version) VALUES (%s)", (step + 1,)
-            )
+    # The lock is taken before the transaction starts, not inside it: a
+    # transaction reads the catalog changes other sessions committed when it
+    # begins, so one started after the lock sees tables the previous holder
+    # created (one started before it would not, and would create them again).
+    lock_key = f"localqueue:{schema}"
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key,))
+    try:
+        with conn.transaction():
+            version = current_version(conn, schema)  # another process may have migrated
+            _refuse(schema, where, version)
+            assert version is not None
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement.format(s=schema))
+                conn.execute(
+                    f"INSERT INTO {schema}.lq_schema_version (version) VALUES (%s)", (step + 1,)
+                )
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))
     return SCHEMA_VERSION

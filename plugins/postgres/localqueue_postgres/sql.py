@@ -96,7 +96,7 @@ ACK_MANY = f"""
 DELETE FROM {{s}}.lq_messages
 WHERE queue = %(queue)s AND state = 1 AND available_at > {NOW}
     AND (id, receipt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(receipts)s::text[]))
-RETURNING id
+RETURNING id, receipt
 """
 
 _KEEP_OR_SET_ERROR = """

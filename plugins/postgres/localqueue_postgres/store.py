@@ -296,11 +296,11 @@ class PostgresStore:
                 receipts=[lease.receipt for lease in leases],
             ),
         )
-        acked = {row[0] for row in rows}
+        acked = {(row[0], row[1]) for row in rows}
         stale: list[Lease] = []
         for lease in leases:
-            if lease.id in acked:
-                acked.discard(lease.id)  # the same lease twice: only the first counts
+            if (lease.id, lease.receipt) in acked:
+                acked.discard((lease.id, lease.receipt))  # the same lease twice: once only
             else:
                 stale.append(lease)
         return stale
