@@ -24,14 +24,21 @@ POINTS = (
     "dead_letter:after_commit",
 )
 
+# Points inside maintenance operations (kept apart: the harness covers POINTS).
+MAINTENANCE_POINTS = (
+    "migrate:before_commit",  # every step run, transaction not committed
+    "backup:before_rename",  # verified copy written beside DEST, not yet renamed
+)
+
 armed: str | None = None
 
 
 def arm(point: str) -> None:
     """SIGKILL this process when the store reaches ``point`` (harness only)."""
     global armed
-    if point not in POINTS:
-        raise ValueError(f"unknown crash point {point!r}; known: {', '.join(POINTS)}")
+    known = POINTS + MAINTENANCE_POINTS
+    if point not in known:
+        raise ValueError(f"unknown crash point {point!r}; known: {', '.join(known)}")
     armed = point
 
 

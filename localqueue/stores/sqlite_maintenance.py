@@ -23,6 +23,7 @@ from localqueue.store_maintenance import (
     StoreInfo,
     VacuumResult,
 )
+from localqueue.stores import sqlite_faults as faults
 from localqueue.stores import sqlite_schema as schema
 from localqueue.stores.sqlite_connections import translate_error
 from localqueue.stores.sqlite_retention import RETENTION_VERSION, install_archive_trigger
@@ -161,6 +162,8 @@ class SQLiteMaintenance:
             self._copy_to(partial)
             with partial.open("rb") as handle:
                 os.fsync(handle.fileno())
+            if faults.armed:
+                faults.hit("backup:before_rename")
             os.replace(partial, dest)
         except BaseException:
             for leftover in (partial, _sidecar(partial, "-wal"), _sidecar(partial, "-shm")):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localqueue.errors import SchemaVersionError, StoreCorruptError
+from localqueue.stores import sqlite_faults as faults
 
 # "LQ01" read as a big-endian integer: marks a file as a localqueue store.
 APPLICATION_ID = 0x4C513031
@@ -234,6 +235,8 @@ def migrate(
                 conn.execute(statement)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
         conn.execute(f"PRAGMA user_version = {target:d}")
+        if faults.armed:
+            faults.hit("migrate:before_commit")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
