@@ -188,4 +188,7 @@ def store_group() -> click.Group:
 
     for command in (info_command, check_command, backup_command, vacuum_command, migrate_command):
         store.add_command(command)
+    from localqueue.cli.store_copy import copy_command
+
+    store.add_command(copy_command)
     return store

@@ -24,6 +24,7 @@ from localqueue.store import (
     State,
     check_positive_int,
 )
+from localqueue.store_copy import stored_state
 from localqueue.stores.common import (
     DEAD,
     INFLIGHT,
@@ -401,8 +402,45 @@ class MemoryStore:
                     problems.append(f"message {row.id} has negative attempts")
         return problems
 
+    # -- import (localqueue.store_copy.SupportsImport) -------------------------
+
+    def import_conflicts(self, records: Sequence[MessageRecord]) -> list[str]:
+        self._check_open()
+        with self._data.changed:
+            return import_conflicts(self._data, records)
+
+    def import_messages(self, records: Sequence[MessageRecord]) -> None:
+        self._check_open()
+        with self._data.changed:
+            problems = import_conflicts(self._data, records)
+            if problems:
+                raise StoreError(f"cannot import into {self.url}: {problems[0]}")
+            for record in records:
+                state = stored_state(record)
+                self._data.rows[record.id] = _Row(
+                    record.id, record.queue, record.payload, state, record.priority,
+                    record.attempts, record.created_at, record.available_at,
+                    record.leased_by if state == INFLIGHT else None,
+                    new_receipt() if state == INFLIGHT else None,
+                    record.last_error, record.failed_at, record.dedupe_key,
+                )  # fmt: skip
+                if record.dedupe_key is not None:
+                    self._data.dedupe[(record.queue, record.dedupe_key)] = record.id
+                self._data.next_id = max(self._data.next_id, record.id + 1)
+            self._data.changed.notify_all()
+
     def close(self) -> None:
         self._closed = True
+
+
+def import_conflicts(data: _Data, records: Sequence[MessageRecord]) -> list[str]:
+    problems = []
+    for record in records:
+        if record.id in data.rows:
+            problems.append(f"message id {record.id} exists")
+        elif record.dedupe_key is not None and (record.queue, record.dedupe_key) in data.dedupe:
+            problems.append(f"dedupe key {record.dedupe_key!r} is live in queue {record.queue!r}")
+    return problems
 
 
 def open_memory_store(url: str, *, clock: Clock | None = None) -> MemoryStore:

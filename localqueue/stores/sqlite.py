@@ -53,6 +53,7 @@ from localqueue.stores.common import (
     derived_state,
 )
 from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
+from localqueue.stores.sqlite_import import SQLiteImport
 from localqueue.stores.sqlite_maintenance import SQLiteMaintenance
 from localqueue.stores.sqlite_retention import SQLiteRetention, install_archive_trigger
 
@@ -289,7 +290,7 @@ def _notifier_for(path: Path) -> _Notifier:
         return _notifiers.setdefault(str(path), _Notifier())
 
 
-class SQLiteStore(SQLiteMaintenance, SQLiteRetention):
+class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
     """The SQLite reference store. Thread-safe; many processes may share the file.
 
     ``create=False`` refuses a missing file instead of creating it, and
@@ -857,6 +858,9 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention):
             ):
                 problems.append(f"message {id_} has an impossible state or attempt count")
         return problems
+
+    def _imported(self) -> None:
+        self._notifier.notify()
 
     def close(self) -> None:
         self._pool.close()

@@ -42,7 +42,7 @@ from localqueue.stores.common import (
     derived_state,
     matches,
 )
-from localqueue_postgres import sql
+from localqueue_postgres import importing, sql
 from localqueue_postgres.connections import Conn, ServerClock, ThreadConnections
 from localqueue_postgres.filters import needs_python, where_sql
 from localqueue_postgres.schema import ensure_schema
@@ -571,6 +571,23 @@ class PostgresStore:
             return problems
 
         return self._conns.run("check", action, read_only=True)
+
+    # -- import (localqueue.store_copy.SupportsImport) -------------------------
+
+    def import_conflicts(self, records: Sequence[MessageRecord]) -> list[str]:
+        return self._conns.run(
+            "import", lambda conn: importing.conflicts(conn, self.schema, records), read_only=True
+        )
+
+    def import_messages(self, records: Sequence[MessageRecord]) -> None:
+        def action(conn: Conn) -> None:
+            with conn.transaction():
+                importing.insert(conn, self.schema, records)
+                for queue in sorted({record.queue for record in records}):
+                    conn.execute(self._sql["NOTIFY"], {"channel": self._channel, "queue": queue})
+
+        self._conns.run("import", action)
+        self._changes.bump(None)
 
     def close(self) -> None:
         if self._listener is not None:

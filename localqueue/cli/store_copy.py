@@ -1,0 +1,103 @@
+"""``localqueue store copy SRC_URL DST_URL``: move messages between stores.
+
+For example a SQLite backlog into PostgreSQL when workers spread over
+several hosts. The copy checks every message against the destination before
+it copies any (an id that exists there, or a dedupe key live there, refuses
+the copy) and reports counts per queue and state. The source is never
+changed, and a SQLite source that does not exist is an error - never a new
+empty file.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from localqueue.cli.output import emit_json, json_option, table
+from localqueue.store import State, Store
+from localqueue.store_copy import copy_messages
+from localqueue.store_url import open_store, resolve_store_url, url_scheme
+
+
+def open_source(url: str) -> Store:
+    resolved = resolve_store_url(url)
+    if url_scheme(resolved) == "sqlite":
+        from localqueue.stores.sqlite import open_sqlite_store
+
+        # Read it as it is: do not create a mistyped path, do not migrate.
+        return open_sqlite_store(resolved, create=False, migrate=False)
+    return open_store(resolved)
+
+
+def open_destination(url: str, dry_run: bool) -> Store | None:
+    """The destination; None for a dry run into a SQLite file that does not
+    exist yet (a preview creates nothing)."""
+    resolved = resolve_store_url(url)
+    if dry_run and url_scheme(resolved) == "sqlite":
+        from localqueue.stores.sqlite import parse_sqlite_url
+
+        path, _options = parse_sqlite_url(resolved)
+        if not path.exists():
+            return None
+    return open_store(resolved)
+
+
+@click.command("copy")
+@click.argument("src_url")
+@click.argument("dst_url")
+@click.option(
+    "--queue", "queues", multiple=True, metavar="QUEUE",
+    help="Copy only this queue (repeat for more); default: every queue.",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Check and count; copy nothing.")
+@json_option
+def copy_command(
+    src_url: str, dst_url: str, queues: tuple[str, ...], dry_run: bool, as_json: bool
+) -> None:
+    """Copy every message (all states) from SRC_URL to DST_URL.
+
+    Ids, payloads, priorities, attempts, delays, leases and dead letters
+    with their errors are kept. Stop producers and workers first for an
+    exact copy; the source is left as it was.
+    """
+    if resolve_store_url(src_url) == resolve_store_url(dst_url):
+        raise click.ClickException("SRC_URL and DST_URL name the same store; nothing to copy")
+    ctx = click.get_current_context()
+    source = open_source(src_url)
+    ctx.call_on_close(source.close)
+    missing = [q for q in queues if q not in source.queues()]
+    if missing:
+        known = ", ".join(source.queues()) or "none"
+        raise click.ClickException(
+            f"queue(s) {', '.join(map(repr, missing))} hold no messages in {source.url}; "
+            f"queues with messages: {known}"
+        )
+    destination = open_destination(dst_url, dry_run)
+    if destination is not None:
+        ctx.call_on_close(destination.close)
+    shown_destination = destination.url if destination is not None else resolve_store_url(dst_url)
+
+    def progress(copied: int) -> None:
+        if not as_json and sys.stderr.isatty():
+            click.echo(f"\rcopied {copied}", err=True, nl=False)
+
+    report = copy_messages(
+        source,
+        destination,
+        queues=list(queues) or None,
+        dry_run=dry_run,
+        progress=progress,
+        destination_url=shown_destination,
+    )
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    if sys.stderr.isatty() and not dry_run and report.total:
+        click.echo("", err=True)
+    states = [s.value for s in State]
+    rows = [[queue, *(counts[s] for s in states)] for queue, counts in report.counts.items()]
+    if rows:
+        click.echo(table(rows, ["queue", *states]))
+    verb = "would copy" if dry_run else "copied"
+    click.echo(f"{verb} {report.total} message(s) from {source.url} to {shown_destination}")
