@@ -525,8 +525,12 @@ def test_backup_and_restore_under_two_producers_and_two_consumers(tmp_path: Path
     ]
     copies: list[Path] = []
     try:
+        deadline = time.monotonic() + 30
+        while not (store.stats("jobs").total or store.list_acked("jobs", limit=1)):
+            assert time.monotonic() < deadline, "the producers never started"
+            time.sleep(0.01)
         # Back up again and again while the producers are still putting.
-        while any(p.poll() is None for p in producers) and len(copies) < 6:
+        while any(p.poll() is None for p in producers) and len(copies) < 10:
             dest = tmp_path / f"backup-{len(copies)}.db"
             store.backup(dest)
             copies.append(dest)

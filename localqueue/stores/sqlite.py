@@ -849,14 +849,18 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                 return [f"integrity check failed: {exc}"]
             if result != ["ok"]:
                 problems.extend(f"integrity: {line}" for line in result)
-            for (id_,) in conn.execute(
-                "SELECT id FROM lq_messages WHERE state = 1 AND receipt IS NULL LIMIT 10"
-            ):
-                problems.append(f"message {id_} is inflight without a receipt")
-            for (id_,) in conn.execute(
-                "SELECT id FROM lq_messages WHERE attempts < 0 OR state NOT IN (0, 1, 2) LIMIT 10"
-            ):
-                problems.append(f"message {id_} has an impossible state or attempt count")
+            try:
+                for (id_,) in conn.execute(
+                    "SELECT id FROM lq_messages WHERE state = 1 AND receipt IS NULL LIMIT 10"
+                ):
+                    problems.append(f"message {id_} is inflight without a receipt")
+                for (id_,) in conn.execute(
+                    "SELECT id FROM lq_messages WHERE attempts < 0 OR state NOT IN (0, 1, 2) "
+                    "LIMIT 10"
+                ):
+                    problems.append(f"message {id_} has an impossible state or attempt count")
+            except sqlite3.DatabaseError as exc:  # damage the integrity check did not stop at
+                problems.append(f"cannot read the messages: {exc}")
         return problems
 
     def _imported(self) -> None:
