@@ -57,7 +57,9 @@ WHERE queue = %(queue)s AND dedupe_key = ANY(%(keys)s::text[])
 """
 
 # One statement: lock the next n in delivery order, skipping rows another
-# claim holds, and lease them. A message whose lease expired after its last
+# claim holds, and lease them. "id = ANY(ARRAY(...))" rather than a join or
+# IN: it makes the update a primary-key lookup per picked row, where a join
+# lets the planner choose a hash join over the whole table. A message whose lease expired after its last
 # allowed attempt is dead-lettered by the same statement instead.
 _EXHAUSTED = "m.state = 1 AND m.attempts >= %(max)s::int"
 CLAIM = f"""
@@ -82,8 +84,8 @@ UPDATE {{s}}.lq_messages m SET
     error_at = CASE WHEN {_EXHAUSTED} THEN t.now ELSE m.error_at END,
     leased_by = CASE WHEN {_EXHAUSTED} THEN NULL ELSE %(worker)s END,
     receipt = CASE WHEN {_EXHAUSTED} THEN NULL ELSE {NEW_RECEIPT} END
-FROM picked, t
-WHERE m.id = picked.id
+FROM t
+WHERE m.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING {M_COLUMNS}, t.now
 """
 

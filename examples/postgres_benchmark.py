@@ -1,0 +1,233 @@
+"""Claim+ack throughput of the PostgreSQL store, against a bare psycopg loop.
+
+Prints msgs/s for:
+
+1. claim+ack one message at a time: the bare loop (one ``UPDATE ... FOR
+   UPDATE SKIP LOCKED RETURNING`` and one ``DELETE`` per message, on a
+   minimal table of its own), then ``PersistentQueue.get`` + ``ack``;
+2. the same batched by 100 (``get_many(100)`` + ``ack_many``);
+3. 4 worker processes (``persistent_worker`` with a no-op handler) draining
+   one queue together, against 1 such process.
+
+Targets: the plugin at >= 0.8x the bare loop, one at a time and batched.
+The bare loop is measured in the same run on the same server, so the
+ratios hold on any machine; the absolute numbers depend on the server's
+durability settings (printed).
+
+    python examples/postgres_benchmark.py [--url postgresql://...] [--messages N]
+        [--repeats R] [--json]
+
+Without ``--url`` (or LOCALQUEUE_TEST_POSTGRES_URL) it starts a throwaway
+durable server with scripts/postgres-server.sh and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from localqueue import PersistentQueue
+from localqueue.worker import persistent_worker
+from localqueue_postgres.url import parse_postgres_url
+
+PAYLOAD = {"user": 12345, "action": "resize", "file": "images/2026/11/28/cat.png", "w": 640}
+PAYLOAD_BYTES = json.dumps(PAYLOAD).encode()
+ROOT = Path(__file__).resolve().parent.parent
+
+BARE_SETUP = """
+DROP SCHEMA IF EXISTS bench_bare CASCADE;
+CREATE SCHEMA bench_bare;
+CREATE TABLE bench_bare.jobs (
+    id bigserial PRIMARY KEY, queue text NOT NULL, payload bytea NOT NULL,
+    state smallint NOT NULL DEFAULT 0, priority int NOT NULL DEFAULT 0,
+    attempts int NOT NULL DEFAULT 0, available_at float8 NOT NULL, receipt text);
+CREATE INDEX ON bench_bare.jobs (queue, priority DESC, available_at, id) WHERE state < 2;
+"""
+BARE_CLAIM = """
+UPDATE bench_bare.jobs j SET state = 1, attempts = j.attempts + 1,
+    available_at = extract(epoch FROM now()) + 30, receipt = gen_random_uuid()::text
+WHERE j.id = ANY(ARRAY(
+    SELECT id FROM bench_bare.jobs
+    WHERE queue = 'bench' AND state < 2 AND available_at <= extract(epoch FROM now())
+    ORDER BY priority DESC, available_at, id LIMIT %s FOR UPDATE SKIP LOCKED))
+RETURNING j.id, j.payload, j.receipt
+"""
+BARE_ACK_ONE = "DELETE FROM bench_bare.jobs WHERE id = %s AND receipt = %s AND state = 1"
+BARE_ACK_MANY = """
+DELETE FROM bench_bare.jobs
+WHERE state = 1 AND (id, receipt) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+"""
+
+
+def bare_fill(conn: psycopg.Connection[Any], count: int) -> None:
+    conn.execute(
+        "INSERT INTO bench_bare.jobs (queue, payload, available_at) "
+        "SELECT 'bench', %s, extract(epoch FROM now()) FROM generate_series(1, %s)",
+        (PAYLOAD_BYTES, count),
+    )
+
+
+def bare_rate(conninfo: str, count: int, batch: int) -> float:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(BARE_SETUP)
+        bare_fill(conn, count)
+        conn.execute("VACUUM ANALYZE bench_bare.jobs")
+        started = time.perf_counter()
+        done = 0
+        while True:
+            rows = conn.execute(BARE_CLAIM, (batch,)).fetchall()
+            if not rows:
+                break
+            for row in rows:
+                json.loads(row[1])  # the plugin decodes every value too
+            if batch == 1:
+                conn.execute(BARE_ACK_ONE, (rows[0][0], rows[0][2]))
+            else:
+                conn.execute(BARE_ACK_MANY, ([r[0] for r in rows], [r[2] for r in rows]))
+            done += len(rows)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP SCHEMA bench_bare CASCADE")
+    assert done == count, (done, count)
+    return count / elapsed
+
+
+def fill(url: str, count: int) -> None:
+    with PersistentQueue("bench", store=url) as q:
+        for start in range(0, count, 500):
+            q.put_many([PAYLOAD] * min(500, count - start))
+
+
+def analyze(url: str) -> None:
+    parsed = parse_postgres_url(url)
+    with psycopg.connect(parsed.conninfo, autocommit=True) as conn:
+        conn.execute(f"VACUUM ANALYZE {parsed.schema}.lq_messages")
+
+
+def plugin_rate(url: str, count: int, batch: int) -> float:
+    fill(url, count)
+    analyze(url)
+    with PersistentQueue("bench", store=url) as q:
+        started = time.perf_counter()
+        done = 0
+        if batch == 1:
+            for _ in range(count):
+                q.ack(q.get(block=False))
+            done = count
+        else:
+            while done < count:
+                got = q.get_many(batch)
+                q.ack_many(got)
+                done += len(got)
+        return count / (time.perf_counter() - started)
+
+
+def worker_drain(url: str) -> int:
+    with PersistentQueue("bench", store=url) as q:
+
+        @persistent_worker(q, handle_signals=False, poll_interval=0.05)
+        def handle(value: object) -> None:
+            pass
+
+        return handle.run(until_empty=True).acked
+
+
+def processes_rate(url: str, count: int, processes: int) -> float:
+    fill(url, count)
+    analyze(url)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        pool.apply(time.sleep, (0,))  # start-up is not part of the measurement
+        started = time.perf_counter()
+        acked = sum(pool.map(worker_drain, [url] * processes))
+        elapsed = time.perf_counter() - started
+    assert acked == count, (acked, count)
+    return count / elapsed
+
+
+def best(repeats: int, measure: Callable[[], float]) -> float:
+    return max(measure() for _ in range(repeats))
+
+
+def server_settings(conninfo: str) -> dict[str, str]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return {
+            name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+            for name in ("server_version", "fsync", "synchronous_commit")
+        }
+
+
+def start_server(directory: str) -> str:
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "postgres-server.sh"), "start", directory, "--durable"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        sys.exit(f"could not start a PostgreSQL server: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL"))
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    # Measure the store alone: other installed plugins (an exporter observing
+    # every event, say) are not part of it. Worker processes inherit this.
+    os.environ["LOCALQUEUE_PLUGINS"] = "postgres"
+    tmp = tempfile.mkdtemp()
+    os.chmod(tmp, 0o755)
+    server_dir = os.path.join(tmp, "server")
+    url = args.url or start_server(server_dir)
+    conninfo = parse_postgres_url(url).conninfo
+    sep = "&" if "?" in url else "?"
+    results: dict[str, Any] = {"server": server_settings(conninfo), "messages": args.messages}
+
+    def schema_url() -> str:
+        return f"{url}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
+
+    def say(line: str) -> None:
+        if not args.json:
+            print(line, flush=True)
+
+    say(f"server: {results['server']}; {args.messages} messages; best of {args.repeats}")
+    try:
+        n = args.messages
+        for batch, label in ((1, "one at a time"), (100, "batched by 100")):
+            count = n * 4 if batch > 1 else n
+            bare_runs, lib_runs = [], []
+            for _ in range(args.repeats):  # interleaved, so both see the same load
+                bare_runs.append(bare_rate(conninfo, count, batch))
+                lib_runs.append(plugin_rate(schema_url(), count, batch))
+            bare, lib = max(bare_runs), max(lib_runs)
+            results[label] = {"bare": bare, "plugin": lib, "ratio": lib / bare}
+            say(f"claim+ack {label:15} bare psycopg {bare:9,.0f}/s   localqueue-postgres "
+                f"{lib:9,.0f}/s   ratio {lib / bare:.2f}x (target >= 0.8x)")  # fmt: skip
+        one = best(args.repeats, lambda: processes_rate(schema_url(), n, 1))
+        four = best(args.repeats, lambda: processes_rate(schema_url(), n, 4))
+        results["workers"] = {"1 process": one, "4 processes": four, "ratio": four / one}
+        say(f"no-op workers    1 process {one:9,.0f}/s   4 processes {four:9,.0f}/s   "
+            f"ratio {four / one:.2f}x")  # fmt: skip
+    finally:
+        if not args.url:
+            stop = ["bash", str(ROOT / "scripts" / "postgres-server.sh"), "stop", server_dir]
+            subprocess.run(stop, check=False)
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
