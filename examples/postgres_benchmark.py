@@ -61,7 +61,7 @@ UPDATE bench_bare.jobs j SET state = 1, attempts = j.attempts + 1,
 WHERE j.id = ANY(ARRAY(
     SELECT id FROM bench_bare.jobs
     WHERE queue = 'bench' AND state < 2 AND available_at <= extract(epoch FROM now())
-    ORDER BY priority DESC, available_at, id LIMIT %s FOR UPDATE SKIP LOCKED))
+    ORDER BY priority DESC, available_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED))
 RETURNING j.id, j.payload, j.receipt
 """
 BARE_ACK_ONE = "DELETE FROM bench_bare.jobs WHERE id = %s AND receipt = %s AND state = 1"
@@ -84,10 +84,13 @@ def bare_rate(conninfo: str, count: int, batch: int) -> float:
         conn.execute(BARE_SETUP)
         bare_fill(conn, count)
         conn.execute("VACUUM ANALYZE bench_bare.jobs")
+        # The batch size is written into the text, as the plugin does: a
+        # prepared statement's generic plan cannot see a LIMIT parameter.
+        claim = BARE_CLAIM.format(limit=int(batch))
         started = time.perf_counter()
         done = 0
         while True:
-            rows = conn.execute(BARE_CLAIM, (batch,)).fetchall()
+            rows = conn.execute(claim).fetchall()
             if not rows:
                 break
             for row in rows:

@@ -59,8 +59,12 @@ WHERE queue = %(queue)s AND dedupe_key = ANY(%(keys)s::text[])
 # One statement: lock the next n in delivery order, skipping rows another
 # claim holds, and lease them. "id = ANY(ARRAY(...))" rather than a join or
 # IN: it makes the update a primary-key lookup per picked row, where a join
-# lets the planner choose a hash join over the whole table. A message whose lease expired after its last
-# allowed attempt is dead-lettered by the same statement instead.
+# lets the planner choose a hash join over the whole table. The LIMIT is
+# written into the text ({limit}, one prepared statement per batch size):
+# as a parameter, the prepared statement's generic plan cannot know it and
+# the claim of one message took half as long again. A message whose lease
+# expired after its last allowed attempt is dead-lettered by the same
+# statement instead.
 _EXHAUSTED = "m.state = 1 AND m.attempts >= %(max)s::int"
 CLAIM = f"""
 WITH t AS (SELECT {NOW} AS now),
@@ -68,7 +72,7 @@ picked AS (
     SELECT c.id FROM {{s}}.lq_messages c
     WHERE c.queue = %(queue)s AND c.state < 2 AND c.available_at <= (SELECT now FROM t)
     ORDER BY c.priority DESC, c.available_at, c.id
-    LIMIT %(limit)s
+    LIMIT {{{{limit}}}}
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {{s}}.lq_messages m SET
