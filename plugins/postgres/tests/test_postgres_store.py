@@ -317,3 +317,35 @@ def test_crash_recovery_with_twenty_kills_and_four_consumers(
     assert report.kills == 20 and report.killed_consumers > 0
     assert report.passed, report.summary()
     assert report.lost == 0 and report.confirmed >= 3000
+
+
+def test_an_older_schema_is_migrated_in_one_transaction_keeping_messages(
+    postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localqueue_postgres import schema as schema_module
+
+    store = PostgresStore(postgres_store_url)
+    [kept] = store.enqueue(Q, [NewMessage(b"kept")])
+    store.close()
+    name = parse_postgres_url(postgres_store_url).schema
+    # A future version 2 whose second step fails: nothing of it may stay.
+    broken = (*schema_module.MIGRATIONS, ("ALTER TABLE {s}.lq_messages ADD COLUMN note text",
+                                          "SELECT 1/0"))  # fmt: skip
+    monkeypatch.setattr(schema_module, "MIGRATIONS", broken)
+    monkeypatch.setattr(schema_module, "SCHEMA_VERSION", 2)
+    with pytest.raises(StoreError, match="division by zero"):
+        PostgresStore(postgres_store_url)
+    with admin(postgres_store_url) as conn:
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'lq_messages'", (name,))]  # fmt: skip
+        assert "note" not in columns
+    # The same step, working: version 2 is reached and the message is still there.
+    fixed = (*broken[:-1], ("ALTER TABLE {s}.lq_messages ADD COLUMN note text",))
+    monkeypatch.setattr(schema_module, "MIGRATIONS", fixed)
+    store = PostgresStore(postgres_store_url)
+    assert store.get(Q, kept.id) is not None
+    store.close()
+    with admin(postgres_store_url) as conn:
+        versions = conn.execute(f"SELECT version FROM {name}.lq_schema_version ORDER BY 1")
+        assert [r[0] for r in versions] == [1, 2]
