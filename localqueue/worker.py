@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from localqueue import worker_events
-from localqueue.errors import LeaseExpired, LocalQueueError
+from localqueue.errors import LeaseExpired, LocalQueueError, StoreConnectionLost
 from localqueue.jobs import (
     Action,
     Failure,
@@ -53,6 +53,10 @@ from localqueue.worker_config import PersistentWorkerConfig
 from localqueue.worker_heartbeat import LeaseKeeper
 
 log = logging.getLogger("localqueue.worker")
+
+# Seconds between fetches while a networked store's connection keeps
+# breaking: quick at first (a blip), then no faster than every 5 s.
+OUTAGE_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 _worker_numbers = itertools.count(1)
 
@@ -248,6 +252,7 @@ class PersistentWorker:
     ) -> None:
         clock = self.view.clock
         pm, budget, summary = run.pm, run.budget, run.summary
+        outage = 0  # fetches in a row that lost the store's connection
         while not run.stop.is_set():
             if not budget.take():
                 return
@@ -265,9 +270,22 @@ class PersistentWorker:
                 )
             except stdlib_queue.Empty:
                 budget.give_back()
+                outage = 0
                 if run.until_empty:
                     return
                 continue
+            except StoreConnectionLost as exc:
+                # A networked store's connection broke (a failover, a network
+                # blip): ride it out instead of stopping every worker at once.
+                # A claim that was applied but not seen leaves its leases to
+                # expire; those messages are delivered again.
+                budget.give_back()
+                delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
+                outage += 1
+                log.warning("%s; fetching again in %gs", exc, delay)
+                run.stop.wait(delay)
+                continue
+            outage = 0
             if run.stop.is_set():
                 # Stopped while we waited: start nothing new.
                 self._give_back(message)
@@ -361,6 +379,11 @@ class PersistentWorker:
             action()
         except LeaseExpired:
             log.warning("lease lost before the result could be recorded; not recorded")
+            return Outcome.LEASE_LOST
+        except StoreConnectionLost as exc:
+            # Unknown whether it was recorded: if not, the lease expires and
+            # the message is delivered again (at least once).
+            log.warning("%s; the result may not be recorded", exc)
             return Outcome.LEASE_LOST
         return outcome
 
