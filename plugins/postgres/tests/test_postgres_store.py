@@ -5,6 +5,7 @@ store fixture and the harness, in test_postgres_contract.py.)"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -349,3 +350,40 @@ def test_an_older_schema_is_migrated_in_one_transaction_keeping_messages(
     with admin(postgres_store_url) as conn:
         versions = conn.execute(f"SELECT version FROM {name}.lq_schema_version ORDER BY 1")
         assert [r[0] for r in versions] == [1, 2]
+
+
+def test_a_worker_rides_out_killed_connections(
+    postgres_store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from localqueue import PersistentQueue
+    from localqueue.worker import persistent_worker
+
+    queue = PersistentQueue("jobs", store=postgres_store_url, lease_timeout=1.0)
+    queue.put_many(list(range(300)))
+    seen: set[int] = set()
+
+    @persistent_worker(queue, handle_signals=False, poll_interval=0.05)
+    def handle(value: int) -> None:
+        seen.add(value)
+        time.sleep(0.002)
+
+    done: list[object] = []
+    runner = threading.Thread(target=lambda: done.append(handle.run()))
+    caplog.set_level(logging.WARNING, logger="localqueue.worker")
+    runner.start()
+    deadline = time.monotonic() + 60
+    kills = 0
+    while time.monotonic() < deadline:
+        if kills < 3 and len(seen) > 60 * (kills + 1):
+            _kill_backends(postgres_store_url)
+            kills += 1
+        if kills == 3 and queue.stats().total == 0:
+            break
+        time.sleep(0.05)
+    handle.stop()
+    runner.join(10)
+    assert done and kills == 3, "the worker stopped or never got far enough"
+    assert seen == set(range(300)) and queue.stats().total == 0
+    lost = [r.getMessage() for r in caplog.records if "lost the connection" in r.getMessage()]
+    assert lost, "no connection was lost: the test did not test anything"
+    queue.close()
