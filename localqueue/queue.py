@@ -28,6 +28,7 @@ from localqueue.store import (
     MessageRecord,
     NewMessage,
     QueueStats,
+    ReportsNewMessages,
     State,
     Store,
     check_dedupe_key,
@@ -175,13 +176,12 @@ class PersistentQueue:
             dedupe_key=dedupe_key,
         )
         observers = listening()
-        if observers and dedupe_key is not None:
-            started: float | None = self.store.clock.now()
+        if dedupe_key is not None:
+            [record] = self._enqueue_keyed([new], observers)
         else:
-            started = None
-        [record] = self.store.enqueue(self.name, [new])
-        if observers:
-            queue_events.enqueued(observers, self.name, self.worker_id, [new], [record], started)
+            [record] = self.store.enqueue(self.name, [new])
+            if observers:
+                queue_events.enqueued(observers, self.name, self.worker_id, [new], [record], None)
         if record.receipt is not None:  # a dedupe hit on an inflight message
             return self._observed(record)
         # A deduplicated put returns the stored message, whose value may differ.
@@ -228,13 +228,28 @@ class PersistentQueue:
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
         ]
-        observers = listening()
-        started = self.store.clock.now() if observers else None
-        records = self.store.enqueue(self.name, batch)
-        if observers:
-            queue_events.enqueued(observers, self.name, self.worker_id, batch, records, started)
+        records = self._enqueue_keyed(batch, listening())
         # A dedupe hit may return an inflight message: never with its receipt.
         return [self._observed(r) for r in records]
+
+    def _enqueue_keyed(
+        self, batch: list[NewMessage], observers: tuple[Observer, ...]
+    ) -> list[MessageRecord]:
+        """Enqueue messages that may carry dedupe keys, telling observers
+        which were added and which were dedupe hits."""
+        if not observers:
+            return self.store.enqueue(self.name, batch)
+        store = self.store
+        if isinstance(store, ReportsNewMessages):  # exact, from the store
+            records, added = store.enqueue_reporting(self.name, batch)
+            queue_events.enqueued(
+                observers, self.name, self.worker_id, batch, records, None, added=added
+            )
+            return records
+        started = store.clock.now()  # otherwise: older than the put = a dedupe hit
+        records = store.enqueue(self.name, batch)
+        queue_events.enqueued(observers, self.name, self.worker_id, batch, records, started)
+        return records
 
     # -- consuming -----------------------------------------------------------------
 

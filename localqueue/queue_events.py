@@ -32,18 +32,26 @@ def enqueued(
     new: Sequence[NewMessage],
     records: Sequence[MessageRecord],
     started: float | None,
+    *,
+    added: Sequence[bool] | None = None,
 ) -> None:
-    """``started``: the store clock before the enqueue, given only when some
-    message had a dedupe key. A record created before it is an existing
-    message returned for its key, and so is a second copy of one id within
-    a batch. (A store clock that does not move between the two puts, as a
-    frozen test clock, makes an older duplicate look new.)"""
+    """Which records are dedupe hits: ``added`` says so exactly when the store
+    reports it (``ReportsNewMessages``). Otherwise ``started``, the store
+    clock before the enqueue (given only when some message had a dedupe
+    key): a record created before it is an existing message returned for its
+    key, and so is a second copy of one id within a batch. (A store clock that
+    does not move between the two puts, as a frozen test clock, makes an
+    older duplicate look new; a networked store's clock estimate can make a
+    new one look old, which is why stores report it.)"""
     at = time.time()
     seen: set[int] = set()
-    for spec, record in zip(new, records, strict=True):
-        dup = spec.dedupe_key is not None and (
-            record.id in seen or (started is not None and record.created_at < started)
-        )
+    for index, (spec, record) in enumerate(zip(new, records, strict=True)):
+        if added is not None:
+            dup = not added[index]
+        else:
+            dup = spec.dedupe_key is not None and (
+                record.id in seen or (started is not None and record.created_at < started)
+            )
         seen.add(record.id)
         event = Enqueued(
             record.queue, record.id, record.attempts, worker_id, at, spec.priority, spec.delay, dup

@@ -283,6 +283,22 @@ class Store(Protocol):
         ...
 
 
+@runtime_checkable
+class ReportsNewMessages(Protocol):
+    """Optional: an enqueue that also says which messages it added.
+
+    ``added[i]`` is False when ``records[i]`` is an existing message returned
+    for its dedupe key (or a repeat of a key earlier in the same batch).
+    Observability uses it to tell a dedupe hit from a new message exactly;
+    for a store without it, localqueue compares creation times with the
+    store clock instead, which a networked store's clock may blur.
+    """
+
+    def enqueue_reporting(
+        self, queue: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[MessageRecord], list[bool]]: ...
+
+
 def check_queue_name(queue: str) -> str:
     """Queue names are non-empty UTF-8 strings without control characters."""
     if not isinstance(queue, str) or not queue.strip():

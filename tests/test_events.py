@@ -151,6 +151,41 @@ def test_dedupe_hits_are_marked(
     assert queue.stats().ready == 5  # a, b, c, d, e
 
 
+def test_dedupe_hits_are_exact_even_when_the_clock_does_not_move(
+    queue: PersistentQueue, recorder: Recorder
+) -> None:
+    # Every built-in store reports which messages it added, so no clock
+    # comparison is involved: a frozen clock cannot blur a hit.
+    queue.put("a", dedupe_key="k")
+    queue.put("a", dedupe_key="k")
+    queue.put_many(["b", "a"], dedupe_keys=["k2", "k"])
+    assert [e.deduplicated for e in recorder.of(Enqueued)] == [False, True, False, True]
+
+
+class PlainStore(MemoryStore):
+    """A store without the optional enqueue report, as a third party might write."""
+
+    enqueue_reporting = None  # type: ignore[assignment]
+
+
+def test_without_the_store_report_hits_are_told_by_creation_time(
+    recorder: Recorder, clock: ManualClock
+) -> None:
+    store = PlainStore(clock=clock)
+    assert not isinstance(store, queue_events_store_protocol())
+    queue = PersistentQueue("jobs", store=store)
+    queue.put("a", dedupe_key="k")
+    clock.advance(1)
+    queue.put("a", dedupe_key="k")
+    assert [e.deduplicated for e in recorder.of(Enqueued)] == [False, True]
+
+
+def queue_events_store_protocol() -> type:
+    from localqueue.store import ReportsNewMessages
+
+    return ReportsNewMessages
+
+
 def test_a_lost_lease_is_reported_by_its_holder(
     queue: PersistentQueue, recorder: Recorder, clock: ManualClock
 ) -> None:

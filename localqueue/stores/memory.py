@@ -135,16 +135,23 @@ class MemoryStore:
     # -- protocol ----------------------------------------------------------
 
     def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        return self.enqueue_reporting(queue, messages)[0]
+
+    def enqueue_reporting(
+        self, queue: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[MessageRecord], list[bool]]:
         self._check_open()
         data = self._data
         with data.changed:
             now = self.clock.now()
             out: list[MessageRecord] = []
+            added: list[bool] = []
             for msg in messages:
                 if msg.dedupe_key is not None:
                     existing = data.dedupe.get((queue, msg.dedupe_key))
                     if existing is not None:
                         out.append(data.rows[existing].record(now))
+                        added.append(False)
                         continue
                 row = _Row(
                     id=data.next_id,
@@ -162,8 +169,9 @@ class MemoryStore:
                 if msg.dedupe_key is not None:
                     data.dedupe[(queue, msg.dedupe_key)] = row.id
                 out.append(row.record(now))
+                added.append(True)
             self._notify()
-            return out
+            return out, added
 
     def claim(
         self,

@@ -464,9 +464,27 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
             None, None, None, None, None, msg.dedupe_key,
         )  # fmt: skip
 
+    def enqueue_reporting(
+        self, queue: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[MessageRecord], list[bool]]:
+        if all(m.dedupe_key is None for m in messages):
+            return self.enqueue(queue, messages), [True] * len(messages)
+        try:
+            records, added = self._enqueue_keyed(queue, messages)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        self._notifier.notify()
+        return records, added
+
     def _enqueue_many(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
         if all(m.dedupe_key is None for m in messages):
             return self._enqueue_keyless(queue, messages)
+        return self._enqueue_keyed(queue, messages)[0]
+
+    def _enqueue_keyed(
+        self, queue: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[MessageRecord], list[bool]]:
+        added = [False] * len(messages)
         with self._pool.transaction() as conn:
             now = self._now()
             out: list[MessageRecord | None] = [None] * len(messages)
@@ -500,11 +518,12 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                 records = self._insert_batch(conn, queue, [m for _, m in fresh], now)
                 for (index, _), record in zip(fresh, records, strict=True):
                     out[index] = record
+                    added[index] = True
             for index, first_use in duplicates:
                 out[index] = out[first_use]
         if faults.armed:
             faults.hit("put_many:after_commit")
-        return [record for record in out if record is not None]
+        return [record for record in out if record is not None], added
 
     def _enqueue_keyless(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
         """The common batch: no dedupe keys, so no lookups and no bookkeeping."""

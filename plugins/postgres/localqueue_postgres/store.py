@@ -180,16 +180,29 @@ class PostgresStore:
         else:
             records = self._conns.run(
                 "put_many", lambda conn: self._enqueue_many(conn, queue, messages)
-            )
+            )[0]
         self._changed(queue)
         return records
 
+    def enqueue_reporting(
+        self, queue: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[MessageRecord], list[bool]]:
+        if all(m.dedupe_key is None for m in messages):
+            return self.enqueue(queue, messages), [True] * len(messages)
+        reported = self._conns.run(
+            "put_many", lambda conn: self._enqueue_many(conn, queue, messages)
+        )
+        self._changed(queue)
+        return reported
+
     def _enqueue_many(
         self, conn: Conn, queue: str, messages: Sequence[NewMessage]
-    ) -> list[MessageRecord]:
+    ) -> tuple[list[MessageRecord], list[bool]]:
         """All or none, in one transaction. A key that is live in the queue, or
-        used earlier in the same batch, yields the existing record."""
+        used earlier in the same batch, yields the existing record (and
+        ``added`` False for it)."""
         out: list[MessageRecord | None] = [None] * len(messages)
+        added = [False] * len(messages)
         first_use: dict[str, int] = {}
         pending: list[int] = []  # indexes still to insert
         repeats: list[tuple[int, int]] = []
@@ -230,6 +243,7 @@ class PostgresStore:
                     inserted, sorted(rows, key=lambda r: r[0]), strict=True
                 ):
                     out[index] = self._new_record(id_, queue, messages[index], created, available)
+                    added[index] = True
                 conflicted = [i for i in pending if out[i] is None]
                 if not conflicted:
                     pending = []
@@ -254,7 +268,7 @@ class PostgresStore:
                 )
         for index, first in repeats:
             out[index] = out[first]
-        return [record for record in out if record is not None]
+        return [record for record in out if record is not None], added
 
     def claim(
         self,
