@@ -86,6 +86,11 @@ class MessageRecord(NamedTuple):
     last_error: ErrorInfo | None = None
     failed_at: float | None = None
     dedupe_key: str | None = None
+    # True only on a record returned by ``claim`` for a message that was
+    # inflight under a lease that had expired (its holder crashed or
+    # stalled): not for a fresh, released or requeued message. Optional for
+    # stores; one that never sets it just never reports reclaims.
+    reclaimed: bool = False
 
 
 class Lease(NamedTuple):
