@@ -117,6 +117,9 @@ class PersistentQueue:
         else:
             raise ValueError(f"store must be a URL, a path or a Store, got {store!r}")
         self._closed = False
+        # Find the event observers now (loading the plugins if nothing has),
+        # so that the first put or get does not pay for it. Never raises.
+        listening()
 
     def build_worker_config(self, **overrides: Any) -> PersistentWorkerConfig:
         """A worker config from this queue's spec, with per-worker overrides."""

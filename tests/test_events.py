@@ -18,6 +18,7 @@ import pytest
 from localqueue import LeaseExpired as LeaseExpiredError
 from localqueue import ManualClock, PersistentQueue, event_log, hookimpl, observers, queue_events
 from localqueue import plugins as host
+from localqueue.errors import PluginError
 from localqueue.events import (
     EVENT_TYPES,
     Acked,
@@ -299,6 +300,80 @@ def test_a_repeated_failure_is_summarised_after_a_minute(
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2
     assert "raised again (5 more failures" in messages[1]
+
+
+def test_plugins_that_fail_to_load_never_fail_a_queue_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An installed plugin whose module cannot be imported.
+    dist = tmp_path / "broken_lq-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-lq\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[localqueue]\nbroken = broken_lq_mod\n")
+    (tmp_path / "broken_lq_mod.py").write_text("raise ImportError('this plugin is broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LOCALQUEUE_PLUGINS", "broken")
+    monkeypatch.setattr(observers, "_failures", {})
+    host.reset_plugin_manager()
+    with pytest.raises(PluginError, match="'broken'"):
+        host.get_plugin_manager()
+    builds = []
+    real = host.get_plugin_manager
+
+    def counted() -> Any:
+        builds.append(1)
+        return real()
+
+    monkeypatch.setattr(host, "get_plugin_manager", counted)
+    caplog.set_level(logging.WARNING, logger="localqueue.observers")
+    store = MemoryStore("memory://broken-plugin")
+    with PersistentQueue("jobs", store=store) as q:
+        assert len(builds) == 1  # looked for observers when built, not on the first put
+        q.put_many([1, 2])
+        q.put(3, dedupe_key="k")
+        msg = q.get(block=False)
+        q.ack(msg)
+        q.release(q.get(block=False))
+        assert q.stats().ready == 2 and q.stats().inflight == 0
+    assert len(builds) == 1  # the failure is remembered: no retry on every operation
+    [record] = [r for r in caplog.records if r.name == "localqueue.observers"]
+    text = record.getMessage()
+    assert "no event observers" in text and "'broken'" in text
+    assert record.exc_info is None and "\n" not in text  # one line
+
+
+def test_an_observer_idle_that_raises_counts_as_not_idle(
+    queue: PersistentQueue, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(observers, "_failures", {})
+    queue.put(1)
+    msg = queue.get(block=False)
+    seen: list[str] = []
+    exporter = ModuleType("exporter")
+
+    def observer_idle() -> bool:
+        raise RuntimeError("config file missing")
+
+    @hookimpl
+    def localqueue_event(event: Event) -> None:
+        seen.append(event.kind)
+
+    exporter.observer_idle = observer_idle  # type: ignore[attr-defined]
+    exporter.localqueue_event = localqueue_event  # type: ignore[attr-defined]
+    caplog.set_level(logging.WARNING, logger="localqueue.observers")
+    host.get_plugin_manager().register(exporter, name="exporter")
+    try:
+        queue.ack(msg)  # the store committed it: the ack must not raise
+        assert queue.stats().total == 0
+        queue.put(2)
+        queue.ack(queue.get(block=False))
+    finally:
+        host.get_plugin_manager().unregister(name="exporter")
+    assert seen == ["acked", "enqueued", "leased", "acked"]  # not idle: it gets the events
+    [record] = [r for r in caplog.records if r.name == "localqueue.observers"]
+    text = record.getMessage()
+    assert "'exporter'" in text and "config file missing" in text and "not idle" in text
+    assert record.exc_info is None and "\n" not in text
 
 
 def test_with_no_observer_no_event_is_built(
