@@ -149,7 +149,8 @@ class WorkerStopped(Event):
 class HandlerFinished(Event):
     """The handler returned or raised for one delivery, and the worker recorded
     the result. ``duration`` is the handler's run time in seconds (monotonic
-    clock); ``outcome`` is ``acked``, ``released``, ``dead`` or ``lease_lost``;
+    clock), without the ack, release or dead letter that followed;
+    ``outcome`` is ``acked``, ``released``, ``dead`` or ``lease_lost``;
     ``error_type`` the exception's class name when it raised."""
 
     kind: ClassVar[str] = "handler_finished"

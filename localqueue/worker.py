@@ -350,6 +350,7 @@ class PersistentWorker:
             keeper.forget(lease)
             self._give_back(lease.current)
             raise
+        duration = time.perf_counter() - timer  # the handler alone, not the ack or release
         keeper.forget(lease)
         current = lease.current
         if lease.lost:
@@ -364,7 +365,6 @@ class PersistentWorker:
             outcome = self._finish(lambda: self.queue.ack(current), Outcome.ACKED)
         else:
             outcome = self._fail(pm, current, error)
-        duration = time.perf_counter() - timer
         if self._hooks.finished:
             self._notify(pm, JobOutcome(self.view, current, outcome, error, started, clock.now()))
         observers = listening()

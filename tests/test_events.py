@@ -8,7 +8,8 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,6 +35,7 @@ from localqueue.events import (
     WorkerStarted,
     WorkerStopped,
 )
+from localqueue.store import Lease
 from localqueue.stores.memory import MemoryStore
 from localqueue.worker import persistent_worker
 
@@ -246,6 +248,29 @@ def test_worker_events(clock: ManualClock, recorder: Recorder) -> None:
     assert (stopped.processed, stopped.acked, stopped.released, stopped.aborted) == (
         2, 1, 1, False,
     )  # fmt: skip
+
+
+class SlowAckStore(MemoryStore):
+    """Recording a result takes a while, as on a distant server."""
+
+    def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
+        time.sleep(0.3)
+        return super().ack(queue, leases)
+
+
+def test_handler_duration_is_the_handler_alone(recorder: Recorder) -> None:
+    store = SlowAckStore("memory://slow-ack")
+    with PersistentQueue("w", store=store) as q:
+        q.put(1)
+
+        @persistent_worker(q, handle_signals=False, poll_interval=0.01)
+        def handle(value: int) -> None:
+            time.sleep(0.05)
+
+        assert handle.run(until_empty=True).acked == 1
+    [finished] = recorder.of(HandlerFinished)
+    assert finished.outcome == "acked"
+    assert 0.05 <= finished.duration < 0.25  # without the 0.3 s ack
 
 
 def test_a_broken_observer_is_logged_and_never_stops_anything(
