@@ -18,6 +18,13 @@ set -euo pipefail
 
 die() { echo "postgres-server: $*" >&2; exit 1; }
 
+# die, showing the end of a log first: the caller may delete the directory.
+die_with_log() {
+    local log=$1; shift
+    [ -f "$log" ] && tail -n 15 "$log" | sed 's/^/    /' >&2
+    die "$@"
+}
+
 find_bindir() {
     if [ -n "${PG_BINDIR:-}" ]; then echo "$PG_BINDIR"; return 0; fi
     local newest
@@ -48,9 +55,13 @@ as_owner() {
 
 start() {
     local dir=$1 durable=${2:-}
+    if [ -n "${PG_BINDIR:-}" ] && [ ! -x "$PG_BINDIR/initdb" ]; then
+        die "PG_BINDIR=$PG_BINDIR holds no initdb; point it at PostgreSQL's bin directory"
+    fi
     local bindir
     bindir=$(find_bindir) || { install_postgres && bindir=$(find_bindir); } ||
         die "no PostgreSQL server binaries found (install Debian's postgresql package or set PG_BINDIR)"
+    [ ! -e "$dir/data" ] || die "$dir/data exists: stop that server first ($0 stop $dir) or use another directory"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if [ "$(id -u)" = 0 ]; then
@@ -61,7 +72,7 @@ start() {
     fi
     as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
         --no-instructions >"$dir/initdb.log" 2>&1 ||
-        die "initdb failed; see $dir/initdb.log"
+        die_with_log "$dir/initdb.log" "initdb failed (its log is above)"
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     local opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir"
@@ -70,7 +81,7 @@ start() {
         opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w -t 60 start \
-        >/dev/null 2>&1 || die "the server did not start; see $dir/server.log"
+        >/dev/null 2>&1 || die_with_log "$dir/server.log" "the server did not start (its log is above)"
     echo "$bindir" >"$dir/bindir"
     "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres localqueue_test >&2 ||
         die "createdb failed against the new server on port $port"

@@ -12,7 +12,9 @@ ruff format --check .
 echo "== mypy"
 mypy
 echo "== docs (mkdocs build --strict)"
-mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
+site_dir=$(mktemp -d)
+mkdocs build --strict --quiet --site-dir "$site_dir"
+rm -rf "$site_dir"
 echo "== PostgreSQL (a throwaway server for the localqueue-postgres tests)"
 # Uses LOCALQUEUE_TEST_POSTGRES_URL if it is set; otherwise starts a server
 # (installing Debian's postgresql package when it is missing and we are root)

@@ -14,6 +14,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,9 +35,14 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def connect(conninfo: str, where: str) -> Conn:
+def connect(conninfo: str, where: str, prepare: bool = True) -> Conn:
+    """A new autocommit connection; StoreError (one line) if it cannot be made.
+
+    ``prepare=False`` turns off psycopg's server-side prepared statements,
+    which a transaction-pooling proxy (PgBouncer before 1.21) cannot follow.
+    """
     try:
-        return psycopg.connect(conninfo, autocommit=True)
+        return psycopg.connect(conninfo, autocommit=True, prepare_threshold=5 if prepare else None)
     except psycopg.Error as exc:
         raise StoreError(
             f"cannot connect to PostgreSQL at {where}: {first_line(exc)}; check the store URL "
@@ -45,42 +51,80 @@ def connect(conninfo: str, where: str) -> Conn:
 
 
 class ThreadConnections:
-    """Hands each thread its own connection; ``close()`` closes them all."""
+    """Hands each thread its own connection; ``close()`` closes them all.
 
-    def __init__(self, conninfo: str, where: str, configure: Callable[[Conn], None]) -> None:
+    A connection belongs to its thread: when a thread ends, its connection
+    is closed the next time any thread connects (threads come and go in
+    thread-per-request programs, connections must not pile up).
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        where: str,
+        configure: Callable[[Conn], None],
+        *,
+        prepare: bool = True,
+    ) -> None:
         self._conninfo = conninfo
         self._where = where
         self._configure = configure
+        self._prepare = prepare
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: dict[int, Conn] = {}  # id(conn) -> conn, for close()
+        # id(conn) -> (its thread, conn), for close() and for dead threads.
+        self._all: dict[int, tuple[weakref.ref[threading.Thread], Conn]] = {}
         self._pid = os.getpid()
         self._closed = False
+        self._connected_once = False
 
-    def get(self) -> Conn:
+    def get(self, operation: str = "connect") -> Conn:
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed and os.getpid() == self._pid:
             return conn
-        return self._replace(conn)
+        return self._replace(conn, operation)
 
-    def _replace(self, old: Conn | None) -> Conn:
+    def _replace(self, old: Conn | None, operation: str) -> Conn:
         if self._closed:
             raise StoreError(f"store {self._where} is closed; open a new one")
         if os.getpid() != self._pid:
             # A forked child: leave every inherited connection alone.
             with self._lock:
-                _inherited.extend(self._all.values())
+                _inherited.extend(conn for _, conn in self._all.values())
                 self._all.clear()
                 self._pid = os.getpid()
             old = None
         if old is not None:
             self.discard(old)
-        conn = connect(self._conninfo, self._where)
+        self._close_orphans()
+        try:
+            conn = connect(self._conninfo, self._where, self._prepare)
+        except StoreError as exc:
+            if not self._connected_once:
+                raise
+            # The server was reachable before: an outage (a restart, a
+            # failover), which callers such as workers wait out.
+            raise StoreConnectionLost(
+                f"lost the connection to PostgreSQL at {self._where} and cannot reconnect "
+                f"for {operation} ({first_line(exc.__cause__ or exc)}); the next call tries again"
+            ) from exc
+        self._connected_once = True
         self._configure(conn)
         with self._lock:
-            self._all[id(conn)] = conn
+            self._all[id(conn)] = (weakref.ref(threading.current_thread()), conn)
         self._local.conn = conn
         return conn
+
+    def _close_orphans(self) -> None:
+        with self._lock:
+            orphans = [
+                key for key, (owner, _) in self._all.items()
+                if (thread := owner()) is None or not thread.is_alive()
+            ]  # fmt: skip
+            conns = [self._all.pop(key)[1] for key in orphans]
+        for conn in conns:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
 
     def discard(self, conn: Conn) -> None:
         with self._lock:
@@ -90,14 +134,20 @@ class ThreadConnections:
         with contextlib.suppress(psycopg.Error):
             conn.close()
 
+    def open_count(self) -> int:
+        """Connections held (for tests and diagnostics)."""
+        with self._lock:
+            return len(self._all)
+
     def run(self, operation: str, action: Callable[[Conn], T], *, read_only: bool = False) -> T:
         """Run ``action`` on this thread's connection, translating failures.
 
         A lost connection is dropped; a read is tried once more on a new one,
-        a write raises StoreConnectionLost naming the operation.
+        a write raises StoreConnectionLost naming the operation. A server that
+        was reachable and no longer is raises StoreConnectionLost as well.
         """
         for attempt in (1, 2):
-            conn = self.get()
+            conn = self.get(operation)
             try:
                 return action(conn)
             except psycopg.OperationalError as exc:
@@ -118,7 +168,8 @@ class ThreadConnections:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            conns = list(self._all.values()) if os.getpid() == self._pid else []
+            same_process = os.getpid() == self._pid
+            conns = [conn for _, conn in self._all.values()] if same_process else []
             self._all.clear()
         for conn in conns:
             with contextlib.suppress(psycopg.Error):

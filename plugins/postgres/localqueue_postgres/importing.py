@@ -16,7 +16,7 @@ from localqueue.store import MessageRecord
 from localqueue.store_copy import stored_state
 from localqueue.stores.common import INFLIGHT
 from localqueue_postgres.connections import Conn
-from localqueue_postgres.sql import NEW_RECEIPT
+from localqueue_postgres.sql import NEW_RECEIPT, storable
 
 
 def conflicts(conn: Conn, schema: str, records: Sequence[MessageRecord]) -> list[str]:
@@ -56,9 +56,9 @@ def insert(conn: Conn, schema: str, records: Sequence[MessageRecord]) -> None:
         values: tuple[Any, ...] = (
             record.id, record.queue, record.payload, state, record.priority, record.attempts,
             record.created_at, record.available_at,
-            record.leased_by if state == INFLIGHT else None,
-            error.type if error else None, error.message if error else None,
-            error.traceback if error else None, error.at if error else None,
+            storable(record.leased_by) if state == INFLIGHT else None,
+            storable(error.type) if error else None, storable(error.message) if error else None,
+            storable(error.traceback) if error else None, error.at if error else None,
             record.failed_at, record.dedupe_key,
         )  # fmt: skip
         for column, value in zip(columns.values(), values, strict=True):

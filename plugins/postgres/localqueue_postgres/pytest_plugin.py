@@ -52,5 +52,7 @@ def drop_schema(url: str, schema: str) -> None:
 @pytest.fixture
 def postgres_store_url(postgres_url: str) -> Iterator[str]:
     schema = f"lq_test_{uuid.uuid4().hex[:12]}"
-    yield with_option(postgres_url, "schema", schema)
+    # The connections carry the schema as their application_name, so a test
+    # can find (and kill) its own sessions without touching anyone else's.
+    yield with_option(with_option(postgres_url, "schema", schema), "application_name", schema)
     drop_schema(postgres_url, schema)

@@ -19,7 +19,6 @@ from localqueue_postgres.connections import Conn
 # the schema name (checked to be a plain identifier before it gets here).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        "CREATE SCHEMA IF NOT EXISTS {s}",
         "CREATE TABLE {s}.lq_schema_version ("
         " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
         # state: 0 queued (ready or delayed by available_at), 1 inflight, 2 dead.
@@ -76,17 +75,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _exists(conn: Conn, qualified: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
-    return bool(row and row[0])
+# One statement, one snapshot, read from the catalog tables themselves: a
+# migration that commits meanwhile is seen whole or not at all. (Name
+# lookups such as to_regclass go through a per-session cache that a
+# transaction refreshes only when it starts or locks a relation, so inside
+# the migration transaction they could miss tables another session has
+# just created.)
+PROBE_SQL = """
+SELECT
+    EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
+    EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+            ON n.oid = c.relnamespace WHERE n.nspname = %(schema)s
+            AND c.relname = 'lq_schema_version'),
+    EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+            ON n.oid = c.relnamespace WHERE n.nspname = %(schema)s
+            AND c.relname = 'lq_messages')
+"""
+
+
+def quoted(schema: str) -> str:
+    """The schema as an SQL identifier (names are checked to be plain first)."""
+    return f'"{schema}"'
+
+
+def probe(conn: Conn, schema: str) -> tuple[bool, int | None]:
+    """(the schema exists, its version): 0 for nothing of ours yet (we may
+    initialise it), None for an lq_messages table that is not ours."""
+    row = conn.execute(PROBE_SQL, {"schema": schema}).fetchone()
+    assert row is not None
+    has_schema, has_version_table, has_messages = (bool(v) for v in row)
+    if not has_version_table:
+        return has_schema, (None if has_messages else 0)
+    found = conn.execute(f"SELECT max(version) FROM {quoted(schema)}.lq_schema_version")
+    version = found.fetchone()
+    return True, (int(version[0]) if version and version[0] is not None else 0)
 
 
 def current_version(conn: Conn, schema: str) -> int | None:
     """The applied version, 0 for a schema we may initialise, None if not ours."""
-    if not _exists(conn, f"{schema}.lq_schema_version"):
-        return None if _exists(conn, f"{schema}.lq_messages") else 0
-    row = conn.execute(f"SELECT max(version) FROM {schema}.lq_schema_version").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    return probe(conn, schema)[1]
 
 
 def _refuse(schema: str, where: str, version: int | None) -> None:
@@ -109,30 +136,29 @@ def ensure_schema(conn: Conn, schema: str, where: str) -> int:
     """Check, then create or migrate the tables; returns the version now in force.
 
     ``conn`` is in autocommit mode. Migrations run in one transaction under
-    an advisory lock, so many workers starting at once migrate exactly once
-    and a failed step leaves the previous version whole.
+    a transaction-level advisory lock, so many workers starting at once
+    migrate exactly once, a failed step leaves the previous version whole,
+    and nothing outlives the transaction (a transaction-pooling proxy may
+    hand the next statement to another server session). The schema itself
+    is created only when missing: a DBA may create it for a user that has
+    no right to create schemas.
     """
-    version = current_version(conn, schema)
+    _has_schema, version = probe(conn, schema)
     _refuse(schema, where, version)
     if version == SCHEMA_VERSION:
         return SCHEMA_VERSION
-    # The lock is taken before the transaction starts, not inside it: a
-    # transaction reads the catalog changes other sessions committed when it
-    # begins, so one started after the lock sees tables the previous holder
-    # created (one started before it would not, and would create them again).
-    lock_key = f"localqueue:{schema}"
-    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key,))
-    try:
-        with conn.transaction():
-            version = current_version(conn, schema)  # another process may have migrated
-            _refuse(schema, where, version)
-            assert version is not None
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement.format(s=schema))
-                conn.execute(
-                    f"INSERT INTO {schema}.lq_schema_version (version) VALUES (%s)", (step + 1,)
-                )
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"localqueue:{schema}",))
+        has_schema, version = probe(conn, schema)  # another process may have migrated
+        _refuse(schema, where, version)
+        assert version is not None
+        if not has_schema:
+            conn.execute(f"CREATE SCHEMA {quoted(schema)}")
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement.format(s=quoted(schema)))
+            conn.execute(
+                f"INSERT INTO {quoted(schema)}.lq_schema_version (version) VALUES (%s)",
+                (step + 1,),
+            )
     return SCHEMA_VERSION

@@ -10,6 +10,18 @@ from __future__ import annotations
 
 NOW = "coalesce(%(now)s::float8, extract(epoch FROM now())::float8)"
 
+
+def storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: write it as the four characters \\x00.
+
+    Applied to what other code hands the store as text - error messages and
+    tracebacks (a handler's exception may carry any bytes) and worker ids -
+    so that a NUL can never make a release or a claim fail where SQLite
+    would have stored it.
+    """
+    return text.replace("\x00", "\\x00") if text is not None and "\x00" in text else text
+
+
 COLUMNS = (
     "id, queue, payload, state, priority, attempts, created_at, available_at, leased_by, "
     "receipt, error_type, error_message, error_traceback, error_at, failed_at, dedupe_key"
@@ -148,7 +160,7 @@ SELECT
     (SELECT count(*) FROM {{s}}.lq_messages WHERE queue = %(queue)s AND state = 2),
     (SELECT min(available_at) FROM {{s}}.lq_messages
         WHERE queue = %(queue)s AND state < 2 AND available_at <= t.now),
-    (SELECT coalesce(json_object_agg(w.leased_by, w.n), '{{{{}}}}') FROM (
+    (SELECT coalesce(json_object_agg(coalesce(w.leased_by, ''), w.n), '{{{{}}}}') FROM (
         SELECT leased_by, count(*) AS n FROM {{s}}.lq_messages
         WHERE queue = %(queue)s AND state = 1 AND available_at > t.now
         GROUP BY leased_by) w),

@@ -46,6 +46,7 @@ from localqueue_postgres import importing, sql
 from localqueue_postgres.connections import Conn, ServerClock, ThreadConnections
 from localqueue_postgres.filters import needs_python, where_sql
 from localqueue_postgres.schema import ensure_schema
+from localqueue_postgres.sql import storable
 from localqueue_postgres.url import parse_postgres_url
 from localqueue_postgres.waiting import Changes, Listener
 
@@ -72,16 +73,20 @@ class PostgresStore:
         self.notify = parsed.notify
         self.poll_interval = parsed.poll_interval
         self._test_clock = clock
-        self._sql = _statements(self.schema)
+        # Quoted, so that a schema named like a keyword ("order") works.
+        self._qschema = f'"{self.schema}"'
+        self._sql = _statements(self._qschema)
         self._claim_by_limit: dict[int, str] = {}
-        self._table = f"{self.schema}.lq_messages"
+        self._table = f"{self._qschema}.lq_messages"
         self._channel = f"lq_{self.schema}"[:63]
-        self._conns = ThreadConnections(parsed.conninfo, self.url, lambda _conn: None)
+        self._conns = ThreadConnections(
+            parsed.conninfo, self.url, lambda _conn: None, prepare=parsed.prepare
+        )
         self._conns.run("open", lambda conn: ensure_schema(conn, self.schema, self.url))
         self.clock: Clock = clock if clock is not None else ServerClock(self._server_time)
         self._changes = Changes()
         self._listener = (
-            Listener(parsed.conninfo, self.url, self._channel, self._changes)
+            Listener(parsed.conninfo, self.url, self._channel, self._changes, parsed.prepare)
             if self.notify
             else None
         )
@@ -286,7 +291,7 @@ class PostgresStore:
                 self._claim_sql(limit - len(out)),
                 self._params(
                     queue=queue,
-                    worker=worker_id,
+                    worker=storable(worker_id),
                     lease=lease_seconds,
                     max=max_attempts,
                     expired=EXPIRED_ERROR_TYPE,
@@ -333,9 +338,9 @@ class PostgresStore:
         if error is None:
             return {"etype": None, "emessage": None, "etrace": None, "eat": None}
         return {
-            "etype": error.type,
-            "emessage": error.message,
-            "etrace": error.traceback,
+            "etype": storable(error.type),
+            "emessage": storable(error.message),
+            "etrace": storable(error.traceback),
             "eat": error.at,
         }
 
@@ -455,6 +460,8 @@ class PostgresStore:
         after_id: int | None = None,
         limit: int | None = None,
     ) -> list[MessageRecord]:
+        if limit is not None and limit <= 0:
+            return []
         out: list[MessageRecord] = []
         after = after_id if after_id is not None else -1
         page = limit if not needs_python(filter) else PAGE
@@ -539,13 +546,13 @@ class PostgresStore:
             self._count(
                 "record_heartbeat",
                 self._sql["WORKER_STOPPED"],
-                {"queue": queue, "worker": worker_id},
+                {"queue": queue, "worker": storable(worker_id)},
             )
             return
         self._count(
             "record_heartbeat",
             self._sql["HEARTBEAT"],
-            self._params(queue=queue, worker=worker_id, forget=WORKER_FORGET_AFTER),
+            self._params(queue=queue, worker=storable(worker_id), forget=WORKER_FORGET_AFTER),
         )
 
     def _next_due(self, queue: str) -> tuple[float | None, float]:
@@ -600,13 +607,13 @@ class PostgresStore:
 
     def import_conflicts(self, records: Sequence[MessageRecord]) -> list[str]:
         return self._conns.run(
-            "import", lambda conn: importing.conflicts(conn, self.schema, records), read_only=True
+            "import", lambda conn: importing.conflicts(conn, self._qschema, records), read_only=True
         )
 
     def import_messages(self, records: Sequence[MessageRecord]) -> None:
         def action(conn: Conn) -> None:
             with conn.transaction():
-                importing.insert(conn, self.schema, records)
+                importing.insert(conn, self._qschema, records)
                 for queue in sorted({record.queue for record in records}):
                     conn.execute(self._sql["NOTIFY"], {"channel": self._channel, "queue": queue})
 

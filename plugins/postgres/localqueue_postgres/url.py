@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 DEFAULT_SCHEMA = "localqueue"
 # With LISTEN/NOTIFY a waiter also re-checks this often, in case a
@@ -18,12 +18,10 @@ DEFAULT_SCHEMA = "localqueue"
 DEFAULT_POLL_WITH_NOTIFY = 1.0
 DEFAULT_POLL_WITHOUT_NOTIFY = 0.1
 
-OPTIONS_HELP = (
-    "schema=NAME (default localqueue), notify=on|off (default on), "
-    "poll_interval=SECONDS, plus any libpq parameter such as sslmode or connect_timeout"
-)
-
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_SYSTEM_SCHEMAS = {"information_schema"}
+# libpq parameters that carry secrets: never shown in store.url or errors.
+_SECRET_PARAMS = {"password", "sslpassword"}
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
 
@@ -35,6 +33,7 @@ class PostgresURL:
     schema: str
     notify: bool
     poll_interval: float
+    prepare: bool = True  # server-side prepared statements (off behind PgBouncer < 1.21)
 
 
 def parse_postgres_url(url: str) -> PostgresURL:
@@ -45,7 +44,7 @@ def parse_postgres_url(url: str) -> PostgresURL:
     ours: dict[str, str] = {}
     passed: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in ("schema", "notify", "poll_interval"):
+        if key in ("schema", "notify", "poll_interval", "prepare"):
             ours[key] = value
         else:
             passed.append((key, value))
@@ -55,10 +54,12 @@ def parse_postgres_url(url: str) -> PostgresURL:
             f"schema={schema!r} in the store URL is not a plain lower-case PostgreSQL name; "
             "use letters, digits and underscores, starting with a letter"
         )
-    notify_text = ours.get("notify", "on").lower()
-    if notify_text not in _TRUE | _FALSE:
-        raise ValueError(f"notify={ours['notify']!r} in the store URL must be on or off")
-    notify = notify_text in _TRUE
+    if schema.startswith("pg_") or schema in _SYSTEM_SCHEMAS:
+        raise ValueError(
+            f"schema={schema!r} in the store URL is one of PostgreSQL's own; choose another name"
+        )
+    notify = _switch(ours, "notify")
+    prepare = _switch(ours, "prepare")
     default_poll = DEFAULT_POLL_WITH_NOTIFY if notify else DEFAULT_POLL_WITHOUT_NOTIFY
     poll_text = ours.get("poll_interval")
     try:
@@ -69,14 +70,25 @@ def parse_postgres_url(url: str) -> PostgresURL:
         ) from None
     if not 0.001 <= poll <= 60:
         raise ValueError(f"poll_interval={poll_text} must be between 0.001 and 60 seconds")
+    # Built by hand: urlunsplit drops the "//" of a URL without a host
+    # (postgresql:///db, with the host from PGHOST or ?host=/socket/dir).
     # libpq accepts "postgresql" and "postgres" alike.
-    conninfo = urlunsplit(
-        ("postgresql", parts.netloc, parts.path, urlencode(passed), parts.fragment)
-    )
+    conninfo = _join(parts.netloc, parts.path, urlencode(passed))
     netloc = parts.netloc
     if parts.password is not None:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.split(':', 1)[0]}:***@{host}"
-    shown = [*passed, *ours.items()]
-    display = urlunsplit(("postgresql", netloc, parts.path, urlencode(shown), ""))
-    return PostgresURL(conninfo, display, schema, notify, poll)
+    shown = [(k, "***" if k in _SECRET_PARAMS else v) for k, v in [*passed, *ours.items()]]
+    display = _join(netloc, parts.path, urlencode(shown, safe="*/"))
+    return PostgresURL(conninfo, display, schema, notify, poll, prepare)
+
+
+def _join(netloc: str, path: str, query: str) -> str:
+    return f"postgresql://{netloc}{path}" + (f"?{query}" if query else "")
+
+
+def _switch(options: dict[str, str], name: str) -> bool:
+    text = options.get(name, "on").lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError(f"{name}={options[name]!r} in the store URL must be on or off")
+    return text in _TRUE

@@ -63,7 +63,10 @@ class Changes:
 class Listener:
     """A daemon thread that LISTENs on the store's channel and bumps Changes."""
 
-    def __init__(self, conninfo: str, where: str, channel: str, changes: Changes) -> None:
+    def __init__(
+        self, conninfo: str, where: str, channel: str, changes: Changes, prepare: bool = True
+    ) -> None:
+        self._prepare = prepare
         self._conninfo = conninfo
         self._where = where
         self._channel = channel  # a plain identifier (checked by the URL parser)
@@ -97,7 +100,7 @@ class Listener:
         while not self._stop.is_set():
             conn: Conn | None = None
             try:
-                conn = connect(self._conninfo, self._where)
+                conn = connect(self._conninfo, self._where, self._prepare)
                 conn.execute(f"LISTEN {self._channel}")
                 self._ready.set()
                 if failures:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -33,7 +34,7 @@ def store(postgres_store_url: str) -> Iterator[PostgresStore]:
     opened.close()
 
 
-def admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
+def admin(url: str) -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(parse_postgres_url(url).conninfo, autocommit=True)
 
 
@@ -159,12 +160,15 @@ def test_many_processes_opening_a_new_schema_create_it_once(postgres_store_url: 
 
 
 def _kill_backends(url: str) -> None:
-    """Terminate every other session of this database, as a failover would."""
+    """Terminate this test's sessions (named by the fixture's application_name),
+    as a failover would, leaving other users of the server alone."""
     with admin(url) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (parse_postgres_url(url).schema,),
+        ).fetchone()
+    assert killed is not None and killed[0] > 0, "no session of this test to kill"
 
 
 def test_a_lost_connection_is_reported_for_a_write_then_reconnected(
