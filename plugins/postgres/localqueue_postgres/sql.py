@@ -76,12 +76,14 @@ WHERE queue = %(queue)s AND dedupe_key = ANY(%(keys)s::text[])
 # as a parameter, the prepared statement's generic plan cannot know it and
 # the claim of one message took half as long again. A message whose lease
 # expired after its last allowed attempt is dead-lettered by the same
-# statement instead.
+# statement instead. The last column says whether a row was inflight before
+# (an expired lease taken over: MessageRecord.reclaimed); RETURNING sees the
+# new values, so it is read from the locked rows' copy in "picked".
 _EXHAUSTED = "m.state = 1 AND m.attempts >= %(max)s::int"
 CLAIM = f"""
 WITH t AS (SELECT {NOW} AS now),
 picked AS (
-    SELECT c.id FROM {{s}}.lq_messages c
+    SELECT c.id, c.state AS was FROM {{s}}.lq_messages c
     WHERE c.queue = %(queue)s AND c.state < 2 AND c.available_at <= (SELECT now FROM t)
     ORDER BY c.priority DESC, c.available_at, c.id
     LIMIT {{{{limit}}}}
@@ -102,7 +104,7 @@ UPDATE {{s}}.lq_messages m SET
     receipt = CASE WHEN {_EXHAUSTED} THEN NULL ELSE {NEW_RECEIPT} END
 FROM t
 WHERE m.id = ANY(ARRAY(SELECT id FROM picked))
-RETURNING {M_COLUMNS}, t.now
+RETURNING {M_COLUMNS}, t.now, (SELECT p.was FROM picked p WHERE p.id = m.id) = 1
 """
 
 FENCE = (

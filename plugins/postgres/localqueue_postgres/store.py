@@ -123,7 +123,7 @@ class PostgresStore:
         return self._conns.run(operation, action)
 
     @staticmethod
-    def _record(row: Sequence[Any], now: float) -> MessageRecord:
+    def _record(row: Sequence[Any], now: float, reclaimed: bool = False) -> MessageRecord:
         (
             id_, queue, payload, stored, priority, attempts, created_at, available_at,
             leased_by, receipt, etype, emessage, etraceback, eat, failed_at, dedupe_key,
@@ -135,7 +135,7 @@ class PostgresStore:
         if state is State.INFLIGHT:
             return MessageRecord(
                 id_, queue, bytes(payload), state, priority, attempts, created_at, available_at,
-                available_at, leased_by, receipt, error, failed_at, dedupe_key,
+                available_at, leased_by, receipt, error, failed_at, dedupe_key, reclaimed,
             )  # fmt: skip
         return MessageRecord(
             id_, queue, bytes(payload), state, priority, attempts, created_at, available_at,
@@ -297,7 +297,9 @@ class PostgresStore:
                     expired=EXPIRED_ERROR_TYPE,
                 ),
             )
-            leased = [self._record(row, row[16]) for row in rows if row[3] == INFLIGHT]
+            leased = [
+                self._record(row, row[16], bool(row[17])) for row in rows if row[3] == INFLIGHT
+            ]
             out.extend(leased)
             if len(leased) == len(rows):
                 break  # nothing was dead-lettered: that was everything due
