@@ -113,7 +113,9 @@ class SupportsBackup(Protocol):
         """Write a consistent, integrity-checked copy to ``dest`` while the store is in use.
 
         ``dest`` appears only when the copy is complete and verified; an
-        existing ``dest`` is an error unless ``overwrite``.
+        existing ``dest`` is an error unless ``overwrite``, and one that is not
+        a regular file is an error even then. The copy is never readable by
+        more users than the store.
         """
         ...
 

@@ -149,6 +149,19 @@ def test_a_really_full_filesystem(tmp_path: Path) -> None:
         store.close()
 
 
+def test_a_backup_onto_a_full_filesystem_names_dest_and_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    items = big_store(path, n=6000)  # about 1.5 MiB: more than the filesystem holds
+    before = digest(path)
+    with tiny_filesystem("1m") as where:
+        dest = where / "b.db"
+        line = one_line_error(run("--store", str(path), "store", "backup", str(dest)))
+        assert line.startswith(f"Error: cannot write backup {dest}: the disk is full ("), line
+        assert line.endswith("; free space and retry")
+        assert list(where.iterdir()) == []  # no DEST, no partial file
+    assert digest(path) == before and values(path) == items
+
+
 # -- read-only file or directory -------------------------------------------------------------
 
 
@@ -233,6 +246,54 @@ def test_read_only_store_is_a_clear_error_and_changes_nothing(
     folder.chmod(0o755)
     assert digest(path) == before
     assert values(path) == ["a", "b"]
+
+
+def test_store_commands_in_a_directory_this_user_cannot_write_say_why(shared_dir: Path) -> None:
+    folder = shared_dir / "data"
+    folder.mkdir()
+    path = folder / "q.db"
+    store = SQLiteStore(path)
+    PersistentQueue("jobs", store=store).put_many(["a", "b"])
+    store.close()
+    out = shared_dir / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    folder.chmod(0o755)  # only root may write here: no -shm can be created
+    before = digest(path)
+    build_cli()
+
+    def command(*args: str) -> Callable[[], str]:
+        return lambda: one_line_error(run("--store", str(path), *args))
+
+    expected = (
+        f"Error: store {path} is read-only for this user: SQLite must create -wal and -shm "
+        "files beside a WAL database to open it, even only to read, and this user cannot "
+        f"write its directory {folder}; make the directory writable by this user, or run as "
+        "a user who can write it"
+    )
+    for args in (("store", "info"), ("store", "check"), ("store", "backup", str(out / "b.db"))):
+        assert as_nobody(command(*args)) == expected
+    assert list(out.iterdir()) == []
+    assert digest(path) == before and sorted(p.name for p in folder.iterdir()) == ["q.db"]
+
+
+def test_a_backup_into_a_directory_this_user_cannot_write_names_dest(shared_dir: Path) -> None:
+    path = shared_dir / "q.db"
+    store = SQLiteStore(path)
+    PersistentQueue("jobs", store=store).put("a")
+    store.close()
+    shared_dir.chmod(0o777)
+    path.chmod(0o666)
+    locked = shared_dir / "locked"
+    locked.mkdir()
+    locked.chmod(0o755)
+    dest = locked / "b.db"
+    build_cli()
+    line = as_nobody(
+        lambda: one_line_error(run("--store", str(path), "store", "backup", str(dest)))
+    )
+    assert line == f"Error: cannot write backup {dest}: Permission denied"
+    assert list(locked.iterdir()) == []
 
 
 # -- damaged files and newer schemas ---------------------------------------------------------
@@ -428,42 +489,106 @@ def test_sigkill_during_migrate_leaves_version_2_with_every_message(tmp_path: Pa
     path = tmp_path / "q.db"
     items = version_2_store(path)
     assert kill_during("migrate", path, 0, point="migrate:before_commit") == -signal.SIGKILL
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    conn.close()
-    assert "lq_acked" not in tables  # all of the step or none of it
+    assert tables_and_version(path) == (VERSION_2_TABLES, 2)  # all of the step or none of it
     assert integrity(path) == "ok"
     assert values(path) == items  # opening migrates it now, keeping every message
-    rng = random.Random(3)
-    for _ in range(2):  # and random kills of the whole command
-        fresh = tmp_path / f"fresh-{_}.db"
-        items = version_2_store(fresh)
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "localqueue", "--store", str(fresh), "store", "migrate"],
-            env={**os.environ, "PYTHONPATH": SRC},
-            stdout=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.05, 0.4))
-        cli.kill()
-        cli.wait(timeout=30)
-        assert integrity(fresh) == "ok"
-        conn = sqlite3.connect(fresh)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] in (2, 3)
+
+
+# The migration itself takes milliseconds, so a kill at a random moment of the
+# `store migrate` command almost never lands inside it. This child makes it
+# slow: a pause after each statement of the last step, inside the migration's
+# transaction, and it says when that transaction has begun.
+MIGRATE_SLOWLY = """
+import sys, time
+from pathlib import Path
+from localqueue.stores import sqlite_schema
+from localqueue.stores.sqlite import SQLiteStore
+path, pause = Path(sys.argv[1]), float(sys.argv[2])
+read_identity = sqlite_schema.read_identity
+
+def read_identity_and_say_so(conn, where):
+    found = read_identity(conn, where)
+    if conn.in_transaction:  # migrate()'s own read, under BEGIN IMMEDIATE
+        conn.create_function("lq_test_pause", 0, lambda: time.sleep(pause))
+        print("migrating", flush=True)
+    return found
+
+sqlite_schema.read_identity = read_identity_and_say_so
+*earlier, last = sqlite_schema.MIGRATIONS
+slow = tuple(s for statement in last for s in (statement, "SELECT lq_test_pause()"))
+sqlite_schema.MIGRATIONS = (*earlier, slow)
+SQLiteStore(path, migrate=False).migrate()
+print("migrated", flush=True)
+"""
+
+VERSION_2_TABLES = {"lq_messages", "lq_meta", "lq_workers"}
+VERSION_3_TABLES = VERSION_2_TABLES | {"lq_queue_settings", "lq_acked"}
+
+
+def tables_and_version(path: Path) -> tuple[set[str], int]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        return tables, int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
         conn.close()
-        assert values(fresh) == items
+
+
+def migrate_slowly(path: Path, kill_after: float | None) -> tuple[int | None, list[str]]:
+    """Run a slowed migration; SIGKILL it ``kill_after`` seconds into its transaction."""
+    pause = 0.3  # three statements in the last step: at least 0.9s inside the transaction
+    child = subprocess.Popen(
+        [sys.executable, "-c", MIGRATE_SLOWLY, str(path), str(pause)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    assert child.stdout is not None
+    said = [child.stdout.readline().strip()]
+    assert said == ["migrating"]
+    if kill_after is not None:
+        assert kill_after < 3 * pause
+        time.sleep(kill_after)
+        child.kill()
+    said += [line.strip() for line in child.stdout]
+    return child.wait(timeout=30), said
+
+
+def test_sigkill_at_random_moments_inside_a_migration_leaves_version_2(tmp_path: Path) -> None:
+    control = tmp_path / "control.db"
+    items = version_2_store(control)
+    # Unkilled, the slowed migration completes: the kills below hit real work.
+    assert migrate_slowly(control, None) == (0, ["migrating", "migrated"])
+    assert tables_and_version(control) == (VERSION_3_TABLES, 3)
+    rng = random.Random(3)
+    for n in range(3):
+        path = tmp_path / f"killed-{n}.db"
+        items = version_2_store(path)
+        code, said = migrate_slowly(path, rng.uniform(0.0, 0.8))
+        assert (code, said) == (-signal.SIGKILL, ["migrating"])
+        assert tables_and_version(path) == (VERSION_2_TABLES, 2)  # none of the step
+        assert integrity(path) == "ok"
+        assert values(path) == items  # the next open migrates it, keeping every message
+        assert tables_and_version(path) == (VERSION_3_TABLES, 3)
 
 
 # -- backup and restore under load -------------------------------------------------------------
 
+# Each producer logs "n id" once put() has returned: the log is what it has
+# confirmed, so far.
 PRODUCER = """
 import sys
 from localqueue import PersistentQueue
 from localqueue.stores.sqlite import SQLiteStore
-path, me, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, me, count, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 q = PersistentQueue("jobs", store=SQLiteStore(path))
-for n in range(count):
-    q.put({"p": me, "n": n})
+with open(log, "w") as confirmed:
+    for n in range(count):
+        message = q.put({"p": me, "n": n})
+        confirmed.write(f"{n} {message.id}\\n")
+        confirmed.flush()
 print(count, flush=True)
 """
 
@@ -484,23 +609,32 @@ while True:
 """
 
 
-def snapshot_contents(path: Path) -> dict[int, list[int]]:
-    """Producer -> sequence numbers held (live or archived) in a store file."""
+def snapshot_contents(path: Path) -> dict[int, dict[int, int]]:
+    """Producer -> {sequence number: message id} held (live or archived) in a store file."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        live = [row[0] for row in conn.execute("SELECT payload FROM lq_messages")]
-        archived = [row[0] for row in conn.execute("SELECT payload FROM lq_acked")]
+        live = conn.execute("SELECT id, payload FROM lq_messages").fetchall()
+        archived = conn.execute("SELECT id, payload FROM lq_acked").fetchall()
         both = conn.execute("SELECT count(*) FROM lq_messages JOIN lq_acked USING (id)").fetchone()[
             0
         ]
     finally:
         conn.close()
     assert both == 0  # a message is live or archived, never both
-    held: dict[int, list[int]] = {}
-    for payload in [*live, *archived]:
+    held: dict[int, dict[int, int]] = {}
+    for message_id, payload in [*live, *archived]:
         item = json.loads(payload)
-        held.setdefault(item["p"], []).append(item["n"])
-    return {p: sorted(ns) for p, ns in held.items()}
+        held.setdefault(item["p"], {})[item["n"]] = message_id
+    return held
+
+
+def confirmed_so_far(log: Path) -> dict[int, int]:
+    """Sequence number -> id of every put the producer has seen return (whole lines only)."""
+    if not log.exists():
+        return {}
+    text = log.read_text()
+    lines = text[: text.rfind("\n") + 1].splitlines()
+    return {int(n): int(message_id) for n, message_id in (line.split() for line in lines)}
 
 
 def test_backup_and_restore_under_two_producers_and_two_consumers(tmp_path: Path) -> None:
@@ -510,9 +644,10 @@ def test_backup_and_restore_under_two_producers_and_two_consumers(tmp_path: Path
     env = {**os.environ, "PYTHONPATH": SRC}
     stop = tmp_path / "stop"
     per_producer = 2000
+    logs = [tmp_path / f"producer-{p}.log" for p in range(2)]
     producers = [
         subprocess.Popen(
-            [sys.executable, "-c", PRODUCER, str(path), str(p), str(per_producer)],
+            [sys.executable, "-c", PRODUCER, str(path), str(p), str(per_producer), str(logs[p])],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -523,7 +658,9 @@ def test_backup_and_restore_under_two_producers_and_two_consumers(tmp_path: Path
         subprocess.Popen([sys.executable, "-c", CONSUMER, str(path), str(stop)], env=env)
         for _ in range(2)
     ]
-    copies: list[Path] = []
+    # copy -> how many puts each producer had confirmed before the backup
+    # began, and after it returned
+    copies: list[tuple[Path, list[int], list[int]]] = []
     try:
         deadline = time.monotonic() + 30
         while not (store.stats("jobs").total or store.list_acked("jobs", limit=1)):
@@ -532,8 +669,10 @@ def test_backup_and_restore_under_two_producers_and_two_consumers(tmp_path: Path
         # Back up again and again while the producers are still putting.
         while any(p.poll() is None for p in producers) and len(copies) < 10:
             dest = tmp_path / f"backup-{len(copies)}.db"
+            before = [len(confirmed_so_far(log)) for log in logs]
             store.backup(dest)
-            copies.append(dest)
+            after = [len(confirmed_so_far(log)) for log in logs]
+            copies.append((dest, before, after))
             time.sleep(0.05)
         for producer in producers:
             assert producer.wait(timeout=60) == 0
@@ -541,20 +680,26 @@ def test_backup_and_restore_under_two_producers_and_two_consumers(tmp_path: Path
         stop.touch()
         for consumer in consumers:
             consumer.wait(timeout=60)
-    sizes = [sum(map(len, snapshot_contents(copy).values())) for copy in copies]
+    confirmed = [confirmed_so_far(log) for log in logs]
+    assert [len(c) for c in confirmed] == [per_producer] * 2
+    sizes = [sum(map(len, snapshot_contents(copy).values())) for copy, _, _ in copies]
     assert any(0 < size < 2 * per_producer for size in sizes), sizes  # taken mid-run
-    for copy in copies:
+    for copy, before, after in copies:
         assert integrity(copy) == "ok"
         held = snapshot_contents(copy)
-        for numbers in held.values():  # each producer's puts form a prefix: one instant
+        for p in range(2):
+            numbers = sorted(held.get(p, {}))
+            # One instant, no gaps: each producer's puts form a prefix of its sequence...
             assert numbers == list(range(len(numbers)))
+            # ...holding every put confirmed before the backup began, and nothing beyond
+            # what was confirmed when it returned (plus the one put that may have
+            # committed without having returned yet)...
+            assert before[p] <= len(numbers) <= after[p] + 1, (copy, p, before, after)
+            # ...each under the very id its producer was given.
+            assert all(held[p][n] == confirmed[p][n] for n in numbers)
         restored = SQLiteStore(copy)
-        stats = restored.stats("jobs")
-        conn = sqlite3.connect(copy)
-        assert stats.total == conn.execute("SELECT count(*) FROM lq_messages").fetchone()[0]
-        conn.close()
         assert restored.check() == []
         restored.close()
     final = snapshot_contents(path)
-    assert final == {p: list(range(per_producer)) for p in range(2)}  # nothing lost
+    assert final == {p: confirmed[p] for p in range(2)}  # nothing lost, ids as confirmed
     store.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +146,18 @@ def test_info_reports_versions_settings_sizes_and_counts(tmp_path: Path) -> None
 
 def test_maintenance_commands_never_create_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.db"
-    for args in (("store", "info"), ("store", "check"), ("store", "vacuum"), ("store", "migrate")):
+    backup = tmp_path / "backup.db"
+    for args in (
+        ("store", "info"),
+        ("store", "check"),
+        ("store", "vacuum"),
+        ("store", "migrate"),
+        ("store", "backup", str(backup)),
+    ):
         line = one_line_error(run("--store", str(path), *args))
         assert "no store at" in line
     assert not path.exists()
+    assert list(tmp_path.iterdir()) == []  # no backup and no partial file either
 
 
 def test_check_finds_damage_and_exits_1(tmp_path: Path) -> None:
@@ -204,6 +214,83 @@ def test_backup_bad_destinations_are_one_line_errors(tmp_path: Path) -> None:
     in_use = run("--store", str(path), "store", "backup", str(busy_dest), "--force")
     assert "-wal" in one_line_error(in_use)
     assert digest(path) == before
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o644])
+def test_backup_gets_the_store_files_permissions_before_any_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    path = tmp_path / "q.db"
+    populated(path)
+    path.chmod(mode)
+    dest = tmp_path / "backup.db"
+    seen: list[tuple[int, int]] = []
+    copy_to = SQLiteStore._copy_to
+
+    def watched(self: SQLiteStore, partial: Path, where: Path) -> None:
+        info = partial.stat()  # the file the data is about to be written into
+        seen.append((stat.S_IMODE(info.st_mode), info.st_size))
+        copy_to(self, partial, where)
+
+    monkeypatch.setattr(SQLiteStore, "_copy_to", watched)
+    old_umask = os.umask(0o022)
+    try:
+        ok("--store", str(path), "store", "backup", str(dest))
+    finally:
+        os.umask(old_umask)
+    assert seen == [(mode, 0)]  # already narrow while still empty
+    assert stat.S_IMODE(dest.stat().st_mode) == mode
+
+
+def test_backup_is_never_wider_than_the_umask_allows(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    populated(path)
+    path.chmod(0o666)
+    dest = tmp_path / "backup.db"
+    old_umask = os.umask(0o077)
+    try:
+        ok("--store", str(path), "store", "backup", str(dest))
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+
+
+def test_force_still_refuses_a_dest_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    populated(path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    device_link = tmp_path / "null-link.db"
+    device_link.symlink_to(os.devnull)
+    # (never /dev/null itself: a regression run as root would replace it)
+    for dest in (fifo, device_link):
+        line = one_line_error(run("--store", str(path), "store", "backup", str(dest), "--force"))
+        assert line == (
+            f"Error: cannot back up to {dest}: it exists and is not a regular file "
+            "(a device, pipe or socket); give a file path"
+        )
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and device_link.is_symlink()
+    # A symlink to a regular file is a file path: --force replaces the link.
+    target = tmp_path / "old-backup.db"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.db"
+    link.symlink_to(target)
+    ok("--store", str(path), "store", "backup", str(link), "--force")
+    assert user_version(link) == sqlite_schema.SCHEMA_VERSION
+
+
+def test_a_damaged_store_is_named_in_backup_errors_not_the_partial_copy(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    populated(path, n=300)
+    with path.open("r+b") as handle:  # damage b-tree pages, keep the header
+        handle.seek(4096 * 3)
+        handle.write(b"\x17" * 4096 * 2)
+    dest = tmp_path / "copy.db"
+    line = one_line_error(run("--store", str(path), "store", "backup", str(dest)))
+    assert ".partial" not in line
+    assert line.startswith(f"Error: store {path} is damaged (")
+    assert line.endswith("it was left untouched: restore it from a backup")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.db"]
 
 
 # -- vacuum --------------------------------------------------------------------------------------
@@ -404,3 +491,63 @@ def test_retention_and_acked_commands(tmp_path: Path) -> None:
     one_line_error(
         run("--store", str(path), "queue", "retention", "jobs", "--keep-acked", "soon"), code=2
     )
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "bad\nname"])
+def test_retention_and_prune_validate_the_queue_name(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "q.db"
+    populated(path)
+    for args in (
+        ("queue", "retention", name, "--keep-acked", "1d"),
+        ("queue", "retention", name),
+        ("queue", "prune", name, "--dead-older-than", "1d"),
+        ("queue", "prune", name, "--acked-older-than", "1d", "--dry-run"),
+    ):
+        line = one_line_error(run("--store", str(path), *args))
+        assert line.startswith("Error: queue name must be"), line
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM lq_queue_settings").fetchone()[0] == 0
+    conn.close()
+
+
+def test_retention_and_prune_note_a_queue_that_holds_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    populated(path)
+    note = f"note: queue 'jbos' holds no messages in sqlite://{path}; queues with messages: jobs\n"
+    for args in (
+        ("queue", "retention", "jbos"),
+        ("queue", "prune", "jbos", "--dead-older-than", "1d"),
+        ("queue", "prune", "jbos", "--acked-older-than", "1d", "--dry-run"),
+    ):
+        assert ok("--store", str(path), *args).stderr == note
+    assert ok("--store", str(path), "queue", "retention", "jobs").stderr == ""
+    # A queue with retention set, or with only archived acks, is known.
+    store = SQLiteStore(path)
+    store.set_keep_acked("audit", 60)
+    audit = PersistentQueue("audit", store=store)
+    audit.put("x")
+    audit.ack(audit.get(timeout=0))
+    store.close()
+    assert ok("--store", str(path), "queue", "retention", "audit").stderr == ""
+    ok("--store", str(path), "queue", "retention", "audit", "--keep-acked", "off")
+    prune = ok("--store", str(path), "queue", "prune", "audit", "--acked-older-than", "1d")
+    assert prune.stderr == ""
+
+
+def test_prune_dry_run_does_not_migrate_an_older_file(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    make_version_2(path)
+    conn = sqlite3.connect(path)  # one dead letter that failed two days ago
+    conn.execute("UPDATE lq_messages SET state = 2, failed_at = 1.0 WHERE id = 1")
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    preview = doc(
+        "--store", str(path), "queue", "prune", "jobs",
+        "--dead-older-than", "1d", "--acked-older-than", "1d", "--dry-run",
+    )  # fmt: skip
+    assert preview == {"queue": "jobs", "dry_run": True, "dead": 1, "acked": 0}
+    assert user_version(path) == 2 and digest(path) == before
+    # Queue work (here a real prune) migrates it, as every ordinary open does.
+    ok("--store", str(path), "queue", "prune", "jobs", "--dead-older-than", "1d")
+    assert user_version(path) == sqlite_schema.SCHEMA_VERSION

@@ -2,7 +2,9 @@
 
 ``prune`` is meant for cron: it never asks, and prints what it removed (or,
 with ``--dry-run``, would remove). Dead letters age from when they failed;
-archived acked messages from when they were acked.
+archived acked messages from when they were acked. ``prune --dry-run`` only
+looks: it opens a SQLite file as the ``store`` commands do, without creating
+or migrating it, so a preview never changes the file.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import click
 from localqueue.cli.common import open_queue, state
 from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
 from localqueue.cli.queue_recover import _short
+from localqueue.cli.store_commands import maintenance_store
 from localqueue.queue import PersistentQueue
-from localqueue.store import MessageFilter, State, Store
+from localqueue.store import MessageFilter, State, Store, check_queue_name
 from localqueue.store_maintenance import SupportsAckedRetention
 
 
@@ -23,6 +26,25 @@ def retention_store(store: Store) -> SupportsAckedRetention:
     if not isinstance(store, SupportsAckedRetention):
         raise click.ClickException(f"store {store.url!r} does not support acked retention")
     return store
+
+
+def note_if_unknown(store: Store, queue: str) -> None:
+    """The note ``open_queue(..., warn_empty=True)`` gives for a name that is likely a typo.
+
+    A queue with retention set or with archived acks is known here even when
+    it holds no live message: those are exactly what these commands manage.
+    """
+    if queue in store.queues():
+        return
+    if isinstance(store, SupportsAckedRetention) and (
+        store.keep_acked(queue) is not None or store.list_acked(queue, limit=1)
+    ):
+        return
+    known = ", ".join(store.queues()) or "none"
+    click.echo(
+        f"note: queue {queue!r} holds no messages in {store.url}; queues with messages: {known}",
+        err=True,
+    )
 
 
 @click.command("prune")
@@ -51,9 +73,12 @@ def prune_command(
     """Apply retention to QUEUE: delete old dead letters and old archived acks. Never asks."""
     if dead_older_than is None and acked_older_than is None:
         raise click.UsageError("give --dead-older-than, --acked-older-than or both")
-    store = state().store()
+    check_queue_name(queue)
+    # A preview only looks: it must not migrate an older file as queue work does.
+    store = maintenance_store() if dry_run else state().store()
     if acked_older_than is not None:
         retention = retention_store(store)  # before deleting anything
+    note_if_unknown(store, queue)
     result: dict[str, object] = {"queue": queue, "dry_run": dry_run}
     if dead_older_than is not None:
         flt = MessageFilter(older_than=dead_older_than)
@@ -88,7 +113,10 @@ def prune_command(
 @json_option
 def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None:
     """Show or set how long QUEUE keeps acked messages for audit."""
-    store = retention_store(state().store())
+    check_queue_name(queue)
+    opened = state().store()
+    store = retention_store(opened)
+    note_if_unknown(opened, queue)
     if keep_acked is not None:
         text = keep_acked.strip().lower()
         seconds = 0.0 if text == "off" else DURATION.convert(text, None, None)

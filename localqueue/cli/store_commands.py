@@ -107,7 +107,7 @@ def check_command(as_json: bool) -> None:
 
 @click.command("backup")
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@click.option("--force", is_flag=True, help="Replace DEST if it exists (a regular file only).")
 @json_option
 def backup_command(dest: Path, force: bool, as_json: bool) -> None:
     """Write a consistent, verified copy of the store to DEST, while workers run."""

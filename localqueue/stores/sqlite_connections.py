@@ -144,6 +144,23 @@ class ThreadConnections:
             self._local.conn = None
 
 
+def _needs_writable_directory(path: Path) -> bool:
+    """True when a WAL file cannot be opened because its -shm cannot be created.
+
+    SQLite opens a WAL database only with its -shm index beside it; when no
+    -shm exists (no process has the file open) it must create one, which a
+    user who cannot write the directory cannot do, not even to read.
+    """
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(20)
+        wal = header[18:20] == b"\x02\x02"  # file format versions: 2 means WAL
+        shm = path.with_name(path.name + "-shm")
+        return wal and not shm.exists() and not os.access(path.parent, os.W_OK)
+    except OSError:
+        return False
+
+
 def translate_error(exc: sqlite3.Error, path: Path, busy_timeout: float) -> StoreError:
     """Turn a driver error into one line a user can act on (cause kept)."""
     text = str(exc)
@@ -156,6 +173,13 @@ def translate_error(exc: sqlite3.Error, path: Path, busy_timeout: float) -> Stor
     if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
         return StoreCorruptError(
             f"store {path} is damaged ({text}); it was left untouched: restore it from a backup"
+        )
+    if ("readonly" in lowered or "read-only" in lowered) and _needs_writable_directory(path):
+        return StoreError(
+            f"store {path} is read-only for this user: SQLite must create -wal and -shm files "
+            f"beside a WAL database to open it, even only to read, and this user cannot write "
+            f"its directory {path.parent}; make the directory writable by this user, or run as "
+            "a user who can write it"
         )
     if "readonly" in lowered or "read-only" in lowered:
         return StoreError(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from localqueue import __version__
-from localqueue.errors import StoreCorruptError, StoreError
+from localqueue.errors import StoreBusyError, StoreCorruptError, StoreError
 from localqueue.store_maintenance import (
     BackupResult,
     Migration,
@@ -159,16 +160,18 @@ class SQLiteMaintenance:
         # killed or failed backup never leaves a partial file at dest.
         partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
         try:
-            self._copy_to(partial)
+            self._create_partial(partial)
+            self._copy_to(partial, dest)
             with partial.open("rb") as handle:
                 os.fsync(handle.fileno())
             if faults.armed:
                 faults.hit("backup:before_rename")
             os.replace(partial, dest)
+        except OSError as exc:
+            self._remove_partial(partial)
+            raise StoreError(f"cannot write backup {dest}: {exc.strerror or exc}") from exc
         except BaseException:
-            for leftover in (partial, _sidecar(partial, "-wal"), _sidecar(partial, "-shm")):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+            self._remove_partial(partial)
             raise
         with contextlib.suppress(OSError):  # make the rename itself durable
             dir_fd = os.open(dest.parent, os.O_RDONLY)
@@ -178,11 +181,39 @@ class SQLiteMaintenance:
                 os.close(dir_fd)
         return BackupResult(dest, file_size(dest), time.monotonic() - started)
 
+    @staticmethod
+    def _remove_partial(partial: Path) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            leftover = _sidecar(partial, suffix)
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    def _create_partial(self, partial: Path) -> None:
+        """Create the empty copy with the store file's permissions, before any data.
+
+        The copy holds every payload, so it is never readable by more users
+        than the store is: it gets the store's permission bits (narrowed by
+        the umask, as a new file is), set when the file is created.
+        """
+        try:
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+        except OSError as exc:
+            raise StoreError(f"cannot read store file {self.path}: {exc.strerror}") from exc
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()  # left by a killed backup of a process with our pid
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        os.close(os.open(partial, flags, mode & 0o666))
+
     def _check_backup_dest(self, dest: Path, overwrite: bool) -> None:
         if not dest.parent.is_dir():
             raise StoreError(f"cannot back up to {dest}: directory {dest.parent} does not exist")
         if dest.is_dir():
             raise StoreError(f"cannot back up to {dest}: it is a directory; give a file path")
+        if dest.exists() and not dest.is_file():
+            raise StoreError(
+                f"cannot back up to {dest}: it exists and is not a regular file "
+                "(a device, pipe or socket); give a file path"
+            )
         if dest.exists() and dest.resolve() == self.path.resolve():
             raise StoreError(f"cannot back up {self.path} onto itself; give another path")
         if dest.exists() and not overwrite:
@@ -194,12 +225,12 @@ class SQLiteMaintenance:
                     "stop it or choose another path"
                 )
 
-    def _copy_to(self, partial: Path) -> None:
+    def _copy_to(self, partial: Path, dest: Path) -> None:
         with self._own_connection() as source:
             try:
                 target = sqlite3.connect(str(partial), isolation_level=None)
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot write backup {partial.parent}: {exc}") from exc
+                raise StoreError(f"cannot write backup {dest}: {exc}") from exc
             try:
                 # pages=-1 copies everything in one step under one read
                 # transaction: a consistent snapshot, while WAL lets writers go on.
@@ -213,9 +244,25 @@ class SQLiteMaintenance:
                 # A self-contained file: no -wal beside the copy.
                 target.execute("PRAGMA journal_mode = DELETE")
             except sqlite3.Error as exc:
-                raise translate_error(exc, partial, self.busy_timeout) from exc
+                raise self._backup_error(exc, dest) from exc
             finally:
                 target.close()
+
+    def _backup_error(self, exc: sqlite3.Error, dest: Path) -> StoreError:
+        """Name the file at fault: the store when it is damaged or busy, else DEST.
+
+        The hidden partial file is an implementation detail; the user knows
+        the store and DEST.
+        """
+        error = translate_error(exc, self.path, self.busy_timeout)
+        if isinstance(error, (StoreCorruptError, StoreBusyError)):
+            return error
+        text = str(exc)
+        if "disk" in text.lower() and "full" in text.lower():
+            return StoreError(
+                f"cannot write backup {dest}: the disk is full ({text}); free space and retry"
+            )
+        return StoreError(f"cannot write backup {dest}: {text}")
 
     # -- vacuum ----------------------------------------------------------------
 

@@ -66,7 +66,13 @@ class SQLiteRetention:
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
 
+    def _has_archive(self) -> bool:
+        """False on an older file opened without migrating it (a preview): no archive yet."""
+        return bool(self._retention_read("PRAGMA user_version", ())[0][0] >= RETENTION_VERSION)
+
     def keep_acked(self, queue: str) -> float | None:
+        if not self._has_archive():
+            return None
         rows = self._retention_read(
             "SELECT keep_acked FROM lq_queue_settings WHERE queue = ?", (queue,)
         )
@@ -91,6 +97,8 @@ class SQLiteRetention:
     def list_acked(
         self, queue: str, *, after_id: int | None = None, limit: int | None = None
     ) -> list[AckedRecord]:
+        if not self._has_archive():
+            return []
         rows = self._retention_read(
             f"SELECT {ACKED_COLUMNS} FROM lq_acked WHERE queue = ? AND id > ? ORDER BY id LIMIT ?",
             (queue, -1 if after_id is None else after_id, -1 if limit is None else limit),
@@ -99,6 +107,8 @@ class SQLiteRetention:
 
     def prune_acked(self, queue: str, *, older_than: float, dry_run: bool = False) -> int:
         older_than = check_seconds("older_than", older_than)
+        if not self._has_archive():
+            return 0
         where = "queue = ? AND acked_at <= ?"
         try:
             if dry_run:
