@@ -56,13 +56,17 @@ class Enqueued(Event):
 @dataclass(frozen=True, slots=True)
 class Leased(Event):
     """``get`` handed out a delivery. ``waited`` is seconds from the put to
-    this lease (store clock), including any delay and earlier attempts."""
+    this lease (store clock), including any delay and earlier attempts.
+    ``first``: this is the message's first delivery ever (attempt 1, and it
+    has no recorded error: a requeued dead letter starts again at attempt 1
+    but keeps its latest error)."""
 
     kind: ClassVar[str] = "leased"
 
     created_at: float = 0.0
     leased_until: float = 0.0
     waited: float = 0.0
+    first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +107,16 @@ class Requeued(Event):
 
 @dataclass(frozen=True, slots=True)
 class LeaseExpired(Event):
-    """The holder of a delivery found its lease gone: it expired (the message
-    is claimable again, or was reclaimed or dead-lettered by the store) before
-    ``operation`` (``ack``, ``release``, ``dead_letter`` or ``extend``) could
-    use it. ``worker_id`` is the holder that lost it."""
+    """A delivery's lease expired, and someone found out.
+
+    With ``operation`` ``ack``, ``release``, ``dead_letter`` or ``extend``:
+    its holder, still alive, found the lease gone when it tried that
+    operation; ``worker_id`` is that holder. With ``operation`` ``claim``: a
+    ``get`` took the message over from the expired lease (its holder crashed
+    or stalled; the store said so through ``MessageRecord.reclaimed``);
+    ``worker_id`` is the worker that took it over, and a ``leased`` event for
+    the new delivery follows. ``attempt`` is the delivery whose lease expired.
+    """
 
     kind: ClassVar[str] = "lease_expired"
 

@@ -67,13 +67,16 @@ def leased(
 ) -> None:
     at = time.time()
     for r in records:
+        if r.reclaimed:  # the delivery before this one ended by expiry
+            emit(observers, LeaseExpired(r.queue, r.id, r.attempts - 1, worker_id, at, "claim"))
         until = r.leased_until if r.leased_until is not None else r.available_at
         # The store set the lease to end lease_seconds after its now: that is
         # when the delivery started, on the same clock as created_at.
         waited = max(0.0, until - lease_seconds - r.created_at)
+        first = r.attempts == 1 and r.last_error is None and r.failed_at is None
         emit(
             observers,
-            Leased(r.queue, r.id, r.attempts, worker_id, at, r.created_at, until, waited),
+            Leased(r.queue, r.id, r.attempts, worker_id, at, r.created_at, until, waited, first),
         )
 
 

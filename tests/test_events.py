@@ -211,15 +211,54 @@ def test_a_lost_lease_is_reported_by_its_holder(
         (first.id, "ack", "me"),
         (second.id, "extend", "me"),
     ]
-    # Reclaimed: the next delivery is attempt 2.
+    # Reclaimed: the next delivery is attempt 2, and the claim says it took
+    # the message over from an expired lease.
     assert sorted(e.attempt for e in recorder.of(Leased)[-2:]) == [1, 1]
     again = queue.get_many(2, block=False)
     assert [e.attempt for e in recorder.of(Leased)[-2:]] == [2, 2]
+    assert [(e.message_id, e.attempt, e.operation) for e in recorder.of(LeaseExpired)[2:]] == [
+        (first.id, 1, "claim"),
+        (second.id, 1, "claim"),
+    ]
     lost = queue.ack_many([*again, again[0], first])
     assert lost == [again[0], first]
     # The repeated copy of an acked lease did not expire; the old one did.
-    assert [(e.message_id, e.attempt) for e in recorder.of(LeaseExpired)[2:]] == [(first.id, 1)]
+    assert [(e.message_id, e.attempt) for e in recorder.of(LeaseExpired)[4:]] == [(first.id, 1)]
     assert [e.message_id for e in recorder.of(Acked)] == [m.id for m in again]
+
+
+def test_a_claim_that_takes_over_an_expired_lease_says_so(
+    queue: PersistentQueue, recorder: Recorder, clock: ManualClock
+) -> None:
+    crashed = queue.put("crashed")
+    queue.get(block=False)  # then its holder dies, sending nothing
+    clock.advance(11)
+    taken = queue.get(block=False, leased_by="w2")
+    assert taken.id == crashed.id and taken.record.reclaimed
+    expired = recorder.of(LeaseExpired)
+    assert [(e.message_id, e.attempt, e.worker_id, e.operation) for e in expired] == [
+        (crashed.id, 1, "w2", "claim"),
+    ]
+    assert recorder.kinds()[-2:] == ["lease_expired", "leased"]
+    # A message given back by its holder, or requeued, is not a takeover.
+    given = queue.put("given back")
+    queue.release(queue.get(block=False))
+    again = queue.get(block=False)
+    assert again.id == given.id and not again.record.reclaimed
+    queue.dead_letter(taken, error="gave up")
+    queue.requeue_dead(all=True)
+    requeued = queue.get(block=False)
+    assert requeued.id == crashed.id and not requeued.record.reclaimed
+    assert len(recorder.of(LeaseExpired)) == 1
+    # Only a message's first delivery ever is marked first: not a redelivery,
+    # and not the delivery of a requeued dead letter (attempt 1 again).
+    assert [(e.message_id, e.attempt, e.first) for e in recorder.of(Leased)] == [
+        (crashed.id, 1, True),
+        (crashed.id, 2, False),
+        (given.id, 1, True),
+        (given.id, 2, False),
+        (crashed.id, 1, False),
+    ]
 
 
 def test_worker_events(clock: ManualClock, recorder: Recorder) -> None:

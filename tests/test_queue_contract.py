@@ -212,6 +212,40 @@ def test_expired_lease_is_claimable_and_counted_ready(
     assert (stats.ready, stats.inflight) == (1, 0)
 
 
+def test_a_claim_marks_only_messages_taken_over_from_an_expired_lease(
+    store: Store, clock: ManualClock
+) -> None:
+    q = PersistentQueue("jobs", store=store, lease_timeout=30, max_attempts=2)
+    q.put_many(["crashed", "released", "exhausted"])
+    q.put("urgent", priority=5)
+    first = q.get_many(4, block=False)
+    assert [m.record.reclaimed for m in first] == [False] * 4  # first deliveries
+    by_value = {m.value: m for m in first}
+    q.release(by_value["released"])
+    q.put("fresh")
+    q.put("requeued")
+    q.dead_letter(q.get(block=False))  # "released" again: its 2nd delivery
+    q.requeue_dead(all=True)
+    clock.advance(31)  # the leases of "crashed", "exhausted" and "urgent" run out
+    again = q.get_many(10, block=False)  # across two priority levels
+    assert {m.value: (m.record.reclaimed, m.attempts) for m in again} == {
+        "urgent": (True, 2),
+        "crashed": (True, 2),
+        "exhausted": (True, 2),
+        "released": (False, 1),  # requeued: a fresh attempt budget
+        "fresh": (False, 1),
+        "requeued": (False, 1),
+    }
+    # Reported by the claim only: a record read back says nothing of it.
+    assert not any(r.reclaimed for r in store.list_messages("jobs"))
+    assert not store.get("jobs", again[0].id).reclaimed  # type: ignore[union-attr]
+    clock.advance(31)  # every lease runs out again, now on its last attempt for three
+    last = q.get_many(10, block=False)
+    assert {m.value for m in last} == {"released", "fresh", "requeued"}
+    assert all(m.record.reclaimed and m.attempts == 2 for m in last)
+    assert q.stats().dead == 3  # the others were dead-lettered by the claim, not handed out
+
+
 def test_unlimited_attempts_never_dead_letters(store: Store, clock: ManualClock) -> None:
     q = PersistentQueue("forever", store=store, max_attempts=None)
     q.put("x")

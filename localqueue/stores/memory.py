@@ -53,7 +53,7 @@ class _Row:
     failed_at: float | None = None
     dedupe_key: str | None = None
 
-    def record(self, now: float) -> MessageRecord:
+    def record(self, now: float, reclaimed: bool = False) -> MessageRecord:
         state = derived_state(self.stored, self.available_at, now)
         inflight = state is State.INFLIGHT
         return MessageRecord(
@@ -71,6 +71,7 @@ class _Row:
             last_error=self.last_error,
             failed_at=self.failed_at,
             dedupe_key=self.dedupe_key,
+            reclaimed=reclaimed,
         )
 
 
@@ -202,7 +203,7 @@ class MemoryStore:
                 row.available_at = now + lease_seconds
                 row.leased_by = worker_id
                 row.receipt = new_receipt()
-                out.append(row.record(now))
+                out.append(row.record(now, reclaimed=expired))
             # The same order the SQLite store returns a batch in.
             out.sort(key=lambda r: (-r.priority, r.id))
             return out

@@ -88,6 +88,10 @@ INSERT_WITH_ID_SQL = (
 # One statement: pick the next n in delivery order through lq_messages_claim
 # and lease them. A message whose lease expired after its last allowed
 # attempt is dead-lettered by the same statement instead of being handed out.
+# RETURNING sees only new values, so a row that was inflight (its lease
+# expired) and is leased again tells so from the SET clause, which sees the
+# old ones: lq_reclaimed(id) notes its id for MessageRecord.reclaimed. Fresh,
+# released and requeued rows never call it.
 CLAIM_SQL = f"""
 WITH RECURSIVE levels(p) AS (
     SELECT (SELECT priority FROM lq_messages INDEXED BY lq_messages_claim
@@ -106,7 +110,8 @@ due_level(p) AS (
     ) LIMIT 1
 )
 UPDATE lq_messages SET
-    state = CASE WHEN state = 1 AND attempts >= :max THEN 2 ELSE 1 END,
+    state = CASE WHEN state = 1 AND attempts >= :max THEN 2
+        WHEN state = 1 THEN lq_reclaimed(id) ELSE 1 END,
     attempts = CASE WHEN state = 1 AND attempts >= :max THEN attempts ELSE attempts + 1 END,
     available_at = CASE WHEN state = 1 AND attempts >= :max THEN :now ELSE :until END,
     failed_at = CASE WHEN state = 1 AND attempts >= :max THEN :now ELSE failed_at END,
@@ -396,6 +401,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.create_function("lq_fold", 1, _casefold, deterministic=True)
+        conn.create_function("lq_reclaimed", 1, _note_reclaimed)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -562,6 +568,9 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
     ) -> list[MessageRecord]:
         out: list[MessageRecord] = []
         max_priority = PRIORITY_CEILING
+        # Filled by lq_reclaimed() while CLAIM_SQL runs, in this thread.
+        reclaimed: set[int] = set()
+        _claim_notes.reclaimed = reclaimed
         try:
             conn = self._pool.get()
             while len(out) < limit:
@@ -581,6 +590,8 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                 if not rows:
                     break  # nothing due at or below max_priority
                 leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
+                if reclaimed:
+                    leased = [r._replace(reclaimed=r.id in reclaimed) for r in leased]
                 out.extend(leased)
                 if len(leased) == len(rows):
                     # This level gave all it had due; go on below it.
@@ -887,6 +898,21 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
 
     def close(self) -> None:
         self._pool.close()
+
+
+# Per thread, as each thread has its own connection: the ids that the claim
+# running in this thread took over from an expired lease.
+_claim_notes = threading.local()
+
+
+def _note_reclaimed(id_: int) -> int:
+    """CLAIM_SQL's SET clause calls this, with the old values, for a message
+    that was inflight under an expired lease and is leased again; the claim
+    marks its record ``reclaimed``. Returns the new state (inflight)."""
+    notes: set[int] | None = getattr(_claim_notes, "reclaimed", None)
+    if notes is not None:
+        notes.add(id_)
+    return INFLIGHT
 
 
 def _casefold(text: str | None) -> str | None:

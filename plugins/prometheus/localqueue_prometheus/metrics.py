@@ -41,8 +41,9 @@ DEAD_LETTERED = Counter(
 )
 LEASE_EXPIRED = Counter(
     "localqueue_lease_expired",
-    "Leases whose live holder found them expired (heartbeat, ack or release refused).",
-    ["queue"],
+    "Expired leases: found by their live holder (heartbeat, ack or release refused; "
+    'found_by="holder"), or taken over by a get (found_by="claim").',
+    ["queue", "found_by"],
 )
 HANDLER_DURATION = Histogram(
     "localqueue_handler_duration_seconds",
@@ -52,7 +53,8 @@ HANDLER_DURATION = Histogram(
 )
 TIME_TO_START = Histogram(
     "localqueue_time_to_start_seconds",
-    "Seconds from put to the first delivery (any delay included).",
+    "Seconds from put to the first delivery (any delay included; a requeued "
+    "dead letter is not counted again).",
     ["queue"],
     buckets=WAIT_BUCKETS,
 )
@@ -63,7 +65,7 @@ ALL = (ENQUEUED, ACKED, RELEASED, DEAD_LETTERED, LEASE_EXPIRED, HANDLER_DURATION
 def record(event: Event) -> None:
     """Count one event. Kinds without a metric are ignored."""
     if isinstance(event, Leased):
-        if event.attempt == 1:
+        if event.first:
             TIME_TO_START.labels(event.queue).observe(event.waited)
     elif isinstance(event, Acked):
         ACKED.labels(event.queue).inc()
@@ -77,4 +79,4 @@ def record(event: Event) -> None:
     elif isinstance(event, DeadLettered):
         DEAD_LETTERED.labels(event.queue).inc()
     elif isinstance(event, LeaseExpired):
-        LEASE_EXPIRED.labels(event.queue).inc()
+        LEASE_EXPIRED.labels(event.queue, "claim" if event.operation == "claim" else "holder").inc()

@@ -96,7 +96,8 @@ def test_events_feed_the_counters_and_histograms(tmp_path: Path) -> None:
     assert counter("localqueue_acked_total", queue=name) == 3
     assert counter("localqueue_released_total", queue=name) == 1
     assert counter("localqueue_dead_lettered_total", queue=name) == 1
-    assert counter("localqueue_lease_expired_total", queue=name) == 1
+    assert counter("localqueue_lease_expired_total", queue=name, found_by="holder") == 1
+    assert counter("localqueue_lease_expired_total", queue=name, found_by="claim") == 0
     durations = {
         outcome: counter("localqueue_handler_duration_seconds_count", queue=name, outcome=outcome)
         for outcome in ("acked", "released", "dead")
@@ -106,6 +107,41 @@ def test_events_feed_the_counters_and_histograms(tmp_path: Path) -> None:
     assert counter("localqueue_time_to_start_seconds_count", queue=name) == 5
     # a, b, bad and c waited 1 s (the clock moved before the worker ran); late 0 s.
     assert counter("localqueue_time_to_start_seconds_sum", queue=name) == 4.0
+
+
+def test_a_lease_taken_over_after_expiry_is_counted(tmp_path: Path) -> None:
+    name = f"reclaimed-{os.getpid()}-{tmp_path.name}"
+    clock = ManualClock()
+    store = SQLiteStore(tmp_path / "q.sqlite3", clock=clock)
+    with PersistentQueue(name, store=store, lease_timeout=10) as q:
+        q.put_many(["a", "b"])
+        q.get_many(2, block=False)  # a worker takes both, then is killed
+        clock.advance(11)
+
+        @persistent_worker(q, handle_signals=False, poll_interval=0.01)
+        def handle(value: str) -> None:
+            pass
+
+        assert handle.run(until_empty=True).acked == 2
+    store.close()
+    assert counter("localqueue_lease_expired_total", queue=name, found_by="claim") == 2
+    assert counter("localqueue_lease_expired_total", queue=name, found_by="holder") == 0
+
+
+def test_a_requeued_dead_letter_is_not_a_first_delivery_again(tmp_path: Path) -> None:
+    name = f"requeued-{os.getpid()}-{tmp_path.name}"
+    clock = ManualClock()
+    store = SQLiteStore(tmp_path / "q.sqlite3", clock=clock)
+    with PersistentQueue(name, store=store) as q:
+        q.put("x")
+        clock.advance(2)
+        q.dead_letter(q.get(block=False), error="broken")
+        clock.advance(86400)  # a day as a dead letter
+        q.requeue_dead(all=True)
+        q.ack(q.get(block=False))
+    store.close()
+    assert counter("localqueue_time_to_start_seconds_count", queue=name) == 1
+    assert counter("localqueue_time_to_start_seconds_sum", queue=name) == 2.0
 
 
 def test_gauges_are_read_from_the_store_at_scrape_time(tmp_path: Path) -> None:
