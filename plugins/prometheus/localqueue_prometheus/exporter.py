@@ -13,8 +13,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from localqueue.store import Store
 from localqueue_prometheus import metrics
 from localqueue_prometheus.collector import StoreCollector
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from localqueue_prometheus.plugin import MULTIPROC_ENV, multiproc_problem
 
 
 def build_registry(store: Store, queues: Sequence[str] | None = None) -> CollectorRegistry:
@@ -27,12 +26,10 @@ def build_registry(store: Store, queues: Sequence[str] | None = None) -> Collect
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreCollector(store, queues))
     path = os.environ.get(MULTIPROC_ENV)
-    if path:
-        if not os.path.isdir(path):
-            raise ValueError(
-                f"{MULTIPROC_ENV} is {path!r}, which is not a directory; create it "
-                "(empty) before starting workers and the exporter"
-            )
+    if path is not None:
+        problem = multiproc_problem(writing=False)  # the exporter only reads it
+        if problem is not None:
+            raise ValueError(problem)
         # Untyped in prometheus_client; it registers itself in the registry.
         MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     else:

@@ -278,6 +278,23 @@ def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert result.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
 
+def test_an_unusable_multiprocess_directory_is_one_warning_and_counts_nothing(
+    tmp_path: Path,
+) -> None:
+    env = _env(tmp_path, tmp_path / "missing")
+    lines = "".join(f'{{"n": {n}}}\n' for n in range(3))
+    done = subprocess.run(lq_argv("queue", "add", "jobs", "--ndjson"), input=lines, text=True,
+                          env=env, capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [warning] = done.stderr.splitlines()  # one line for three events, no traceback
+    assert "counts nothing in this process" in warning
+    assert f"PROMETHEUS_MULTIPROC_DIR is '{tmp_path / 'missing'}'" in warning
+    assert "create it (empty)" in warning
+    store = SQLiteStore(tmp_path / "shared.sqlite3")
+    assert store.stats("jobs").ready == 3
+    store.close()
+
+
 def test_a_missing_multiprocess_directory_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
