@@ -10,21 +10,54 @@ from types import FrameType
 import click
 
 from localqueue.cli.app import CliState
+from localqueue.store import Store, check_queue_name
+from localqueue.store_url import url_scheme
 
 # prometheus_client is imported inside the commands, not here: this module
 # is imported each time the localqueue CLI is built, whatever the command.
+
+
+def _check_queues(
+    ctx: click.Context, param: click.Parameter, queues: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Each name valid, and once (a repeated name would repeat every series,
+    which Prometheus rejects)."""
+    for name in queues:
+        try:
+            check_queue_name(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return tuple(dict.fromkeys(queues))
+
 
 queue_option = click.option(
     "--queue",
     "queues",
     multiple=True,
     metavar="QUEUE",
+    callback=_check_queues,
     help="Report this queue (repeat for more); default: every queue that holds a message.",
 )
 
 
 def _state() -> CliState:
     return click.get_current_context().find_object(CliState) or CliState()
+
+
+def _store() -> Store:
+    """The store to export. Never created: exporting a store that does not
+    exist is a mistake (a wrong path or URL), and an empty new file would
+    hide it. (A SQLite file of an older schema is migrated, as by any
+    program that works on the queue.)"""
+    cli_state = _state()
+    url = cli_state.resolved_url
+    if url_scheme(url) != "sqlite":
+        return cli_state.store()
+    from localqueue.stores.sqlite import open_sqlite_store
+
+    store = open_sqlite_store(url, create=False)
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 @click.group("metrics")
@@ -56,7 +89,7 @@ def serve_command(host: str, port: int, queues: tuple[str, ...]) -> None:
     from localqueue_prometheus.exporter import serve
 
     state = _state()
-    store = state.store()
+    store = _store()
     server, thread = serve(store, host, port, list(queues) or None)
     stop = threading.Event()
 
@@ -88,4 +121,4 @@ def write_command(file: str, queues: tuple[str, ...]) -> None:
     node_exporter's textfile collector), replacing it atomically."""
     from localqueue_prometheus.exporter import write_textfile
 
-    write_textfile(file, _state().store(), list(queues) or None)
+    write_textfile(file, _store(), list(queues) or None)

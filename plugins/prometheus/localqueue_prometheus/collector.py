@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from localqueue.store import QueueStats, Store
+from localqueue.store import QueueStats, Store, check_queue_name
 
 log = logging.getLogger("localqueue.prometheus")
 
@@ -27,7 +27,9 @@ class StoreCollector(Collector):
 
     def __init__(self, store: Store, queues: Sequence[str] | None = None) -> None:
         self.store = store
-        self.queues = list(queues) if queues else None
+        # Each queue once: a repeated one would repeat its series, which
+        # makes the whole exposition invalid.
+        self.queues = [check_queue_name(q) for q in dict.fromkeys(queues)] if queues else None
 
     def describe(self) -> Iterable[Metric]:
         # Declared without reading the store, so registering never touches it.

@@ -265,7 +265,47 @@ def test_write_makes_a_textfile_and_bad_input_is_one_line(tmp_path: Path) -> Non
     assert bad.stderr == f"Error: cannot write {missing}: No such file or directory\n"
 
 
+def test_write_names_each_queue_once_and_refuses_an_empty_name(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/w.sqlite3"
+
+    def lq(*args: str) -> Result:
+        return CliRunner().invoke(build_cli(), ["--store", url, *args])
+
+    assert lq("queue", "add", "jobs", "--value", "1").exit_code == 0
+    target = tmp_path / "localqueue.prom"
+    done = lq(
+        "metrics", "write", str(target), "--queue", "jobs", "--queue", "idle", "--queue", "jobs"
+    )
+    assert done.exit_code == 0, done.output
+    series = [line.split(" ")[0] for line in target.read_text().splitlines() if line[:1] != "#"]
+    assert len(series) == len(set(series))  # no series twice: a valid exposition
+    assert 'localqueue_messages{queue="jobs",state="ready"}' in series
+    assert 'localqueue_messages{queue="idle",state="ready"}' in series
+    empty = lq("metrics", "write", str(target), "--queue", "")
+    assert empty.exit_code == 2
+    assert empty.stderr.startswith("Error: Invalid value for '--queue': queue name must be")
+    assert len(empty.stderr.splitlines()) == 1
+
+
+def test_metrics_never_create_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.sqlite3"
+    target = tmp_path / "localqueue.prom"
+    wrote = CliRunner().invoke(
+        build_cli(), ["--store", f"sqlite://{missing}", "metrics", "write", str(target)]
+    )
+    assert wrote.exit_code == 1
+    assert wrote.stderr == f"Error: no store at {missing}: the file does not exist or is empty\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALQUEUE_", "PROMETHEUS_"))}
+    env["LOCALQUEUE_STORE"] = f"sqlite://{missing}"
+    served = subprocess.run(lq_argv("metrics", "serve", "--port", "0"), env=env,
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert served.returncode == 1
+    assert served.stderr == f"Error: no store at {missing}: the file does not exist or is empty\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, no file
+
+
 def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "p.sqlite3").close()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -298,6 +338,7 @@ def test_an_unusable_multiprocess_directory_is_one_warning_and_counts_nothing(
 def test_a_missing_multiprocess_directory_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    SQLiteStore(tmp_path / "m.sqlite3").close()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
     result = CliRunner().invoke(
         build_cli(),
