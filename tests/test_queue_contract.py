@@ -389,6 +389,16 @@ def test_queues_are_isolated_and_listed(store: Store) -> None:
         a.ack(b.get(block=False))
 
 
+def test_every_queue_name_is_listed_in_code_point_order(store: Store) -> None:
+    names = ["\U0010ffff", "zz", "\u00e9t\u00e9", "A", "a b"]
+    for name in names:
+        PersistentQueue(name, store=store).put(1)
+    dead = PersistentQueue("\U0010fffe", store=store)
+    dead.put(1)
+    dead.dead_letter(dead.get(block=False))
+    assert store.queues() == sorted([*names, "\U0010fffe"])
+
+
 def test_purge_by_state_with_dry_run(queue: PersistentQueue) -> None:
     queue.put_many([1, 2, 3])
     queue.dead_letter(queue.get(block=False))

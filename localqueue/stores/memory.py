@@ -136,9 +136,14 @@ class MemoryStore:
     # -- protocol ----------------------------------------------------------
 
     def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
-        return self.enqueue_reporting(queue, messages)[0]
+        return self._enqueue(queue, messages)[0]
 
     def enqueue_reporting(
+        self, queue: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[MessageRecord], list[bool]]:
+        return self._enqueue(queue, messages)
+
+    def _enqueue(
         self, queue: str, messages: Sequence[NewMessage]
     ) -> tuple[list[MessageRecord], list[bool]]:
         self._check_open()

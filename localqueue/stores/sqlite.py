@@ -193,20 +193,18 @@ FROM groups WHERE groups.p IS NOT NULL
 
 QUEUES_SQL = """
 WITH RECURSIVE names(name) AS (
-    SELECT min(
-        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_claim
-                  WHERE state < 2), char(1114111)),
-        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_dead
-                  WHERE state = 2), char(1114111)))
+    SELECT lq_least(
+        (SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_claim WHERE state < 2),
+        (SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_dead WHERE state = 2))
     UNION ALL
-    SELECT min(
-        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_claim
-                  WHERE state < 2 AND queue > names.name), char(1114111)),
-        coalesce((SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_dead
-                  WHERE state = 2 AND queue > names.name), char(1114111)))
-    FROM names WHERE names.name IS NOT NULL AND names.name != char(1114111)
+    SELECT lq_least(
+        (SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_claim
+         WHERE state < 2 AND queue > names.name),
+        (SELECT min(queue) FROM lq_messages INDEXED BY lq_messages_dead
+         WHERE state = 2 AND queue > names.name))
+    FROM names WHERE names.name IS NOT NULL
 )
-SELECT name FROM names WHERE name IS NOT NULL AND name != char(1114111)
+SELECT name FROM names WHERE name IS NOT NULL
 """
 
 # How each user-visible state reads in SQL (:now is the store clock).
@@ -401,6 +399,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.create_function("lq_fold", 1, _casefold, deterministic=True)
+        conn.create_function("lq_least", 2, _least, deterministic=True)
         conn.create_function("lq_reclaimed", 1, _note_reclaimed)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -898,6 +897,15 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _least(a: str | None, b: str | None) -> str | None:
+    """The smaller of two queue names, ignoring NULL (SQLite's min() of
+    several values is NULL if any is; no sentinel name can stand in for
+    NULL, since every printable name is a valid queue name)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return a if a < b else b
 
 
 # Per thread, as each thread has its own connection: the ids that the claim
