@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -114,6 +115,27 @@ def test_throughput_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert report.passed, report.summary()
     assert (report.confirmed, report.handled, report.lost, report.duplicated) == (2000, 2000, 0, 0)
     assert json.loads((tmp_path / "tp" / "report.json").read_text())["passed"] is True
+
+
+def test_the_process_runner_catches_a_store_that_loses_held_messages(tmp_path: Path) -> None:
+    # Broken on purpose, in the file itself so every process obeys it: a
+    # claim of every 7th message deletes it (as a store that removes a
+    # message when it hands it out would, when its consumer dies).
+    path = tmp_path / "loses.sqlite3"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER lose AFTER UPDATE OF state ON lq_messages "
+            "WHEN new.state = 1 AND new.id % 7 = 0 "
+            "BEGIN DELETE FROM lq_messages WHERE id = new.id; END"
+        )
+    report = run(
+        f"sqlite://{path}", mode="crash-recovery", producers=2, consumers=2, messages=700,
+        kills=3, seed=5, lease=1.0, workdir=tmp_path / "run",
+    )  # fmt: skip
+    assert not report.passed
+    assert report.lost >= 90  # about one in seven of 700
+    assert report.invariants["every confirmed put was acked (0 lost)"] is False
 
 
 @pytest.mark.slow
