@@ -78,7 +78,9 @@ WHERE queue = %(queue)s AND dedupe_key = ANY(%(keys)s::text[])
 # expired after its last allowed attempt is dead-lettered by the same
 # statement instead. The last column says whether a row was inflight before
 # (an expired lease taken over: MessageRecord.reclaimed); RETURNING sees the
-# new values, so it is read from the locked rows' copy in "picked".
+# new values, so it is read from the locked rows' copy in "picked" - as one
+# array of the taken-over ids, computed once per statement (a subquery per
+# row made a claim of 100 a third slower).
 _EXHAUSTED = "m.state = 1 AND m.attempts >= %(max)s::int"
 CLAIM = f"""
 WITH t AS (SELECT {NOW} AS now),
@@ -104,7 +106,7 @@ UPDATE {{s}}.lq_messages m SET
     receipt = CASE WHEN {_EXHAUSTED} THEN NULL ELSE {NEW_RECEIPT} END
 FROM t
 WHERE m.id = ANY(ARRAY(SELECT id FROM picked))
-RETURNING {M_COLUMNS}, t.now, (SELECT p.was FROM picked p WHERE p.id = m.id) = 1
+RETURNING {M_COLUMNS}, t.now, m.id = ANY(ARRAY(SELECT id FROM picked WHERE was = 1))
 """
 
 FENCE = (
