@@ -28,6 +28,7 @@ from localqueue.errors import (
     StoreConnectionLost,
     StoreCorruptError,
     StoreError,
+    StoreNotFound,
     UnknownStoreError,
 )
 from localqueue.hookspecs import StoreScheme, hookimpl, hookspec
@@ -86,6 +87,7 @@ __all__ = [
     "StoreConnectionLost",
     "StoreCorruptError",
     "StoreError",
+    "StoreNotFound",
     "StoreScheme",
     "SystemClock",
     "UnknownStoreError",

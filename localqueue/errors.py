@@ -54,6 +54,14 @@ class StoreBusyError(StoreError):
     """Another process held the store's write lock longer than the busy timeout."""
 
 
+class StoreNotFound(StoreError):
+    """Asked to open only an existing store, and there is none at that URL.
+
+    Nothing was created: a mistyped path or schema name stays a mistake
+    instead of becoming a new, empty store.
+    """
+
+
 class StoreConnectionLost(StoreError):
     """The connection to a networked store broke during an operation.
 

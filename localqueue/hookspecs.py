@@ -51,6 +51,11 @@ class StoreScheme:
     scheme: str
     factory: StoreFactory
     description: str = ""
+    # Opens only a store that already exists, raising StoreNotFound (and
+    # creating nothing) otherwise: for commands that inspect or copy from a
+    # store, where a mistyped URL must not make a new, empty one. None: the
+    # plugin cannot tell, and ``factory`` is used.
+    open_existing: StoreFactory | None = None
 
 
 @hookspec

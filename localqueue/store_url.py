@@ -89,8 +89,14 @@ def _collect_store_schemes(pm: pluggy.PluginManager) -> dict[str, tuple[StoreSch
     return found
 
 
-def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
-    """Open the store that ``url`` (or the environment, or the default) names."""
+def open_store(
+    url: str | None = None, *, clock: Clock | None = None, existing: bool = False
+) -> Store:
+    """Open the store that ``url`` (or the environment, or the default) names.
+
+    ``existing=True`` opens only a store that exists (StoreNotFound, with
+    nothing created, otherwise) where the store's plugin can tell.
+    """
     resolved = resolve_store_url(url)
     scheme = url_scheme(resolved)
     schemes = store_schemes()
@@ -103,4 +109,6 @@ def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
             f"known schemes: {known or 'none'}"
         )
     entry, _plugin = schemes[scheme]
+    if existing and entry.open_existing is not None:
+        return entry.open_existing(resolved, clock=clock)
     return entry.factory(resolved, clock=clock)

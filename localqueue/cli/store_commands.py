@@ -27,18 +27,19 @@ from localqueue.store_maintenance import (
     SupportsMigrate,
     SupportsVacuum,
 )
-from localqueue.store_url import url_scheme
+from localqueue.store_url import open_store, url_scheme
 
 
 def maintenance_store() -> Store:
     """The store, opened for maintenance (SQLite: no create, no automatic migration)."""
     cli_state = state()
     url = cli_state.resolved_url
-    if url_scheme(url) != "sqlite":
-        return cli_state.store()
-    from localqueue.stores.sqlite import open_sqlite_store
+    if url_scheme(url) == "sqlite":
+        from localqueue.stores.sqlite import open_sqlite_store
 
-    store = open_sqlite_store(url, create=False, migrate=False)
+        store: Store = open_sqlite_store(url, create=False, migrate=False)
+    else:
+        store = open_store(url, existing=True)  # never a new store for a mistyped URL
     click.get_current_context().call_on_close(store.close)
     return store
 

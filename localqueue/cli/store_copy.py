@@ -15,6 +15,7 @@ import sys
 import click
 
 from localqueue.cli.output import emit_json, json_option, table
+from localqueue.errors import StoreNotFound
 from localqueue.store import State, Store
 from localqueue.store_copy import copy_messages
 from localqueue.store_url import open_store, resolve_store_url, url_scheme
@@ -27,20 +28,19 @@ def open_source(url: str) -> Store:
 
         # Read it as it is: do not create a mistyped path, do not migrate.
         return open_sqlite_store(resolved, create=False, migrate=False)
-    return open_store(resolved)
+    return open_store(resolved, existing=True)
 
 
 def open_destination(url: str, dry_run: bool) -> Store | None:
-    """The destination; None for a dry run into a SQLite file that does not
-    exist yet (a preview creates nothing)."""
+    """The destination; None for a dry run into a store that does not exist
+    yet (a preview creates nothing)."""
     resolved = resolve_store_url(url)
-    if dry_run and url_scheme(resolved) == "sqlite":
-        from localqueue.stores.sqlite import parse_sqlite_url
-
-        path, _options = parse_sqlite_url(resolved)
-        if not path.exists():
-            return None
-    return open_store(resolved)
+    if not dry_run:
+        return open_store(resolved)
+    try:
+        return open_store(resolved, existing=True)
+    except StoreNotFound:
+        return None
 
 
 @click.command("copy")

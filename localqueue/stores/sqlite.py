@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 from localqueue.clock import Clock, SystemClock
-from localqueue.errors import StoreError
+from localqueue.errors import StoreError, StoreNotFound
 from localqueue.hookspecs import StoreScheme, hookimpl
 from localqueue.store import (
     ErrorInfo,
@@ -338,7 +338,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         """Check, then initialise or migrate the file, before any pragma writes to it."""
         schema.check_header(self.path)
         if not self._create and (not self.path.exists() or self.path.stat().st_size == 0):
-            raise StoreError(f"no store at {self.path}: the file does not exist or is empty")
+            raise StoreNotFound(f"no store at {self.path}: the file does not exist or is empty")
         if not self.path.exists():
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -967,6 +967,11 @@ def open_sqlite_store(
     )
 
 
+def open_existing_sqlite_store(url: str, *, clock: Clock | None = None) -> SQLiteStore:
+    """Open a file that exists (StoreNotFound otherwise); never creates one."""
+    return open_sqlite_store(url, clock=clock, create=False)
+
+
 @hookimpl
 def localqueue_store_schemes() -> list[StoreScheme]:
     return [
@@ -974,5 +979,6 @@ def localqueue_store_schemes() -> list[StoreScheme]:
             "sqlite",
             open_sqlite_store,
             "one SQLite file shared by the processes of one machine (WAL)",
+            open_existing=open_existing_sqlite_store,
         )
     ]

@@ -21,10 +21,16 @@ def open_postgres_store(url: str, *, clock: Clock | None = None) -> Store:
     return PostgresStore(url, clock=clock)
 
 
+def open_existing_postgres_store(url: str, *, clock: Clock | None = None) -> Store:
+    from localqueue_postgres.store import PostgresStore
+
+    return PostgresStore(url, clock=clock, create=False)
+
+
 @hookimpl
 def localqueue_store_schemes() -> list[StoreScheme]:
     description = "PostgreSQL, shared by workers on many hosts (FOR UPDATE SKIP LOCKED)"
     return [
-        StoreScheme("postgresql", open_postgres_store, description),
-        StoreScheme("postgres", open_postgres_store, description),
+        StoreScheme(name, open_postgres_store, description, open_existing_postgres_store)
+        for name in ("postgresql", "postgres")
     ]

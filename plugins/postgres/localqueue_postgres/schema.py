@@ -11,7 +11,7 @@ only a missing or empty schema is initialised.
 
 from __future__ import annotations
 
-from localqueue.errors import SchemaVersionError, StoreCorruptError
+from localqueue.errors import SchemaVersionError, StoreCorruptError, StoreNotFound
 from localqueue_postgres.connections import Conn
 
 # Version N is reached by running MIGRATIONS[N - 1] on a version N - 1 schema.
@@ -132,7 +132,7 @@ def _refuse(schema: str, where: str, version: int | None) -> None:
         )
 
 
-def ensure_schema(conn: Conn, schema: str, where: str) -> int:
+def ensure_schema(conn: Conn, schema: str, where: str, *, create: bool = True) -> int:
     """Check, then create or migrate the tables; returns the version now in force.
 
     ``conn`` is in autocommit mode. Migrations run in one transaction under
@@ -141,12 +141,18 @@ def ensure_schema(conn: Conn, schema: str, where: str) -> int:
     and nothing outlives the transaction (a transaction-pooling proxy may
     hand the next statement to another server session). The schema itself
     is created only when missing: a DBA may create it for a user that has
-    no right to create schemas.
+    no right to create schemas. ``create=False`` refuses (StoreNotFound) to
+    initialise a schema that holds no store yet.
     """
     _has_schema, version = probe(conn, schema)
     _refuse(schema, where, version)
     if version == SCHEMA_VERSION:
         return SCHEMA_VERSION
+    if version == 0 and not create:
+        raise StoreNotFound(
+            f"no localqueue store in schema {schema!r} of {where}: check the schema option "
+            "(a store is created by the first put)"
+        )
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"localqueue:{schema}",))
         has_schema, version = probe(conn, schema)  # another process may have migrated

@@ -66,7 +66,7 @@ def _statements(schema: str) -> dict[str, str]:
 class PostgresStore:
     """The PostgreSQL store. Thread-safe; any number of processes and hosts may share it."""
 
-    def __init__(self, url: str, *, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, *, clock: Clock | None = None, create: bool = True) -> None:
         parsed = parse_postgres_url(url)
         self.url = parsed.display_url
         self.schema = parsed.schema
@@ -82,7 +82,9 @@ class PostgresStore:
         self._conns = ThreadConnections(
             parsed.conninfo, self.url, lambda _conn: None, prepare=parsed.prepare
         )
-        self._conns.run("open", lambda conn: ensure_schema(conn, self.schema, self.url))
+        self._conns.run(
+            "open", lambda conn: ensure_schema(conn, self.schema, self.url, create=create)
+        )
         self.clock: Clock = clock if clock is not None else ServerClock(self._server_time)
         self._changes = Changes()
         self._listener = (

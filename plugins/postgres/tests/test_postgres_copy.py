@@ -111,3 +111,46 @@ def test_store_copy_command_into_postgres(tmp_path: Path, postgres_store_url: st
     store = PostgresStore(postgres_store_url)
     assert store.queues() == ["jobs"] and store.stats("jobs").ready == 2500
     store.close()
+
+
+def test_inspecting_or_previewing_a_missing_schema_creates_nothing(
+    tmp_path: Path, postgres_store_url: str
+) -> None:
+    from localqueue.errors import StoreNotFound
+    from localqueue.store_url import open_store
+    from localqueue_postgres.pytest_plugin import drop_schema
+    from localqueue_postgres.url import parse_postgres_url
+
+    schema = parse_postgres_url(postgres_store_url).schema
+
+    def schema_exists() -> bool:
+        import psycopg
+
+        with psycopg.connect(parse_postgres_url(postgres_store_url).conninfo) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
+            return row is not None and row[0] == 1
+
+    with pytest.raises(StoreNotFound, match=f"no localqueue store in schema '{schema}'"):
+        open_store(postgres_store_url, existing=True)
+    runner = CliRunner()
+    check = runner.invoke(build_cli(), ["--store", postgres_store_url, "store", "check"])
+    assert check.exit_code == 1
+    assert check.stderr.startswith("Error: no localqueue store in schema")
+    source = SQLiteStore(tmp_path / "src.sqlite3")
+    source.enqueue("jobs", [NewMessage(b"1")])
+    source.close()
+    preview = runner.invoke(
+        build_cli(),
+        ["store", "copy", str(tmp_path / "src.sqlite3"), postgres_store_url, "--dry-run"],
+    )
+    assert preview.exit_code == 0, preview.output
+    assert "would copy 1 message(s)" in preview.stdout
+    assert not schema_exists()
+    missing_source = runner.invoke(
+        build_cli(), ["store", "copy", postgres_store_url, str(tmp_path / "dst.sqlite3")]
+    )
+    assert missing_source.exit_code == 1 and "no localqueue store" in missing_source.stderr
+    assert not schema_exists() and not (tmp_path / "dst.sqlite3").exists()
+    drop_schema(postgres_store_url, schema)
