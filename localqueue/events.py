@@ -115,7 +115,10 @@ class LeaseExpired(Event):
     ``get`` took the message over from the expired lease (its holder crashed
     or stalled; the store said so through ``MessageRecord.reclaimed``);
     ``worker_id`` is the worker that took it over, and a ``leased`` event for
-    the new delivery follows. ``attempt`` is the delivery whose lease expired.
+    the new delivery follows - or, when that was the message's last allowed
+    attempt, a ``dead_lettered`` event (the claim made it a dead letter;
+    stores that implement ``ReportsClaimDeadLetters`` tell, as the built-in
+    ones do). ``attempt`` is the delivery whose lease expired.
     """
 
     kind: ClassVar[str] = "lease_expired"

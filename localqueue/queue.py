@@ -28,6 +28,7 @@ from localqueue.store import (
     MessageRecord,
     NewMessage,
     QueueStats,
+    ReportsClaimDeadLetters,
     ReportsNewMessages,
     State,
     Store,
@@ -117,6 +118,11 @@ class PersistentQueue:
         else:
             raise ValueError(f"store must be a URL, a path or a Store, got {store!r}")
         self._closed = False
+        # A store that says which messages a claim dead-lettered (an expired
+        # lease on its last attempt) lets observers count them; asked once.
+        self._claim_reports: ReportsClaimDeadLetters | None = (
+            self.store if isinstance(self.store, ReportsClaimDeadLetters) else None
+        )
         # Find the event observers now (loading the plugins if nothing has),
         # so that the first put or get does not pay for it. Never raises.
         listening()
@@ -281,15 +287,26 @@ class PersistentQueue:
         deadline = None if timeout is None else time.monotonic() + timeout
         worker = leased_by or self.worker_id
         while True:
-            records = self.store.claim(
-                self.name,
-                worker_id=worker,
-                limit=limit,
-                lease_seconds=self.lease_timeout,
-                max_attempts=self.max_attempts,
-            )
+            observers = listening()
+            if observers and self._claim_reports is not None:
+                records, dead = self._claim_reports.claim_reporting(
+                    self.name,
+                    worker_id=worker,
+                    limit=limit,
+                    lease_seconds=self.lease_timeout,
+                    max_attempts=self.max_attempts,
+                )
+                if dead:
+                    queue_events.dead_lettered_by_claim(observers, worker, dead)
+            else:
+                records = self.store.claim(
+                    self.name,
+                    worker_id=worker,
+                    limit=limit,
+                    lease_seconds=self.lease_timeout,
+                    max_attempts=self.max_attempts,
+                )
             if records:
-                observers = listening()
                 if observers:
                     queue_events.leased(observers, worker, self.lease_timeout, records)
                 return [self._message(r) for r in records]

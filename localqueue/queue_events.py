@@ -94,6 +94,17 @@ def lease_expired(
         emit(observers, LeaseExpired(m.queue, m.id, m.attempts, worker_id, at, operation))
 
 
+def dead_lettered_by_claim(
+    observers: tuple[Observer, ...], worker_id: str, records: Iterable[MessageRecord]
+) -> None:
+    """A claim found these leases expired on their last attempt and made them
+    dead letters: each lease expired (found by the claim), then died."""
+    at = time.time()
+    for r in records:
+        emit(observers, LeaseExpired(r.queue, r.id, r.attempts, worker_id, at, "claim"))
+        emit(observers, DeadLettered(r.queue, r.id, r.attempts, worker_id, at, r.last_error))
+
+
 def released(
     observers: tuple[Observer, ...],
     worker_id: str,

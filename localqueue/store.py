@@ -304,6 +304,28 @@ class ReportsNewMessages(Protocol):
     ) -> tuple[list[MessageRecord], list[bool]]: ...
 
 
+@runtime_checkable
+class ReportsClaimDeadLetters(Protocol):
+    """Optional: a claim that also returns the messages it dead-lettered.
+
+    A message whose lease expired on its last allowed attempt is
+    dead-lettered by the next claim instead of being handed out (the
+    contract). ``claim_reporting`` is ``claim`` plus those records (state
+    DEAD, with their ``LeaseExpired`` error), so that observers can count
+    them: nobody else ever sees that moment.
+    """
+
+    def claim_reporting(
+        self,
+        queue: str,
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> tuple[list[MessageRecord], list[MessageRecord]]: ...
+
+
 def check_queue_name(queue: str) -> str:
     """Queue names are non-empty UTF-8 strings without control characters."""
     if not isinstance(queue, str) or not queue.strip():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue as stdlib_queue
 import subprocess
 import sys
 import time
@@ -17,7 +18,15 @@ from typing import Any
 import pytest
 
 from localqueue import LeaseExpired as LeaseExpiredError
-from localqueue import ManualClock, PersistentQueue, event_log, hookimpl, observers, queue_events
+from localqueue import (
+    ManualClock,
+    PersistentQueue,
+    Store,
+    event_log,
+    hookimpl,
+    observers,
+    queue_events,
+)
 from localqueue import plugins as host
 from localqueue.errors import PluginError
 from localqueue.events import (
@@ -540,3 +549,25 @@ def test_event_log_env_and_worker_flag(tmp_path: Path) -> None:
     kinds = [e["event"] for e in events]
     assert kinds[0] == "worker_started" and kinds[-1] == "worker_stopped"
     assert kinds.count("acked") == 2 and kinds.count("handler_finished") == 2
+
+
+def test_a_claim_that_dead_letters_an_exhausted_lease_says_so(
+    store: Store, recorder: Recorder, clock: ManualClock
+) -> None:
+    # On every built-in store: a holder crashed on the last allowed attempt,
+    # and the next get makes the message a dead letter instead of handing
+    # it out. That get is the only one who sees it happen.
+    first = PersistentQueue("jobs", store=store, lease_timeout=10, max_attempts=1, worker_id="a")
+    first.put("x")
+    held = first.get(block=False)
+    clock.advance(11)
+    second = PersistentQueue("jobs", store=store, lease_timeout=10, max_attempts=1, worker_id="b")
+    with pytest.raises(stdlib_queue.Empty):
+        second.get(block=False)
+    assert recorder.kinds()[-2:] == ["lease_expired", "dead_lettered"]
+    [expired] = [e for e in recorder.of(LeaseExpired) if e.operation == "claim"]
+    [dead] = recorder.of(DeadLettered)
+    assert (expired.message_id, expired.attempt, expired.worker_id) == (held.id, 1, "b")
+    assert (dead.message_id, dead.worker_id) == (held.id, "b")
+    assert dead.error is not None and dead.error.type == "LeaseExpired"
+    assert second.stats().dead == 1

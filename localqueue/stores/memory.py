@@ -188,12 +188,30 @@ class MemoryStore:
         lease_seconds: float,
         max_attempts: int | None = None,
     ) -> list[MessageRecord]:
+        return self.claim_reporting(
+            queue,
+            worker_id=worker_id,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+        )[0]
+
+    def claim_reporting(
+        self,
+        queue: str,
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
         self._check_open()
         with self._data.changed:
             now = self.clock.now()
             due = [r for r in self._queue_rows(queue) if r.stored != DEAD and r.available_at <= now]
             due.sort(key=lambda r: (-r.priority, r.available_at, r.id))
             out: list[MessageRecord] = []
+            dead: list[MessageRecord] = []
             for row in due:
                 if len(out) >= limit:
                     break
@@ -202,6 +220,7 @@ class MemoryStore:
                     row.stored, row.failed_at = DEAD, now
                     row.receipt = row.leased_by = None
                     row.last_error = exhausted_error(row.attempts, now)
+                    dead.append(row.record(now))
                     continue
                 row.stored = INFLIGHT
                 row.attempts += 1
@@ -211,7 +230,7 @@ class MemoryStore:
                 out.append(row.record(now, reclaimed=expired))
             # The same order the SQLite store returns a batch in.
             out.sort(key=lambda r: (-r.priority, r.id))
-            return out
+            return out, dead
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         self._check_open()

@@ -565,7 +565,25 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         lease_seconds: float,
         max_attempts: int | None = None,
     ) -> list[MessageRecord]:
+        return self.claim_reporting(
+            queue,
+            worker_id=worker_id,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+        )[0]
+
+    def claim_reporting(
+        self,
+        queue: str,
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
         out: list[MessageRecord] = []
+        dead: list[MessageRecord] = []
         max_priority = PRIORITY_CEILING
         # Filled by lq_reclaimed() while CLAIM_SQL runs, in this thread.
         reclaimed: set[int] = set()
@@ -589,6 +607,8 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                 if not rows:
                     break  # nothing due at or below max_priority
                 leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
+                if len(leased) < len(rows):  # the claim dead-lettered exhausted leases
+                    dead.extend(self._record(r, now) for r in rows if r[3] != INFLIGHT)
                 if reclaimed:
                     leased = [r._replace(reclaimed=r.id in reclaimed) for r in leased]
                 out.extend(leased)
@@ -601,7 +621,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         if len(out) > 1:
             # RETURNING does not keep the subquery's order; restore delivery order.
             out.sort(key=lambda r: (-r.priority, r.id))
-        return out
+        return out, dead
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         stale: list[Lease] = []

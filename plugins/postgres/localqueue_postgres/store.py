@@ -286,7 +286,25 @@ class PostgresStore:
         lease_seconds: float,
         max_attempts: int | None = None,
     ) -> list[MessageRecord]:
+        return self.claim_reporting(
+            queue,
+            worker_id=worker_id,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+        )[0]
+
+    def claim_reporting(
+        self,
+        queue: str,
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
         out: list[MessageRecord] = []
+        dead: list[MessageRecord] = []
         while len(out) < limit:
             rows = self._rows(
                 "claim",
@@ -305,9 +323,10 @@ class PostgresStore:
             out.extend(leased)
             if len(leased) == len(rows):
                 break  # nothing was dead-lettered: that was everything due
+            dead.extend(self._record(row, row[16]) for row in rows if row[3] != INFLIGHT)
         if len(out) > 1:
             out.sort(key=lambda r: (-r.priority, r.id))
-        return out
+        return out, dead
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         if not leases:
