@@ -22,7 +22,7 @@ class FlakyStore(MemoryStore):
         self.claim_failures = claim_failures
         self.ack_failures = ack_failures
 
-    def claim(
+    def claim_reporting(
         self,
         queue: str,
         *,
@@ -30,11 +30,13 @@ class FlakyStore(MemoryStore):
         limit: int,
         lease_seconds: float,
         max_attempts: int | None = None,
-    ) -> list[MessageRecord]:
+    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
+        # claim() goes through here too, so every fetch path breaks alike
+        # (with observers installed, the queue calls claim_reporting).
         if self.claim_failures:
             self.claim_failures -= 1
             raise StoreConnectionLost("lost the connection to the store during claim")
-        return super().claim(
+        return super().claim_reporting(
             queue,
             worker_id=worker_id,
             limit=limit,
