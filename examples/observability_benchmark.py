@@ -8,10 +8,7 @@ Three variants of the same loops, interleaved in one run:
    implementation loaded (installed plugins are turned off here): the
    target is >= 0.95x the baseline;
 3. ``no-op observer``: the same with one observer that does nothing, to
-   show what building and handing out events costs when someone listens;
-4. ``prometheus``: the same with the localqueue-prometheus exporter
-   observing (what every process pays once that plugin is installed), when
-   it is installed.
+   show what building and handing out events costs when someone listens.
 
     python examples/observability_benchmark.py [--messages N] [--repeats R] [--json]
 
@@ -118,34 +115,27 @@ def get_ack_rate(queue: PersistentQueue, count: int) -> float:
 
 
 def measure(
-    kind: type[PersistentQueue], observed: Any, loop: Callable[[PersistentQueue, int], float],
+    kind: type[PersistentQueue], observed: bool, loop: Callable[[PersistentQueue, int], float],
     count: int, directory: Path, run: int,
 ) -> float:  # fmt: skip
     pm = get_plugin_manager()
-    name = "noop" if observed is True else "exporter"
     if observed:
-        pm.register(NoOpObserver() if observed is True else observed, name=name)
+        pm.register(NoOpObserver(), name="noop")
     try:
-        assert bool(listening()) == bool(observed)
-        path = directory / f"{kind.__name__}-{name}-{loop.__name__}-{run}.sqlite3"
+        assert bool(listening()) == observed
+        path = directory / f"{kind.__name__}-{observed}-{loop.__name__}-{run}.sqlite3"
         with kind("bench", store=f"sqlite://{path}") as q:
             return loop(q, count)
     finally:
         if observed:
-            pm.unregister(name=name)
+            pm.unregister(name="noop")
 
 
-VARIANTS: dict[str, tuple[type[PersistentQueue], Any]] = {
+VARIANTS = {
     "no events": (NoEventsQueue, False),
     "no observer": (PersistentQueue, False),
     "no-op observer": (PersistentQueue, True),
 }
-try:  # the exporter, observing as it does in any process once installed
-    from localqueue_prometheus import plugin as prometheus_plugin
-
-    VARIANTS["prometheus"] = (PersistentQueue, prometheus_plugin)
-except ImportError:
-    pass
 
 
 def main() -> None:
