@@ -8,8 +8,9 @@ program does (through the entry points; ``LOCALQUEUE_PLUGINS`` selects
 
     python examples/exporter_benchmark.py [--messages N] [--repeats R] [--json]
 
-Shared machines are noisy (disk stalls hit SQLite's checkpoints); compare
-the ratios, not the absolute numbers.
+Shared machines are noisy; compare the ratios, not the absolute numbers.
+Each loop starts after ``os.sync()``, so that the disk writeback of the
+previous loop's writes does not land in it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def one_run(count: int) -> dict[str, float]:
         for _ in range(count):
             q.put(PAYLOAD)
         put = count / (time.perf_counter() - started)
+        # Flush the freshly written WAL to disk before timing the next loop:
+        # on this kind of machine the kernel's writeback of those pages
+        # otherwise overlaps the get+ack loop and makes its writes stall,
+        # sometimes and not others (measured: 3x either way, depending only on
+        # how long the code before it took).
+        os.sync()
         started = time.perf_counter()
         for _ in range(count):
             q.ack(q.get(block=False))
