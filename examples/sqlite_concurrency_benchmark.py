@@ -278,6 +278,7 @@ def lq_consumer(
                     q.ack(q.get(block=False))
                 elapsed += time.perf_counter() - start
                 q.put_many(top_up)
+                settle()
                 seq += n
                 done += n
             return count / elapsed
@@ -311,6 +312,7 @@ def floor_consumer(
                         floor_ack(conn, claimed[0], claimed[2])
                     elapsed += time.perf_counter() - start
                     floor_put_many(conn, top_up)
+                    settle()
                     seq += n
                     done += n
                 return count / elapsed
@@ -535,9 +537,19 @@ def _interleaved(
     a: list[float] = []
     b: list[float] = []
     for _ in range(repeats):
+        settle()
         a.append(first())
+        settle()
         b.append(second())
     return a, b
+
+
+def settle() -> None:
+    """Write dirty pages out before a timed stretch: otherwise the kernel's
+    writeback of untimed writes (fills, top-ups, the other side's run) can
+    land inside it and stall its writes - on the development machine up to
+    3x, at random."""
+    os.sync()
 
 
 def floor_row(name: str, lq: list[float], floor: list[float]) -> Row:
