@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from localqueue.cli import build_cli
 from localqueue.clock import Clock
+from localqueue.plugins import reset_plugin_manager
 from localqueue.store import Lease, MessageRecord, NewMessage, Store
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
@@ -117,21 +117,51 @@ def test_throughput_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "tp" / "report.json").read_text())["passed"] is True
 
 
-def test_the_process_runner_catches_a_store_that_loses_held_messages(tmp_path: Path) -> None:
-    # Broken on purpose, in the file itself so every process obeys it: a
-    # claim of every 7th message deletes it (as a store that removes a
-    # message when it hands it out would, when its consumer dies).
-    path = tmp_path / "loses.sqlite3"
-    SQLiteStore(path).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "CREATE TRIGGER lose AFTER UPDATE OF state ON lq_messages "
-            "WHEN new.state = 1 AND new.id % 7 = 0 "
-            "BEGIN DELETE FROM lq_messages WHERE id = new.id; END"
-        )
+LOSING_PLUGIN = """
+from localqueue.hookspecs import StoreScheme, hookimpl
+from localqueue.stores.sqlite import SQLiteStore
+
+
+class LosingStore(SQLiteStore):
+    # Broken on purpose: every 7th message vanishes when it is handed out.
+    def claim_reporting(self, queue, **kwargs):
+        leased, dead = super().claim_reporting(queue, **kwargs)
+        for record in leased:
+            if record.id % 7 == 0:
+                self._pool.get().execute("DELETE FROM lq_messages WHERE id = ?", (record.id,))
+        return leased, dead
+
+
+def open_losing(url, *, clock=None):
+    return LosingStore(url.split("://", 1)[1], clock=clock)
+
+
+@hookimpl
+def localqueue_store_schemes():
+    return [StoreScheme("losing", open_losing)]
+"""
+
+
+def test_the_process_runner_catches_a_store_that_loses_held_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store plugin installed the way any is (an entry point on sys.path),
+    # so that the runner's spawned producers and consumers use it too.
+    site = tmp_path / "site"
+    (site / "losing_store-0.dist-info").mkdir(parents=True)
+    (site / "losing_store.py").write_text(LOSING_PLUGIN)
+    (site / "losing_store-0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: losing-store\nVersion: 0\n"
+    )
+    (site / "losing_store-0.dist-info" / "entry_points.txt").write_text(
+        "[localqueue]\nlosing = losing_store\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    reset_plugin_manager()
     report = run(
-        f"sqlite://{path}", mode="crash-recovery", producers=2, consumers=2, messages=700,
-        kills=3, seed=5, lease=1.0, workdir=tmp_path / "run",
+        f"losing://{tmp_path}/loses.sqlite3", mode="crash-recovery", producers=2, consumers=2,
+        messages=700, kills=3, seed=5, lease=1.0, workdir=tmp_path / "run",
     )  # fmt: skip
     assert not report.passed
     assert report.lost >= 90  # about one in seven of 700
