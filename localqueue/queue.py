@@ -121,7 +121,16 @@ class PersistentQueue:
         # A store that says which messages a claim dead-lettered (an expired
         # lease on its last attempt) lets observers count them; asked once.
         self._claim_reports: ReportsClaimDeadLetters | None = (
-            self.store if isinstance(self.store, ReportsClaimDeadLetters) else None
+            self.store
+            if isinstance(self.store, ReportsClaimDeadLetters)
+            and _reports_alike(self.store, "claim", "claim_reporting")
+            else None
+        )
+        self._enqueue_reports: ReportsNewMessages | None = (
+            self.store
+            if isinstance(self.store, ReportsNewMessages)
+            and _reports_alike(self.store, "enqueue", "enqueue_reporting")
+            else None
         )
         # Find the event observers now (loading the plugins if nothing has),
         # so that the first put or get does not pay for it. Never raises.
@@ -249,8 +258,8 @@ class PersistentQueue:
         if not observers:
             return self.store.enqueue(self.name, batch)
         store = self.store
-        if isinstance(store, ReportsNewMessages):  # exact, from the store
-            records, added = store.enqueue_reporting(self.name, batch)
+        if self._enqueue_reports is not None:  # exact, from the store
+            records, added = self._enqueue_reports.enqueue_reporting(self.name, batch)
             queue_events.enqueued(
                 observers, self.name, self.worker_id, batch, records, None, added=added
             )
@@ -536,3 +545,18 @@ def _state_arg(state: State | str | None) -> State | None:
     except ValueError:
         known = ", ".join(s.value for s in State)
         raise ValueError(f"state must be one of {known}, got {state!r}") from None
+
+
+def _reports_alike(store: object, plain: str, reporting: str) -> bool:
+    """Whether ``store``'s reporting method does what its plain one does.
+
+    The most derived class that defines either must define both: a subclass
+    that overrides only ``claim`` (to audit or inject faults, say) must see
+    every claim, observers installed or not, so the queue then calls the
+    plain method and does without the report.
+    """
+    for klass in type(store).__mro__:
+        defined = vars(klass)
+        if plain in defined or reporting in defined:
+            return plain in defined and reporting in defined
+    return False

@@ -571,3 +571,25 @@ def test_a_claim_that_dead_letters_an_exhausted_lease_says_so(
     assert (dead.message_id, dead.worker_id) == (held.id, "b")
     assert dead.error is not None and dead.error.type == "LeaseExpired"
     assert second.stats().dead == 1
+
+
+def test_observers_never_bypass_a_store_subclass_that_overrides_claim_or_enqueue(
+    recorder: Recorder, clock: ManualClock
+) -> None:
+    calls: list[str] = []
+
+    class Audited(MemoryStore):
+        def enqueue(self, queue: str, messages: Any) -> Any:
+            calls.append("enqueue")
+            return super().enqueue(queue, messages)
+
+        def claim(self, queue: str, **kwargs: Any) -> Any:
+            calls.append("claim")
+            return super().claim(queue, **kwargs)
+
+    q = PersistentQueue("jobs", store=Audited(clock=clock))
+    q.put("a", dedupe_key="k")
+    q.put_many(["b"], dedupe_keys=["k2"])
+    q.ack(q.get(block=False))
+    assert calls == ["enqueue", "enqueue", "claim"]
+    assert recorder.kinds()[:2] == ["enqueued", "enqueued"]  # still observed

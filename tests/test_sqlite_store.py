@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from localqueue import (
     StoreError,
     open_store,
 )
+from localqueue.store import Lease, NewMessage
 from localqueue.stores import sqlite_schema
 from localqueue.stores.sqlite import CLAIM_SQL, SQLiteStore, parse_sqlite_url
 
@@ -426,3 +428,37 @@ print("ok")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip() == "ok"
+
+
+def test_a_claim_that_fails_after_an_earlier_pass_returns_what_it_leased(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim walks priority levels in several statements; if a later one
+    fails (busy), the messages an earlier one leased are returned, not left
+    inflight with nobody holding them."""
+    store = SQLiteStore(tmp_path / "q.sqlite3")
+    store.enqueue("q", [NewMessage(b"high", priority=5), NewMessage(b"low", priority=0)])
+    real = store._pool.get()
+    claims = 0
+
+    class SecondClaimFails:
+        def execute(self, sql: str, *args: Any) -> Any:
+            nonlocal claims
+            if sql == CLAIM_SQL:
+                claims += 1
+                if claims == 2:
+                    raise sqlite3.OperationalError("database is locked")
+            return real.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    monkeypatch.setattr(store._pool, "get", lambda: SecondClaimFails())
+    leased = store.claim("q", worker_id="w", limit=2, lease_seconds=30)
+    assert [r.payload for r in leased] == [b"high"] and claims == 2
+    monkeypatch.undo()
+    # The one claimed is held by this caller (it has the receipt); the other
+    # is still ready.
+    assert store.ack("q", [Lease(leased[0].id, leased[0].receipt or "")]) == []
+    assert store.stats("q").ready == 1
+    store.close()

@@ -106,8 +106,9 @@ def _produce(url: str, journal: str, start: int, stop: int, lease: float) -> Non
 
 def _consume(url: str, journal: str, lease: float, idle_exit: float, work: float) -> None:
     """Journal ``start ID latency`` before handling, ``acking ID`` just before
-    the ack and ``acked ID`` once it returned, so a message lost while held is
-    told apart from one whose ack committed just before a kill."""
+    the ack, and ``acked ID`` once it returned (``refused ID`` if the lease
+    was stale), so a message lost while held is told apart from one whose ack
+    committed just before a kill."""
     with (
         PersistentQueue(QUEUE, store=url, lease_timeout=lease, max_attempts=None) as q,
         open(journal, "a") as out,
@@ -131,6 +132,9 @@ def _consume(url: str, journal: str, lease: float, idle_exit: float, work: float
             try:
                 q.ack(msg)
             except LeaseExpired:
+                # The ack returned, refused: this "acking" line excuses nothing.
+                out.write(f"refused {value['id']}\n")
+                out.flush()
                 continue  # another consumer handles the message again
             out.write(f"acked {value['id']}\n")
             out.flush()
@@ -257,13 +261,26 @@ def run(
     for path in killed_journals:
         if not path.exists():
             continue  # killed before it opened its journal
-        lines: dict[str, set[str]] = {"start": set(), "acking": set(), "acked": set()}
+        started_here: set[str] = set()
+        acked_here: set[str] = set()
+        # In journal order: an "acking" still open when the journal ends is
+        # the one the kill cut short (one answered "acked" or "refused" is not).
+        acking_open: dict[str, bool] = {}
         for line in path.read_text().splitlines():
             parts = line.split()
-            if len(parts) >= 2 and parts[0] in lines:
-                lines[parts[0]].add(parts[1])
-        held_by_killed |= lines["start"] - lines["acked"]
-        ack_cut_short |= lines["acking"] - lines["acked"]
+            if len(parts) < 2:
+                continue
+            kind, ident = parts[0], parts[1]
+            if kind == "start":
+                started_here.add(ident)
+            elif kind == "acking":
+                acking_open[ident] = True
+            elif kind in ("acked", "refused"):
+                acking_open[ident] = False
+                if kind == "acked":
+                    acked_here.add(ident)
+        held_by_killed |= started_here - acked_here
+        ack_cut_short |= {ident for ident, still_open in acking_open.items() if still_open}
     duplicates = {i: n - 1 for i, n in starts.items() if n > 1}
     unexplained = sorted(set(duplicates) - held_by_killed - reput)
     latencies.sort()

@@ -601,7 +601,14 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                     "limit": limit - len(out),
                     "max": max_attempts,
                 }
-                rows = conn.execute(CLAIM_SQL, params).fetchall()
+                try:
+                    rows = conn.execute(CLAIM_SQL, params).fetchall()
+                except sqlite3.Error:
+                    if out or dead:
+                        # Earlier passes committed: return their leases
+                        # rather than strand them with nobody holding them.
+                        break
+                    raise
                 if faults.armed:
                     faults.hit("claim:after_commit")
                 if not rows:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from localqueue.clock import Clock
+from localqueue.errors import StoreError
 from localqueue.store import (
     ErrorInfo,
     Lease,
@@ -306,17 +307,16 @@ class PostgresStore:
         out: list[MessageRecord] = []
         dead: list[MessageRecord] = []
         while len(out) < limit:
-            rows = self._rows(
-                "claim",
-                self._claim_sql(limit - len(out)),
-                self._params(
-                    queue=queue,
-                    worker=storable(worker_id),
-                    lease=lease_seconds,
-                    max=max_attempts,
-                    expired=EXPIRED_ERROR_TYPE,
-                ),
-            )
+            try:
+                rows = self._claim_pass(
+                    queue, worker_id, limit - len(out), lease_seconds, max_attempts
+                )
+            except StoreError:
+                if out or dead:
+                    # Earlier passes committed: return their leases rather
+                    # than strand them with nobody holding them.
+                    break
+                raise
             leased = [
                 self._record(row, row[16], bool(row[17])) for row in rows if row[3] == INFLIGHT
             ]
@@ -327,6 +327,26 @@ class PostgresStore:
         if len(out) > 1:
             out.sort(key=lambda r: (-r.priority, r.id))
         return out, dead
+
+    def _claim_pass(
+        self,
+        queue: str,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None,
+    ) -> list[tuple[Any, ...]]:
+        return self._rows(
+            "claim",
+            self._claim_sql(limit),
+            self._params(
+                queue=queue,
+                worker=storable(worker_id),
+                lease=lease_seconds,
+                max=max_attempts,
+                expired=EXPIRED_ERROR_TYPE,
+            ),
+        )
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         if not leases:
