@@ -551,3 +551,14 @@ def test_prune_dry_run_does_not_migrate_an_older_file(tmp_path: Path) -> None:
     # Queue work (here a real prune) migrates it, as every ordinary open does.
     ok("--store", str(path), "queue", "prune", "jobs", "--dead-older-than", "1d")
     assert user_version(path) == sqlite_schema.SCHEMA_VERSION
+
+
+def test_prune_never_creates_a_missing_store(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.sqlite3"
+    for extra in ([], ["--dry-run"]):
+        result = CliRunner().invoke(
+            build_cli(),
+            ["--store", str(missing), "queue", "prune", "jobs", "--dead-older-than", "1d", *extra],
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith("Error: no store at") and not missing.exists()

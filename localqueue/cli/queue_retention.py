@@ -20,6 +20,7 @@ from localqueue.cli.store_commands import maintenance_store
 from localqueue.queue import PersistentQueue
 from localqueue.store import MessageFilter, State, Store, check_queue_name
 from localqueue.store_maintenance import SupportsAckedRetention
+from localqueue.store_url import open_store
 
 
 def retention_store(store: Store) -> SupportsAckedRetention:
@@ -74,8 +75,10 @@ def prune_command(
     if dead_older_than is None and acked_older_than is None:
         raise click.UsageError("give --dead-older-than, --acked-older-than or both")
     check_queue_name(queue)
-    # A preview only looks: it must not migrate an older file as queue work does.
-    store = maintenance_store() if dry_run else state().store()
+    # A preview only looks: it must not migrate an older file as queue work
+    # does. Neither creates a store: pruning a mistyped path or schema (in a
+    # cron job, say) is an error, not a new empty store.
+    store = maintenance_store() if dry_run else existing_store()
     if acked_older_than is not None:
         retention = retention_store(store)  # before deleting anything
     note_if_unknown(store, queue)
@@ -191,3 +194,11 @@ def decoded(q: PersistentQueue, payload: bytes) -> Any:
         return q.serializer.loads(payload)
     except Exception:
         return {"undecodable payload (bytes)": len(payload)}
+
+
+def existing_store() -> Store:
+    """The store for queue work (migrated if older), only if it exists."""
+    cli_state = state()
+    store = open_store(cli_state.resolved_url, existing=True)
+    click.get_current_context().call_on_close(store.close)
+    return store

@@ -153,4 +153,12 @@ def test_inspecting_or_previewing_a_missing_schema_creates_nothing(
     )
     assert missing_source.exit_code == 1 and "no localqueue store" in missing_source.stderr
     assert not schema_exists() and not (tmp_path / "dst.sqlite3").exists()
+    for args in (
+        ["metrics", "write", str(tmp_path / "m.prom")],
+        ["queue", "prune", "jobs", "--dead-older-than", "1d"],
+    ):
+        result = runner.invoke(build_cli(), ["--store", postgres_store_url, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("Error: no localqueue store in schema"), args
+    assert not schema_exists()
     drop_schema(postgres_store_url, schema)

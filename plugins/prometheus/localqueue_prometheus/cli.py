@@ -11,7 +11,7 @@ import click
 
 from localqueue.cli.app import CliState
 from localqueue.store import Store, check_queue_name
-from localqueue.store_url import url_scheme
+from localqueue.store_url import open_store, url_scheme
 
 # prometheus_client is imported inside the commands, not here: this module
 # is imported each time the localqueue CLI is built, whatever the command.
@@ -51,11 +51,12 @@ def _store() -> Store:
     program that works on the queue.)"""
     cli_state = _state()
     url = cli_state.resolved_url
-    if url_scheme(url) != "sqlite":
-        return cli_state.store()
-    from localqueue.stores.sqlite import open_sqlite_store
+    if url_scheme(url) == "sqlite":
+        from localqueue.stores.sqlite import open_sqlite_store
 
-    store = open_sqlite_store(url, create=False)
+        store: Store = open_sqlite_store(url, create=False)
+    else:
+        store = open_store(url, existing=True)  # e.g. no PostgreSQL schema made for a typo
     click.get_current_context().call_on_close(store.close)
     return store
 
