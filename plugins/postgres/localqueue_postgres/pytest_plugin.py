@@ -3,7 +3,7 @@
 ``postgres_url`` is the server named by ``LOCALQUEUE_TEST_POSTGRES_URL``
 (``bash scripts/test.sh`` starts a throwaway one and sets it). Without it the
 tests that need a server skip and say how to enable them - unless
-``LOCALQUEUE_REQUIRE_POSTGRES=1`` (set by CI), where a missing server fails
+``LOCALQUEUE_REQUIRE_POSTGRES=1`` (set by ``bash scripts/test.sh``), where a missing server fails
 them. ``postgres_store_url`` adds a fresh schema per test, dropped afterwards,
 so tests never see each other's messages.
 """
