@@ -6,6 +6,8 @@ import click
 
 from localqueue.cli.app import CliState
 from localqueue.queue import PersistentQueue
+from localqueue.store import Store
+from localqueue.store_url import open_store
 
 
 def state() -> CliState:
@@ -14,6 +16,16 @@ def state() -> CliState:
     if found is None:  # a command invoked outside the localqueue group
         found = ctx.ensure_object(CliState)
     return found
+
+
+def existing_store() -> Store:
+    """The store in force, only if it exists (StoreNotFound otherwise, with
+    nothing created: a mistyped path or schema stays a mistake), closed
+    when the command ends. An older SQLite file is migrated, as by any
+    queue work."""
+    store = open_store(state().resolved_url, existing=True)
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 def open_queue(name: str, *, must_exist: bool = False, warn_empty: bool = False) -> PersistentQueue:

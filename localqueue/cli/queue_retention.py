@@ -13,14 +13,13 @@ from typing import Any
 
 import click
 
-from localqueue.cli.common import open_queue, state
+from localqueue.cli.common import existing_store, open_queue, state
 from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
 from localqueue.cli.queue_recover import _short
 from localqueue.cli.store_commands import maintenance_store
 from localqueue.queue import PersistentQueue
 from localqueue.store import MessageFilter, State, Store, check_queue_name
 from localqueue.store_maintenance import SupportsAckedRetention
-from localqueue.store_url import open_store
 
 
 def retention_store(store: Store) -> SupportsAckedRetention:
@@ -194,11 +193,3 @@ def decoded(q: PersistentQueue, payload: bytes) -> Any:
         return q.serializer.loads(payload)
     except Exception:
         return {"undecodable payload (bytes)": len(payload)}
-
-
-def existing_store() -> Store:
-    """The store for queue work (migrated if older), only if it exists."""
-    cli_state = state()
-    store = open_store(cli_state.resolved_url, existing=True)
-    click.get_current_context().call_on_close(store.close)
-    return store

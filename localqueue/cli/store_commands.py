@@ -30,16 +30,19 @@ from localqueue.store_maintenance import (
 from localqueue.store_url import open_store, url_scheme
 
 
-def maintenance_store() -> Store:
-    """The store, opened for maintenance (SQLite: no create, no automatic migration)."""
-    cli_state = state()
-    url = cli_state.resolved_url
+def open_as_found(url: str) -> Store:
+    """Open the store at ``url`` as it is: never created (StoreNotFound), and
+    a SQLite file of an older schema is not migrated either."""
     if url_scheme(url) == "sqlite":
         from localqueue.stores.sqlite import open_sqlite_store
 
-        store: Store = open_sqlite_store(url, create=False, migrate=False)
-    else:
-        store = open_store(url, existing=True)  # never a new store for a mistyped URL
+        return open_sqlite_store(url, create=False, migrate=False)
+    return open_store(url, existing=True)
+
+
+def maintenance_store() -> Store:
+    """The store, opened for maintenance as found, closed when the command ends."""
+    store = open_as_found(state().resolved_url)
     click.get_current_context().call_on_close(store.close)
     return store
 

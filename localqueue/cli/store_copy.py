@@ -15,20 +15,16 @@ import sys
 import click
 
 from localqueue.cli.output import emit_json, json_option, table
+from localqueue.cli.store_commands import open_as_found
 from localqueue.errors import StoreNotFound
 from localqueue.store import State, Store
 from localqueue.store_copy import copy_messages
-from localqueue.store_url import open_store, resolve_store_url, url_scheme
+from localqueue.store_url import open_store, resolve_store_url
 
 
 def open_source(url: str) -> Store:
-    resolved = resolve_store_url(url)
-    if url_scheme(resolved) == "sqlite":
-        from localqueue.stores.sqlite import open_sqlite_store
-
-        # Read it as it is: do not create a mistyped path, do not migrate.
-        return open_sqlite_store(resolved, create=False, migrate=False)
-    return open_store(resolved, existing=True)
+    # Read it as it is: do not create a mistyped path, do not migrate.
+    return open_as_found(resolve_store_url(url))
 
 
 def open_destination(url: str, dry_run: bool) -> Store | None:

@@ -62,13 +62,11 @@ class ThreadConnections:
         self,
         conninfo: str,
         where: str,
-        configure: Callable[[Conn], None],
         *,
         prepare: bool = True,
     ) -> None:
         self._conninfo = conninfo
         self._where = where
-        self._configure = configure
         self._prepare = prepare
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -109,7 +107,6 @@ class ThreadConnections:
                 f"for {operation} ({first_line(exc.__cause__ or exc)}); the next call tries again"
             ) from exc
         self._connected_once = True
-        self._configure(conn)
         with self._lock:
             self._all[id(conn)] = (weakref.ref(threading.current_thread()), conn)
         self._local.conn = conn

@@ -111,11 +111,6 @@ def probe(conn: Conn, schema: str) -> tuple[bool, int | None]:
     return True, (int(version[0]) if version and version[0] is not None else 0)
 
 
-def current_version(conn: Conn, schema: str) -> int | None:
-    """The applied version, 0 for a schema we may initialise, None if not ours."""
-    return probe(conn, schema)[1]
-
-
 def _refuse(schema: str, where: str, version: int | None) -> None:
     if version is None:
         raise StoreCorruptError(

@@ -80,9 +80,7 @@ class PostgresStore:
         self._claim_by_limit: dict[int, str] = {}
         self._table = f"{self._qschema}.lq_messages"
         self._channel = f"lq_{self.schema}"[:63]
-        self._conns = ThreadConnections(
-            parsed.conninfo, self.url, lambda _conn: None, prepare=parsed.prepare
-        )
+        self._conns = ThreadConnections(parsed.conninfo, self.url, prepare=parsed.prepare)
         self._conns.run(
             "open", lambda conn: ensure_schema(conn, self.schema, self.url, create=create)
         )

@@ -10,8 +10,8 @@ from types import FrameType
 import click
 
 from localqueue.cli.app import CliState
+from localqueue.cli.common import existing_store
 from localqueue.store import Store, check_queue_name
-from localqueue.store_url import open_store, url_scheme
 
 # prometheus_client is imported inside the commands, not here: this module
 # is imported each time the localqueue CLI is built, whatever the command.
@@ -46,19 +46,10 @@ def _state() -> CliState:
 
 def _store() -> Store:
     """The store to export. Never created: exporting a store that does not
-    exist is a mistake (a wrong path or URL), and an empty new file would
+    exist is a mistake (a wrong path or URL), and an empty new one would
     hide it. (A SQLite file of an older schema is migrated, as by any
     program that works on the queue.)"""
-    cli_state = _state()
-    url = cli_state.resolved_url
-    if url_scheme(url) == "sqlite":
-        from localqueue.stores.sqlite import open_sqlite_store
-
-        store: Store = open_sqlite_store(url, create=False)
-    else:
-        store = open_store(url, existing=True)  # e.g. no PostgreSQL schema made for a typo
-    click.get_current_context().call_on_close(store.close)
-    return store
+    return existing_store()
 
 
 @click.group("metrics")
