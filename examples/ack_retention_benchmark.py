@@ -39,7 +39,7 @@ def acks_per_second(setup: str, messages: int) -> float:
         store.enqueue("jobs", [NewMessage(b'{"n": 1, "pad": "' + b"x" * 80 + b'"}')] * messages)
         leases: list[Lease] = []
         while len(leases) < messages:
-            records = store.claim("jobs", worker_id="w", limit=500, lease_seconds=3600)
+            records = store.claim("jobs", worker_id="w", limit=500, lease_seconds=3600).leased
             leases.extend(Lease(r.id, r.receipt or "") for r in records)
         started = time.perf_counter()
         for lease in leases:

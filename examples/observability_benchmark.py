@@ -33,12 +33,12 @@ os.environ["LOCALQUEUE_PLUGINS"] = ""
 os.environ.pop("LOCALQUEUE_LOG_EVENTS", None)
 
 from localqueue import PersistentQueue, hookimpl
-from localqueue.events import Event
+from localqueue.errors import stale_lease_error
 from localqueue.message import _UNSET, Message
-from localqueue.observers import listening
+from localqueue.observability.events import Event
+from localqueue.observability.observers import listening
 from localqueue.plugins import get_plugin_manager
 from localqueue.store import NewMessage, check_dedupe_key, check_priority, check_seconds
-from localqueue.stores.common import stale_error
 
 PAYLOAD = {"user": 12345, "action": "resize", "file": "images/2026/11/28/cat.png", "w": 640}
 
@@ -61,7 +61,7 @@ class NoEventsQueue(PersistentQueue):
             priority=check_priority(priority),
             dedupe_key=dedupe_key,
         )
-        [record] = self.store.enqueue(self.name, [new])
+        [record] = self.store.enqueue(self.name, [new]).records
         if record.receipt is not None:
             return self._observed(record)
         known = value if record.payload == new.payload else _UNSET
@@ -81,7 +81,7 @@ class NoEventsQueue(PersistentQueue):
             limit=limit,
             lease_seconds=self.lease_timeout,
             max_attempts=self.max_attempts,
-        )
+        ).leased
         if records:
             return [self._message(r) for r in records]
         raise stdlib_queue.Empty
@@ -89,7 +89,7 @@ class NoEventsQueue(PersistentQueue):
     def ack(self, message: Message) -> None:
         self._check_own(message)
         if self.store.ack(self.name, [message.lease]):
-            raise stale_error([message.id])
+            raise stale_lease_error([message.id])
 
 
 class NoOpObserver:

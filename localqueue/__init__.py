@@ -32,11 +32,10 @@ from localqueue.errors import (
     UnknownStoreError,
 )
 from localqueue.hookspecs import StoreScheme, hookimpl, hookspec
-from localqueue.jobs import RetryDecision
 from localqueue.message import Message
 from localqueue.queue import PersistentQueue
 from localqueue.serializers import JSONSerializer, RawBytesSerializer, Serializer
-from localqueue.spec import Backoff, QueueSpec
+from localqueue.spec import Backoff, PersistentWorkerConfig, QueueSpec
 from localqueue.store import (
     ErrorInfo,
     Lease,
@@ -47,9 +46,9 @@ from localqueue.store import (
     State,
     Store,
 )
-from localqueue.store_url import default_store_url, open_store, resolve_store_url
+from localqueue.store.url import default_store_url, open_store, resolve_store_url
 from localqueue.worker import PersistentWorker, WorkerSummary, persistent_worker
-from localqueue.worker_config import PersistentWorkerConfig
+from localqueue.worker.hook_types import RetryDecision
 
 try:
     __version__ = version("localqueue")

@@ -83,3 +83,13 @@ class SchemaVersionError(StoreError):
         super().__init__(message)
         self.found = found
         self.supported = supported
+
+
+def stale_lease_error(ids: Sequence[int]) -> LeaseExpired:
+    """The error for a fenced operation the store refused: the lease is gone."""
+    shown = ", ".join(str(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+    return LeaseExpired(
+        f"lease is no longer held for message(s) {shown}: it expired or was re-delivered; "
+        "nothing was changed",
+        message_ids=ids,
+    )

@@ -24,9 +24,15 @@ if TYPE_CHECKING:
     import click
 
     from localqueue.clock import Clock
-    from localqueue.events import Event
-    from localqueue.jobs import Failure, FetchGate, HandlerCall, JobOutcome, RetryDecision
+    from localqueue.observability.events import Event
     from localqueue.store import Store
+    from localqueue.worker.hook_types import (
+        Failure,
+        FetchGate,
+        HandlerCall,
+        JobOutcome,
+        RetryDecision,
+    )
 
 PROJECT_NAME = "localqueue"
 
@@ -56,6 +62,12 @@ class StoreScheme:
     # store, where a mistyped URL must not make a new, empty one. None: the
     # plugin cannot tell, and ``factory`` is used.
     open_existing: StoreFactory | None = None
+    # Opens an existing store and changes nothing on opening it: no file or
+    # schema is created and an older schema is not migrated. For maintenance
+    # commands that must look before they act (``store info``, ``store
+    # migrate --dry-run``). None: ``open_existing`` is used (a store that
+    # migrates on open says so in its docs).
+    open_as_found: StoreFactory | None = None
 
 
 @hookspec

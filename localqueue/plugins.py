@@ -39,7 +39,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "pacing": "localqueue.policies.pacing",
     "breaker": "localqueue.policies.breaker",
     "handler": "localqueue.policies.handler",
-    "event_log": "localqueue.event_log",
+    "event_log": "localqueue.observability.event_log",
 }
 
 T = TypeVar("T")

@@ -16,20 +16,18 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from localqueue import queue_events
-from localqueue.errors import MessageNotFound, SerializationError
+from localqueue.errors import MessageNotFound, SerializationError, stale_lease_error
 from localqueue.message import _UNSET, Message, error_info
-from localqueue.observers import Observer, listening
+from localqueue.observability import queue_events
+from localqueue.observability.observers import Observer, listening
 from localqueue.serializers import JSONSerializer, Serializer
-from localqueue.spec import DEFAULT_MAX_RETRIES, QueueSpec
+from localqueue.spec import DEFAULT_MAX_RETRIES, PersistentWorkerConfig, QueueSpec
 from localqueue.store import (
     ErrorInfo,
     MessageFilter,
     MessageRecord,
     NewMessage,
     QueueStats,
-    ReportsClaimDeadLetters,
-    ReportsNewMessages,
     State,
     Store,
     check_dedupe_key,
@@ -39,9 +37,7 @@ from localqueue.store import (
     check_queue_name,
     check_seconds,
 )
-from localqueue.store_url import open_store
-from localqueue.stores.common import stale_error
-from localqueue.worker_config import PersistentWorkerConfig
+from localqueue.store.url import open_store
 
 DEFAULT_MAX_ATTEMPTS = DEFAULT_MAX_RETRIES + 1  # the first delivery plus 3 retries
 
@@ -118,20 +114,6 @@ class PersistentQueue:
         else:
             raise ValueError(f"store must be a URL, a path or a Store, got {store!r}")
         self._closed = False
-        # A store that says which messages a claim dead-lettered (an expired
-        # lease on its last attempt) lets observers count them; asked once.
-        self._claim_reports: ReportsClaimDeadLetters | None = (
-            self.store
-            if isinstance(self.store, ReportsClaimDeadLetters)
-            and _reports_alike(self.store, "claim", "claim_reporting")
-            else None
-        )
-        self._enqueue_reports: ReportsNewMessages | None = (
-            self.store
-            if isinstance(self.store, ReportsNewMessages)
-            and _reports_alike(self.store, "enqueue", "enqueue_reporting")
-            else None
-        )
         # Find the event observers now (loading the plugins if nothing has),
         # so that the first put or get does not pay for it. Never raises.
         listening()
@@ -193,13 +175,11 @@ class PersistentQueue:
             priority=check_priority(priority),
             dedupe_key=dedupe_key,
         )
+        records, added = self.store.enqueue(self.name, [new])
         observers = listening()
-        if dedupe_key is not None:
-            [record] = self._enqueue_keyed([new], observers)
-        else:
-            [record] = self.store.enqueue(self.name, [new])
-            if observers:
-                queue_events.enqueued(observers, self.name, self.worker_id, [new], [record], None)
+        if observers:
+            queue_events.enqueued(observers, self.worker_id, [new], records, added)
+        record = records[0]
         if record.receipt is not None:  # a dedupe hit on an inflight message
             return self._observed(record)
         # A deduplicated put returns the stored message, whose value may differ.
@@ -227,10 +207,10 @@ class PersistentQueue:
             # No keys: nothing can be a dedupe hit, so every record is new, has
             # no receipt, and its value is the one given.
             new = [NewMessage(p, delay, priority) for p in payloads]
-            records = self.store.enqueue(self.name, new)
+            records, added = self.store.enqueue(self.name, new)
             observers = listening()
             if observers:
-                queue_events.enqueued(observers, self.name, self.worker_id, new, records, None)
+                queue_events.enqueued(observers, self.worker_id, new, records, added)
             return [Message(r, serializer, v) for r, v in zip(records, values, strict=True)]
         keys: Sequence[str | None] = (
             [None] * len(payloads) if dedupe_keys is None else list(dedupe_keys)
@@ -246,28 +226,12 @@ class PersistentQueue:
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
         ]
-        records = self._enqueue_keyed(batch, listening())
+        records, added = self.store.enqueue(self.name, batch)
+        observers = listening()
+        if observers:
+            queue_events.enqueued(observers, self.worker_id, batch, records, added)
         # A dedupe hit may return an inflight message: never with its receipt.
         return [self._observed(r) for r in records]
-
-    def _enqueue_keyed(
-        self, batch: list[NewMessage], observers: tuple[Observer, ...]
-    ) -> list[MessageRecord]:
-        """Enqueue messages that may carry dedupe keys, telling observers
-        which were added and which were dedupe hits."""
-        if not observers:
-            return self.store.enqueue(self.name, batch)
-        store = self.store
-        if self._enqueue_reports is not None:  # exact, from the store
-            records, added = self._enqueue_reports.enqueue_reporting(self.name, batch)
-            queue_events.enqueued(
-                observers, self.name, self.worker_id, batch, records, None, added=added
-            )
-            return records
-        started = store.clock.now()  # otherwise: older than the put = a dedupe hit
-        records = store.enqueue(self.name, batch)
-        queue_events.enqueued(observers, self.name, self.worker_id, batch, records, started)
-        return records
 
     # -- consuming -----------------------------------------------------------------
 
@@ -296,28 +260,19 @@ class PersistentQueue:
         deadline = None if timeout is None else time.monotonic() + timeout
         worker = leased_by or self.worker_id
         while True:
-            observers = listening()
-            if observers and self._claim_reports is not None:
-                records, dead = self._claim_reports.claim_reporting(
-                    self.name,
-                    worker_id=worker,
-                    limit=limit,
-                    lease_seconds=self.lease_timeout,
-                    max_attempts=self.max_attempts,
-                )
-                if dead:
-                    queue_events.dead_lettered_by_claim(observers, worker, dead)
-            else:
-                records = self.store.claim(
-                    self.name,
-                    worker_id=worker,
-                    limit=limit,
-                    lease_seconds=self.lease_timeout,
-                    max_attempts=self.max_attempts,
-                )
-            if records:
+            records, dead = self.store.claim(
+                self.name,
+                worker_id=worker,
+                limit=limit,
+                lease_seconds=self.lease_timeout,
+                max_attempts=self.max_attempts,
+            )
+            if records or dead:
+                observers = listening()
                 if observers:
+                    queue_events.dead_lettered_by_claim(observers, worker, dead)
                     queue_events.leased(observers, worker, self.lease_timeout, records)
+            if records:
                 return [self._message(r) for r in records]
             if not block:
                 raise stdlib_queue.Empty
@@ -345,7 +300,7 @@ class PersistentQueue:
         if stale:
             if observers:
                 queue_events.lease_expired(observers, self.worker_id, [message], "ack")
-            raise stale_error([message.id])
+            raise stale_lease_error([message.id])
         if observers:
             queue_events.acked(observers, self.worker_id, [message])
 
@@ -407,7 +362,7 @@ class PersistentQueue:
         if not done:
             if observers:
                 queue_events.lease_expired(observers, self.worker_id, [message], "release")
-            raise stale_error([message.id])
+            raise stale_lease_error([message.id])
         if observers:
             queue_events.released(observers, self.worker_id, message, delay, info)
         return State.DELAYED if delay > 0 else State.READY
@@ -425,7 +380,7 @@ class PersistentQueue:
         if not done:
             if observers:
                 queue_events.lease_expired(observers, self.worker_id, [message], operation)
-            raise stale_error([message.id])
+            raise stale_lease_error([message.id])
         if observers:
             queue_events.dead_lettered(observers, self.worker_id, message, info)
 
@@ -438,7 +393,7 @@ class PersistentQueue:
         if until is None:
             if observers:
                 queue_events.lease_expired(observers, self.worker_id, [message], "extend")
-            raise stale_error([message.id])
+            raise stale_lease_error([message.id])
         if observers:
             queue_events.extended(observers, self.worker_id, message, until)
         return message.with_record(message.record._replace(leased_until=until, available_at=until))
@@ -545,18 +500,3 @@ def _state_arg(state: State | str | None) -> State | None:
     except ValueError:
         known = ", ".join(s.value for s in State)
         raise ValueError(f"state must be one of {known}, got {state!r}") from None
-
-
-def _reports_alike(store: object, plain: str, reporting: str) -> bool:
-    """Whether ``store``'s reporting method does what its plain one does.
-
-    The most derived class that defines either must define both: a subclass
-    that overrides only ``claim`` (to audit or inject faults, say) must see
-    every claim, observers installed or not, so the queue then calls the
-    plain method and does without the report.
-    """
-    for klass in type(store).__mro__:
-        defined = vars(klass)
-        if plain in defined or reporting in defined:
-            return plain in defined and reporting in defined
-    return False

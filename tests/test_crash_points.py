@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from localqueue import PersistentQueue, State
-from localqueue.stores import sqlite_faults
 from localqueue.stores.sqlite import SQLiteStore
+from localqueue.stores.sqlite import faults as sqlite_faults
 
 SETUP = """
 import sys
 from localqueue import PersistentQueue
-from localqueue.stores import sqlite_faults
+from localqueue.stores.sqlite import faults as sqlite_faults
 q = PersistentQueue("jobs", store=sys.argv[1], lease_timeout=3600)
 """
 

@@ -18,18 +18,11 @@ from typing import Any
 import pytest
 
 from localqueue import LeaseExpired as LeaseExpiredError
-from localqueue import (
-    ManualClock,
-    PersistentQueue,
-    Store,
-    event_log,
-    hookimpl,
-    observers,
-    queue_events,
-)
+from localqueue import ManualClock, PersistentQueue, Store, hookimpl
 from localqueue import plugins as host
 from localqueue.errors import PluginError
-from localqueue.events import (
+from localqueue.observability import event_log, observers, queue_events
+from localqueue.observability.events import (
     EVENT_TYPES,
     Acked,
     DeadLettered,
@@ -172,37 +165,6 @@ def test_dedupe_hits_are_exact_even_when_the_clock_does_not_move(
     queue.put("a", dedupe_key="k")
     queue.put_many(["b", "a"], dedupe_keys=["k2", "k"])
     assert [e.deduplicated for e in recorder.of(Enqueued)] == [False, True, False, True]
-
-
-class PlainStore:
-    """A store without the optional enqueue report, as a third party might
-    write: a memory store seen through everything but that method."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self._inner = MemoryStore(clock=clock)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "enqueue_reporting":
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-
-def test_without_the_store_report_hits_are_told_by_creation_time(
-    recorder: Recorder, clock: ManualClock
-) -> None:
-    store: Any = PlainStore(clock)
-    assert not isinstance(store, queue_events_store_protocol())
-    queue = PersistentQueue("jobs", store=store)
-    queue.put("a", dedupe_key="k")
-    clock.advance(1)
-    queue.put("a", dedupe_key="k")
-    assert [e.deduplicated for e in recorder.of(Enqueued)] == [False, True]
-
-
-def queue_events_store_protocol() -> type:
-    from localqueue.store import ReportsNewMessages
-
-    return ReportsNewMessages
 
 
 def test_a_lost_lease_is_reported_by_its_holder(

@@ -31,8 +31,8 @@ from click.testing import CliRunner, Result
 
 from localqueue import PersistentQueue, SchemaVersionError, StoreCorruptError, StoreError
 from localqueue.cli import build_cli
-from localqueue.stores import sqlite_schema
 from localqueue.stores.sqlite import SQLiteStore
+from localqueue.stores.sqlite import schema as sqlite_schema
 
 SRC = str(Path(__file__).resolve().parent.parent)
 
@@ -405,7 +405,7 @@ LOOP = """
 import sys
 from pathlib import Path
 from localqueue.stores.sqlite import SQLiteStore
-from localqueue.stores import sqlite_faults
+from localqueue.stores.sqlite import faults as sqlite_faults
 op, path, point = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 if point != "-":
     sqlite_faults.arm(point)
@@ -501,7 +501,7 @@ def test_sigkill_during_migrate_leaves_version_2_with_every_message(tmp_path: Pa
 MIGRATE_SLOWLY = """
 import sys, time
 from pathlib import Path
-from localqueue.stores import sqlite_schema
+from localqueue.stores.sqlite import schema as sqlite_schema
 from localqueue.stores.sqlite import SQLiteStore
 path, pause = Path(sys.argv[1]), float(sys.argv[2])
 read_identity = sqlite_schema.read_identity

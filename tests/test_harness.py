@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from localqueue.cli import build_cli
 from localqueue.clock import Clock
 from localqueue.plugins import reset_plugin_manager
-from localqueue.store import Lease, MessageRecord, NewMessage, Store
+from localqueue.store import EnqueueResult, Lease, NewMessage, Store
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
 from localqueue_harness import StoreContract, StoreOpener, machine_for
@@ -118,18 +118,18 @@ def test_throughput_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
 
 
 LOSING_PLUGIN = """
-from localqueue.hookspecs import StoreScheme, hookimpl
+from localqueue.store import ClaimResult, StoreScheme, hookimpl
 from localqueue.stores.sqlite import SQLiteStore
 
 
 class LosingStore(SQLiteStore):
     # Broken on purpose: every 7th message vanishes when it is handed out.
-    def claim_reporting(self, queue, **kwargs):
-        leased, dead = super().claim_reporting(queue, **kwargs)
+    def claim(self, queue, **kwargs):
+        leased, dead = super().claim(queue, **kwargs)
         for record in leased:
             if record.id % 7 == 0:
                 self._pool.get().execute("DELETE FROM lq_messages WHERE id = ?", (record.id,))
-        return leased, dead
+        return ClaimResult(leased, dead)
 
 
 def open_losing(url, *, clock=None):
@@ -242,7 +242,7 @@ def test_stateful_run_is_reproduced_by_its_seed(tmp_path: Path) -> None:
     log: list[int] = []
 
     class Recording(MemoryStore):
-        def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+        def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> EnqueueResult:
             log.append(len(messages))
             return super().enqueue(queue, messages)
 

@@ -17,16 +17,16 @@ from click.testing import CliRunner, Result
 from localqueue import ManualClock, PersistentQueue
 from localqueue.cli import build_cli
 from localqueue.store import Lease
-from localqueue.store_maintenance import (
+from localqueue.store.capabilities import (
     SupportsAckedRetention,
     SupportsBackup,
     SupportsInfo,
     SupportsMigrate,
     SupportsVacuum,
 )
-from localqueue.stores import sqlite_schema
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
+from localqueue.stores.sqlite import schema as sqlite_schema
 
 
 def run(*args: str) -> Result:
@@ -415,7 +415,7 @@ def test_purge_stale_acks_and_dead_letters_are_not_archived(tmp_path: Path) -> N
     q.put_many(["inflight", "dead", "stale"])
     inflight = q.get(timeout=0)
     q.dead_letter(q.get(timeout=0), error="x")
-    [stale] = store.claim("jobs", worker_id="w", limit=1, lease_seconds=1)
+    [stale] = store.claim("jobs", worker_id="w", limit=1, lease_seconds=1).leased
     clock.advance(2)  # the lease of "stale" expired: its ack is refused
     assert store.ack("jobs", [Lease(stale.id, stale.receipt or "")]) != []
     assert store.purge("jobs") == 3

@@ -24,8 +24,9 @@ from localqueue import (
     open_store,
 )
 from localqueue.store import Lease, NewMessage
-from localqueue.stores import sqlite_schema
-from localqueue.stores.sqlite import CLAIM_SQL, SQLiteStore, parse_sqlite_url
+from localqueue.stores.sqlite import SQLiteStore, parse_sqlite_url
+from localqueue.stores.sqlite import schema as sqlite_schema
+from localqueue.stores.sqlite.store import CLAIM_SQL
 
 
 def digest(path: Path) -> str:
@@ -454,7 +455,7 @@ def test_a_claim_that_fails_after_an_earlier_pass_returns_what_it_leased(
             return getattr(real, name)
 
     monkeypatch.setattr(store._pool, "get", lambda: SecondClaimFails())
-    leased = store.claim("q", worker_id="w", limit=2, lease_seconds=30)
+    leased = store.claim("q", worker_id="w", limit=2, lease_seconds=30).leased
     assert [r.payload for r in leased] == [b"high"] and claims == 2
     monkeypatch.undo()
     # The one claimed is held by this caller (it has the receipt); the other

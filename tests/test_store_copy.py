@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from localqueue.cli.app import build_cli
 from localqueue.clock import ManualClock
 from localqueue.store import ErrorInfo, Lease, NewMessage, State
-from localqueue.store_copy import CopyConflict, copy_messages
+from localqueue.store.copy import CopyConflict, copy_messages
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
 
@@ -22,7 +22,7 @@ def test_memory_to_sqlite_keeps_every_state_and_field(tmp_path: Path) -> None:
     source = MemoryStore(clock=clock)
     source.enqueue("q", [NewMessage(b"1", priority=3), NewMessage(b"2", delay=50, dedupe_key="k")])
     source.enqueue("q", [NewMessage(b"3"), NewMessage(b"4")])
-    [a, b] = source.claim("q", worker_id="w", limit=2, lease_seconds=60)
+    [a, b] = source.claim("q", worker_id="w", limit=2, lease_seconds=60).leased
     error = ErrorInfo("KeyError", "'x'", "tb", at=clock.now())
     source.dead_letter("q", Lease(b.id, b.receipt or ""), error=error)
     destination = SQLiteStore(tmp_path / "d.sqlite3", clock=clock)

@@ -21,7 +21,11 @@ import pytest
 
 from localqueue import ManualClock, Message, PersistentQueue, State, Store, hookimpl
 from localqueue import plugins as host
-from localqueue.jobs import (
+from localqueue.policies import breaker, pacing
+from localqueue.spec import Backoff, PersistentWorkerConfig, QueueSpec
+from localqueue.stores.sqlite import SQLiteStore
+from localqueue.worker import PersistentWorker, persistent_worker
+from localqueue.worker.hook_types import (
     Failure,
     FetchGate,
     HandlerCall,
@@ -30,11 +34,6 @@ from localqueue.jobs import (
     RetryDecision,
     WorkerView,
 )
-from localqueue.policies import breaker, pacing
-from localqueue.spec import Backoff, QueueSpec
-from localqueue.stores.sqlite import SQLiteStore
-from localqueue.worker import PersistentWorker, persistent_worker
-from localqueue.worker_config import PersistentWorkerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

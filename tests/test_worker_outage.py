@@ -9,7 +9,7 @@ import pytest
 
 from localqueue import PersistentQueue
 from localqueue.errors import StoreConnectionLost
-from localqueue.store import Lease, MessageRecord
+from localqueue.store import ClaimResult, Lease
 from localqueue.stores.memory import MemoryStore
 from localqueue.worker import persistent_worker
 
@@ -22,7 +22,7 @@ class FlakyStore(MemoryStore):
         self.claim_failures = claim_failures
         self.ack_failures = ack_failures
 
-    def claim_reporting(
+    def claim(
         self,
         queue: str,
         *,
@@ -30,13 +30,11 @@ class FlakyStore(MemoryStore):
         limit: int,
         lease_seconds: float,
         max_attempts: int | None = None,
-    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
-        # claim() goes through here too, so every fetch path breaks alike
-        # (with observers installed, the queue calls claim_reporting).
+    ) -> ClaimResult:
         if self.claim_failures:
             self.claim_failures -= 1
             raise StoreConnectionLost("lost the connection to the store during claim")
-        return super().claim_reporting(
+        return super().claim(
             queue,
             worker_id=worker_id,
             limit=limit,

@@ -15,11 +15,10 @@ import hypothesis.core as hypothesis_core
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from localqueue.cli.app import CliState
+from localqueue.cli import CliState
 from localqueue.clock import ManualClock
 from localqueue.hookspecs import hookimpl
-from localqueue.store import Store
-from localqueue.store_url import open_store, resolve_store_url
+from localqueue.store import Store, open_store, resolve_store_url
 from localqueue_harness.runner import Report, run
 from localqueue_harness.state_machine import machine_for
 

@@ -79,8 +79,8 @@ class StoreContract:
     def test_put_claim_ack(self, open_store: StoreOpener) -> None:
         store = opened_any(open_store)
         store.purge(Q)
-        [record] = store.enqueue(Q, [NewMessage(b'"x"')])
-        [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+        [record] = store.enqueue(Q, [NewMessage(b'"x"')]).records
+        [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased
         assert leased.id == record.id and leased.attempts == 1 and leased.receipt
         assert store.ack(Q, [Lease(leased.id, leased.receipt)]) == []
         assert store.get(Q, record.id) is None
@@ -93,10 +93,10 @@ class StoreContract:
         store = opened(open_store, clock)
         store.purge(Q)
         store.enqueue(Q, [NewMessage(b"1")])
-        [first] = store.claim(Q, worker_id="a", limit=1, lease_seconds=10)
-        assert store.claim(Q, worker_id="b", limit=1, lease_seconds=10) == []
+        [first] = store.claim(Q, worker_id="a", limit=1, lease_seconds=10).leased
+        assert store.claim(Q, worker_id="b", limit=1, lease_seconds=10).leased == []
         clock.advance(10)
-        [second] = store.claim(Q, worker_id="b", limit=1, lease_seconds=10)
+        [second] = store.claim(Q, worker_id="b", limit=1, lease_seconds=10).leased
         assert second.id == first.id and second.attempts == 2
         assert second.receipt != first.receipt
         assert first.receipt is not None
@@ -109,12 +109,14 @@ class StoreContract:
         clock = ManualClock()
         store = opened(open_store, clock)
         store.purge(Q)
-        low = store.enqueue(Q, [NewMessage(b"1", priority=0)])[0]
+        low = store.enqueue(Q, [NewMessage(b"1", priority=0)]).records[0]
         clock.advance(1)
-        high = store.enqueue(Q, [NewMessage(b"2", priority=5)])[0]
-        later = store.enqueue(Q, [NewMessage(b"3", priority=0, delay=0.5)])[0]
+        high = store.enqueue(Q, [NewMessage(b"2", priority=5)]).records[0]
+        later = store.enqueue(Q, [NewMessage(b"3", priority=0, delay=0.5)]).records[0]
         clock.advance(1)
-        order = [store.claim(Q, worker_id="w", limit=1, lease_seconds=30)[0].id for _ in range(3)]
+        order = [
+            store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased[0].id for _ in range(3)
+        ]
         assert order == [high.id, low.id, later.id]
         store.close()
 
@@ -124,9 +126,9 @@ class StoreContract:
         store.purge(Q)
         store.enqueue(Q, [NewMessage(b"poison")])
         for _ in range(2):
-            assert store.claim(Q, worker_id="w", limit=1, lease_seconds=5, max_attempts=2)
+            assert store.claim(Q, worker_id="w", limit=1, lease_seconds=5, max_attempts=2).leased
             clock.advance(5)
-        assert store.claim(Q, worker_id="w", limit=1, lease_seconds=5, max_attempts=2) == []
+        assert store.claim(Q, worker_id="w", limit=1, lease_seconds=5, max_attempts=2).leased == []
         [dead] = store.list_messages(Q, state=State.DEAD)
         assert dead.attempts == 2 and dead.last_error is not None
         assert dead.last_error.type == "LeaseExpired"

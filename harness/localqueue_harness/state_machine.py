@@ -51,7 +51,7 @@ class StoreStateMachine(RuleBasedStateMachine):
             [NewMessage(b'"kept"', dedupe_key="a"), NewMessage(b'"dead"', dedupe_key="b"),
              NewMessage(b'"far"', delay=10**7, dedupe_key="c")],
         )  # fmt: skip
-        [held] = self.store.claim(NEIGHBOUR, worker_id="n", limit=1, lease_seconds=10**7)
+        [held] = self.store.claim(NEIGHBOUR, worker_id="n", limit=1, lease_seconds=10**7).leased
         assert held.receipt is not None
         self.store.dead_letter(NEIGHBOUR, Lease(held.id, held.receipt))
         self.neighbour = {r.id: r for r in self.store.list_messages(NEIGHBOUR)}
@@ -73,16 +73,19 @@ class StoreStateMachine(RuleBasedStateMachine):
 
     def _put(self, batch: list[tuple[float, int, str | None]]) -> None:
         news = [NewMessage(self._payload(), d, p, k) for d, p, k in batch]
-        records = self.store.enqueue(QUEUE, news)
-        assert len(records) == len(news)
+        records, added = self.store.enqueue(QUEUE, news)
+        assert len(records) == len(news), "enqueue must return one record per message"
+        assert len(added) == len(news), "enqueue must say of each message whether it was added"
         now = self.now()
-        for new, record in zip(news, records, strict=True):
+        for new, record, was_added in zip(news, records, added, strict=True):
             existing = self.model.live_key(new.dedupe_key)
             if existing is not None:
                 assert record.id == existing.id, (
                     "a live dedupe key must return the existing message"
                 )
+                assert not was_added, "a dedupe hit must be reported as not added"
                 continue
+            assert was_added, "a new message must be reported as added"
             assert record.id not in self.model.messages, "ids are never reused"
             self.model.messages[record.id] = ModelMessage(
                 record.id, new.payload, new.priority, now + new.delay, new.dedupe_key
@@ -102,6 +105,7 @@ class StoreStateMachine(RuleBasedStateMachine):
     def claim(self, limit: int) -> None:
         now = self.now()
         expected: list[ModelMessage] = []
+        expected_dead: list[int] = []
         for message in self.model.claimable(now):
             if len(expected) == limit:
                 break
@@ -109,14 +113,22 @@ class StoreStateMachine(RuleBasedStateMachine):
                 message.dead, message.leased, message.receipt = True, False, None
                 message.error = None  # the store's own LeaseExpired error; checked below
                 message.expired = True
+                expected_dead.append(message.id)
                 continue
             expected.append(message)
-        records = self.store.claim(
+        records, dead = self.store.claim(
             QUEUE, worker_id="w", limit=limit, lease_seconds=LEASE, max_attempts=MAX_ATTEMPTS
         )
         assert sorted(r.id for r in records) == sorted(m.id for m in expected), (
             "claim must lease the first messages in delivery order"
         )
+        assert [(r.priority, r.id) for r in records] == sorted(
+            ((r.priority, r.id) for r in records), key=lambda pair: (-pair[0], pair[1])
+        ), "claim must return its leases sorted by priority (highest first), then id"
+        assert sorted(r.id for r in dead) == sorted(expected_dead), (
+            "claim must report exactly the expired leases on their last attempt it dead-lettered"
+        )
+        assert all(r.state is State.DEAD for r in dead), "a dead-lettered record is DEAD"
         for record in records:
             message = self.model.messages[record.id]
             assert record.attempts == message.attempts + 1, "each delivery counts one attempt"

@@ -6,7 +6,7 @@ import pytest
 
 from localqueue.clock import ManualClock
 from localqueue.store import Store
-from localqueue.store_url import open_store as open_url
+from localqueue.store import open_store as open_url
 from localqueue_harness.contract import StoreContract, StoreOpener
 from localqueue_harness.plugin import OPTION
 

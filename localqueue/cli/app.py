@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from localqueue import __version__
+from localqueue.cli.plugins_cmd import plugins_command
+from localqueue.cli.queue_group import queue_group
+from localqueue.cli.state import CliState
+from localqueue.cli.store_commands import store_group
 from localqueue.errors import LocalQueueError, PluginError
 from localqueue.plugins import get_plugin_manager
-from localqueue.store import Store
-from localqueue.store_url import open_store, resolve_store_url
 
 # Errors a user can act on: reported in one line, never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -30,30 +31,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     OverflowError,
 )
-
-
-@dataclass
-class CliState:
-    """What every command shares: the store URL (opened on first use) and --debug."""
-
-    store_url: str | None = None
-    debug: bool = False
-    _store: Store | None = field(default=None, repr=False)
-
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.store_url)
-        return self._store
-
-    @property
-    def resolved_url(self) -> str:
-        """The store URL in force (the --store value, else $LOCALQUEUE_STORE, else the default)."""
-        return resolve_store_url(self.store_url)
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
 
 
 class LocalQueueGroup(click.Group):
@@ -124,10 +101,6 @@ def build_cli() -> click.Group:
         state.store_url = store_url
         state.debug = debug
         ctx.call_on_close(state.close)
-
-    from localqueue.cli.plugins_cmd import plugins_command
-    from localqueue.cli.queue_group import queue_group
-    from localqueue.cli.store_commands import store_group
 
     cli.add_command(queue_group())
     cli.add_command(store_group())

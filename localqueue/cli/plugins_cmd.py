@@ -7,7 +7,7 @@ import click
 from localqueue import __version__
 from localqueue.cli.output import emit_json, json_option, table
 from localqueue.plugins import list_plugins
-from localqueue.store_url import store_schemes
+from localqueue.store.url import store_schemes
 
 
 @click.command("plugins")

@@ -13,13 +13,14 @@ from typing import Any
 
 import click
 
-from localqueue.cli.common import existing_store, open_queue, state
+from localqueue.cli.common import open_queue
 from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
 from localqueue.cli.queue_recover import _short
+from localqueue.cli.state import cli_state, existing_store
 from localqueue.cli.store_commands import maintenance_store
 from localqueue.queue import PersistentQueue
 from localqueue.store import MessageFilter, State, Store, check_queue_name
-from localqueue.store_maintenance import SupportsAckedRetention
+from localqueue.store.capabilities import SupportsAckedRetention
 
 
 def retention_store(store: Store) -> SupportsAckedRetention:
@@ -116,7 +117,7 @@ def prune_command(
 def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None:
     """Show or set how long QUEUE keeps acked messages for audit."""
     check_queue_name(queue)
-    opened = state().store()
+    opened = cli_state().store()
     store = retention_store(opened)
     note_if_unknown(opened, queue)
     if keep_acked is not None:

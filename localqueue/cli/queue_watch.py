@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from localqueue.cli.common import open_queue, state
+from localqueue.cli.common import open_queue
 from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
+from localqueue.cli.state import cli_state
 from localqueue.store import QueueStats, State
 
 
@@ -143,7 +144,7 @@ def health_command(
 @json_option
 def list_command(as_json: bool) -> None:
     """Every queue in the store with its counts."""
-    store = state().store()
+    store = cli_state().store()
     rows = [store.stats(name) for name in store.queues()]
     if as_json:
         emit_json({"store": store.url, "queues": [s.as_dict() for s in rows]})

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 import click
 
-from localqueue import event_log
 from localqueue.cli.common import open_queue
 from localqueue.cli.exec_handler import RunningCommands, make_exec_handler
 from localqueue.cli.output import DURATION, emit_json, json_option
+from localqueue.observability import event_log
 from localqueue.spec import Backoff
 from localqueue.worker import persistent_worker
 

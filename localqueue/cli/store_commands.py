@@ -1,13 +1,15 @@
 """``localqueue store ...``: maintenance of the store itself.
 
 Each maintenance operation is an optional capability of a store (see
-``localqueue.store_maintenance``); a store that lacks one is told so in one
+``localqueue.store.capabilities``); a store that lacks one is told so in one
 line rather than failing half way. Other modules may attach commands to this
 group (``store copy`` lives in its own module).
 
-These commands look at a SQLite file without changing it first: they never
-create a missing file and never migrate an older one on open (only ``store
-migrate`` does, when asked).
+These commands look at a store without changing it first: they never create
+a missing store and, where the store's plugin offers ``open_as_found`` (the
+SQLite store does), never migrate an older one on open (only ``store
+migrate`` does, when asked). Every store is treated alike: what a store can
+do is asked of its capabilities, never of its URL scheme.
 """
 
 from __future__ import annotations
@@ -17,32 +19,25 @@ from typing import Any
 
 import click
 
-from localqueue.cli.common import state
 from localqueue.cli.output import emit_json, json_option, table
+from localqueue.cli.state import cli_state
+from localqueue.cli.store_copy import copy_command
 from localqueue.store import Store
-from localqueue.store_maintenance import (
+from localqueue.store.capabilities import (
     StoreInfo,
     SupportsBackup,
     SupportsInfo,
     SupportsMigrate,
     SupportsVacuum,
 )
-from localqueue.store_url import open_store, url_scheme
-
-
-def open_as_found(url: str) -> Store:
-    """Open the store at ``url`` as it is: never created (StoreNotFound), and
-    a SQLite file of an older schema is not migrated either."""
-    if url_scheme(url) == "sqlite":
-        from localqueue.stores.sqlite import open_sqlite_store
-
-        return open_sqlite_store(url, create=False, migrate=False)
-    return open_store(url, existing=True)
+from localqueue.store.url import open_store
 
 
 def maintenance_store() -> Store:
-    """The store, opened for maintenance as found, closed when the command ends."""
-    store = open_as_found(state().resolved_url)
+    """The store, opened for maintenance as found (never created, an older
+    schema not migrated, where the store's plugin can promise that), closed
+    when the command ends."""
+    store = open_store(cli_state().resolved_url, as_found=True)
     click.get_current_context().call_on_close(store.close)
     return store
 
@@ -192,7 +187,5 @@ def store_group() -> click.Group:
 
     for command in (info_command, check_command, backup_command, vacuum_command, migrate_command):
         store.add_command(command)
-    from localqueue.cli.store_copy import copy_command
-
     store.add_command(copy_command)
     return store

@@ -15,26 +15,25 @@ import sys
 import click
 
 from localqueue.cli.output import emit_json, json_option, table
-from localqueue.cli.store_commands import open_as_found
 from localqueue.errors import StoreNotFound
 from localqueue.store import State, Store
-from localqueue.store_copy import copy_messages
-from localqueue.store_url import open_store, resolve_store_url
+from localqueue.store.copy import copy_messages
+from localqueue.store.url import open_store, resolve_store_url
 
 
 def open_source(url: str) -> Store:
     # Read it as it is: do not create a mistyped path, do not migrate.
-    return open_as_found(resolve_store_url(url))
+    return open_store(resolve_store_url(url), as_found=True)
 
 
 def open_destination(url: str, dry_run: bool) -> Store | None:
     """The destination; None for a dry run into a store that does not exist
-    yet (a preview creates nothing)."""
+    yet (a preview creates nothing, and migrates nothing)."""
     resolved = resolve_store_url(url)
     if not dry_run:
         return open_store(resolved)
     try:
-        return open_store(resolved, existing=True)
+        return open_store(resolved, as_found=True)
     except StoreNotFound:
         return None
 

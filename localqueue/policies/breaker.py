@@ -10,7 +10,7 @@ not count.
 from __future__ import annotations
 
 from localqueue.hookspecs import hookimpl
-from localqueue.jobs import FetchGate, JobOutcome, Outcome
+from localqueue.worker.hook_types import FetchGate, JobOutcome, Outcome
 
 FAILURES = "breaker.consecutive_failures"
 OPEN_UNTIL = "breaker.open_until"

@@ -7,7 +7,7 @@ to time, trace or limit every job.
 from __future__ import annotations
 
 from localqueue.hookspecs import hookimpl
-from localqueue.jobs import HandlerCall
+from localqueue.worker.hook_types import HandlerCall
 
 
 @hookimpl(trylast=True)

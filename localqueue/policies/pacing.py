@@ -4,7 +4,7 @@ starts, per worker (each handler thread of a worker shares the pace)."""
 from __future__ import annotations
 
 from localqueue.hookspecs import hookimpl
-from localqueue.jobs import FetchGate
+from localqueue.worker.hook_types import FetchGate
 
 STATE_KEY = "pacing.next_start"
 

@@ -9,7 +9,7 @@ exhausted message stays visible without becoming a hot loop.
 from __future__ import annotations
 
 from localqueue.hookspecs import hookimpl
-from localqueue.jobs import Failure, RetryDecision
+from localqueue.worker.hook_types import Failure, RetryDecision
 
 
 @hookimpl(trylast=True)

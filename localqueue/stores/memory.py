@@ -15,6 +15,8 @@ from localqueue.clock import Clock, SystemClock
 from localqueue.errors import StoreError
 from localqueue.hookspecs import StoreScheme, hookimpl
 from localqueue.store import (
+    ClaimResult,
+    EnqueueResult,
     ErrorInfo,
     Lease,
     MessageFilter,
@@ -24,8 +26,7 @@ from localqueue.store import (
     State,
     check_positive_int,
 )
-from localqueue.store_copy import stored_state
-from localqueue.stores.common import (
+from localqueue.store.helpers import (
     DEAD,
     INFLIGHT,
     QUEUED,
@@ -34,6 +35,7 @@ from localqueue.stores.common import (
     exhausted_error,
     matches,
     new_receipt,
+    stored_state,
 )
 
 
@@ -135,17 +137,7 @@ class MemoryStore:
 
     # -- protocol ----------------------------------------------------------
 
-    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
-        return self._enqueue(queue, messages)[0]
-
-    def enqueue_reporting(
-        self, queue: str, messages: Sequence[NewMessage]
-    ) -> tuple[list[MessageRecord], list[bool]]:
-        return self._enqueue(queue, messages)
-
-    def _enqueue(
-        self, queue: str, messages: Sequence[NewMessage]
-    ) -> tuple[list[MessageRecord], list[bool]]:
+    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> EnqueueResult:
         self._check_open()
         data = self._data
         with data.changed:
@@ -177,7 +169,7 @@ class MemoryStore:
                 out.append(row.record(now))
                 added.append(True)
             self._notify()
-            return out, added
+            return EnqueueResult(out, added)
 
     def claim(
         self,
@@ -187,24 +179,7 @@ class MemoryStore:
         limit: int,
         lease_seconds: float,
         max_attempts: int | None = None,
-    ) -> list[MessageRecord]:
-        return self.claim_reporting(
-            queue,
-            worker_id=worker_id,
-            limit=limit,
-            lease_seconds=lease_seconds,
-            max_attempts=max_attempts,
-        )[0]
-
-    def claim_reporting(
-        self,
-        queue: str,
-        *,
-        worker_id: str,
-        limit: int,
-        lease_seconds: float,
-        max_attempts: int | None = None,
-    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
+    ) -> ClaimResult:
         self._check_open()
         with self._data.changed:
             now = self.clock.now()
@@ -230,7 +205,7 @@ class MemoryStore:
                 out.append(row.record(now, reclaimed=expired))
             # The same order the SQLite store returns a batch in.
             out.sort(key=lambda r: (-r.priority, r.id))
-            return out, dead
+            return ClaimResult(out, dead)
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         self._check_open()
@@ -435,7 +410,7 @@ class MemoryStore:
                     problems.append(f"message {row.id} has negative attempts")
         return problems
 
-    # -- import (localqueue.store_copy.SupportsImport) -------------------------
+    # -- import (localqueue.store.copy.SupportsImport) -------------------------
 
     def import_conflicts(self, records: Sequence[MessageRecord]) -> list[str]:
         self._check_open()

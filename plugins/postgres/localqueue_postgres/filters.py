@@ -1,6 +1,6 @@
 """MessageFilter as SQL for the PostgreSQL store.
 
-Mirrors ``localqueue.stores.common.matches``. ``error_contains`` is the one
+Mirrors ``localqueue.store.helpers.matches``. ``error_contains`` is the one
 part left to Python: it must fold case exactly as ``str.casefold`` does on
 every store, which no PostgreSQL function matches for all of Unicode.
 """

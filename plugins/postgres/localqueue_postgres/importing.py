@@ -1,6 +1,6 @@
 """Taking copied messages as they are (``localqueue store copy``).
 
-Implements ``localqueue.store_copy.SupportsImport`` for PostgresStore: ids,
+Implements ``localqueue.store.copy.SupportsImport`` for PostgresStore: ids,
 states, attempts, times, errors and dedupe keys are kept; an inflight
 message gets a new receipt. Afterwards the id sequence is moved above the
 imported ids, so new puts never collide with them.
@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from localqueue.errors import StoreError
-from localqueue.store import MessageRecord
-from localqueue.store_copy import stored_state
-from localqueue.stores.common import INFLIGHT
+from localqueue.store import INFLIGHT, MessageRecord, stored_state
 from localqueue_postgres.connections import Conn
 from localqueue_postgres.sql import NEW_RECEIPT, storable
 

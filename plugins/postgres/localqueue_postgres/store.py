@@ -24,9 +24,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from localqueue.clock import Clock
-from localqueue.errors import StoreError
 from localqueue.store import (
+    EXPIRED_ERROR_TYPE,
+    INFLIGHT,
+    WORKER_FORGET_AFTER,
+    ClaimResult,
+    Clock,
+    EnqueueResult,
     ErrorInfo,
     Lease,
     MessageFilter,
@@ -34,12 +38,8 @@ from localqueue.store import (
     NewMessage,
     QueueStats,
     State,
+    StoreError,
     check_positive_int,
-)
-from localqueue.stores.common import (
-    EXPIRED_ERROR_TYPE,
-    INFLIGHT,
-    WORKER_FORGET_AFTER,
     derived_state,
     matches,
 )
@@ -166,9 +166,9 @@ class PostgresStore:
 
     # -- protocol --------------------------------------------------------------
 
-    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> EnqueueResult:
         if not messages:
-            return []
+            return EnqueueResult([], [])
         if len(messages) == 1 and messages[0].dedupe_key is None:
             msg = messages[0]
             [(id_, created, available, _)] = self._rows(
@@ -182,28 +182,17 @@ class PostgresStore:
                     channel=self._channel,
                 ),
             )
-            records = [self._new_record(id_, queue, msg, created, available)]
+            result = EnqueueResult([self._new_record(id_, queue, msg, created, available)], [True])
         else:
-            records = self._conns.run(
+            result = self._conns.run(
                 "put_many", lambda conn: self._enqueue_many(conn, queue, messages)
-            )[0]
+            )
         self._changed(queue)
-        return records
-
-    def enqueue_reporting(
-        self, queue: str, messages: Sequence[NewMessage]
-    ) -> tuple[list[MessageRecord], list[bool]]:
-        if all(m.dedupe_key is None for m in messages):
-            return self.enqueue(queue, messages), [True] * len(messages)
-        reported = self._conns.run(
-            "put_many", lambda conn: self._enqueue_many(conn, queue, messages)
-        )
-        self._changed(queue)
-        return reported
+        return result
 
     def _enqueue_many(
         self, conn: Conn, queue: str, messages: Sequence[NewMessage]
-    ) -> tuple[list[MessageRecord], list[bool]]:
+    ) -> EnqueueResult:
         """All or none, in one transaction. A key that is live in the queue, or
         used earlier in the same batch, yields the existing record (and
         ``added`` False for it)."""
@@ -274,7 +263,7 @@ class PostgresStore:
                 )
         for index, first in repeats:
             out[index] = out[first]
-        return [record for record in out if record is not None], added
+        return EnqueueResult([record for record in out if record is not None], added)
 
     def claim(
         self,
@@ -284,24 +273,7 @@ class PostgresStore:
         limit: int,
         lease_seconds: float,
         max_attempts: int | None = None,
-    ) -> list[MessageRecord]:
-        return self.claim_reporting(
-            queue,
-            worker_id=worker_id,
-            limit=limit,
-            lease_seconds=lease_seconds,
-            max_attempts=max_attempts,
-        )[0]
-
-    def claim_reporting(
-        self,
-        queue: str,
-        *,
-        worker_id: str,
-        limit: int,
-        lease_seconds: float,
-        max_attempts: int | None = None,
-    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
+    ) -> ClaimResult:
         out: list[MessageRecord] = []
         dead: list[MessageRecord] = []
         while len(out) < limit:
@@ -324,7 +296,7 @@ class PostgresStore:
             dead.extend(self._record(row, row[16]) for row in rows if row[3] != INFLIGHT)
         if len(out) > 1:
             out.sort(key=lambda r: (-r.priority, r.id))
-        return out, dead
+        return ClaimResult(out, dead)
 
     def _claim_pass(
         self,
@@ -644,7 +616,7 @@ class PostgresStore:
 
         return self._conns.run("check", action, read_only=True)
 
-    # -- import (localqueue.store_copy.SupportsImport) -------------------------
+    # -- import (localqueue.store.copy.SupportsImport) -------------------------
 
     def import_conflicts(self, records: Sequence[MessageRecord]) -> list[str]:
         return self._conns.run(

@@ -8,10 +8,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from localqueue.cli.app import build_cli
+from localqueue.cli import build_cli
 from localqueue.clock import ManualClock
-from localqueue.store import ErrorInfo, Lease, MessageRecord, NewMessage, Store
-from localqueue.store_copy import CopyConflict, copy_messages
+from localqueue.store import (
+    CopyConflict,
+    ErrorInfo,
+    Lease,
+    MessageRecord,
+    NewMessage,
+    Store,
+    copy_messages,
+)
 from localqueue.stores.sqlite import SQLiteStore
 from localqueue_postgres.store import PostgresStore
 
@@ -23,12 +30,14 @@ def fill(store: Store, clock: ManualClock) -> None:
     store.enqueue(
         "jobs", [NewMessage(b'"leased"', priority=9), NewMessage(b'"failing"', priority=8)]
     )
-    [leased, failing] = store.claim("jobs", worker_id="host-1:42", limit=2, lease_seconds=120)
+    [leased, failing] = store.claim(
+        "jobs", worker_id="host-1:42", limit=2, lease_seconds=120
+    ).leased
     error = ErrorInfo("ValueError", "bad input", "Traceback (most recent call last): ...", 1.5)
     store.release("jobs", Lease(failing.id, failing.receipt or ""), delay=30, error=error)
     store.enqueue("mail", [NewMessage(b"\x00raw bytes\xff"), NewMessage(b'"dead"')])
     clock.advance(1)
-    [_, doomed] = store.claim("mail", worker_id="w", limit=2, lease_seconds=60)
+    [_, doomed] = store.claim("mail", worker_id="w", limit=2, lease_seconds=60).leased
     store.dead_letter("mail", Lease(doomed.id, doomed.receipt or ""), error=error)
     assert leased.receipt
 
@@ -64,14 +73,14 @@ def test_sqlite_to_postgres_to_sqlite_keeps_every_message(
     # copied inflight message is redelivered once its lease ends, the dead
     # letter can be requeued, and the dedupe key is still live.
     for store in (middle, last):
-        [fresh] = store.enqueue("jobs", [NewMessage(b'"new"')])
+        [fresh] = store.enqueue("jobs", [NewMessage(b'"new"')]).records
         assert fresh.id > max(original)
-        [same] = store.enqueue("jobs", [NewMessage(b'"again"', dedupe_key="k1")])
+        [same] = store.enqueue("jobs", [NewMessage(b'"again"', dedupe_key="k1")]).records
         assert same.payload == b'"later"'
         assert store.requeue("mail") == [r.id for r in original.values() if r.state.value == "dead"]
     clock.advance(121)
     for store in (middle, last):
-        got = store.claim("jobs", worker_id="w2", limit=10, lease_seconds=30)
+        got = store.claim("jobs", worker_id="w2", limit=10, lease_seconds=30).leased
         assert b'"leased"' in {r.payload for r in got}
     for store in (first, middle, last):
         store.close()
@@ -117,7 +126,7 @@ def test_inspecting_or_previewing_a_missing_schema_creates_nothing(
     tmp_path: Path, postgres_store_url: str
 ) -> None:
     from localqueue.errors import StoreNotFound
-    from localqueue.store_url import open_store
+    from localqueue.store import open_store
     from localqueue_postgres.pytest_plugin import drop_schema
     from localqueue_postgres.url import parse_postgres_url
 

@@ -143,7 +143,7 @@ def test_an_unreachable_server_after_opening_is_a_lost_connection(
 def test_nul_in_error_texts_and_worker_ids_is_kept_visible(postgres_store_url: str) -> None:
     store = PostgresStore(postgres_store_url)
     store.enqueue(Q, [NewMessage(b"1")])
-    [leased] = store.claim(Q, worker_id="host\x00x", limit=1, lease_seconds=30)
+    [leased] = store.claim(Q, worker_id="host\x00x", limit=1, lease_seconds=30).leased
     assert leased.leased_by == "host\\x00x"
     error = ErrorInfo("Value\x00Error", "bad\x00byte", "trace\x00back", at=1.0)
     assert store.release(Q, Lease(leased.id, leased.receipt or ""), error=error)
@@ -176,7 +176,7 @@ def test_without_prepared_statements_and_without_session_locks(postgres_store_ur
     store = PostgresStore(url)
     for n in range(12):  # more than psycopg's prepare threshold (5)
         store.enqueue(Q, [NewMessage(str(n).encode())])
-        [r] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+        [r] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased
         assert store.ack(Q, [Lease(r.id, r.receipt or "")]) == []
     conn = store._conns.get()
     assert conn.prepare_threshold is None
@@ -230,7 +230,7 @@ def test_a_schema_a_dba_created_for_a_user_without_create_rights(postgres_store_
     try:
         store = PostgresStore(url)
         store.enqueue(Q, [NewMessage(b"1")])
-        [r] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+        [r] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased
         assert store.ack(Q, [Lease(r.id, r.receipt or "")]) == []
         store.close()
     finally:

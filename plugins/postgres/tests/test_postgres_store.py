@@ -16,8 +16,7 @@ import psycopg
 import pytest
 
 from localqueue.errors import SchemaVersionError, StoreConnectionLost, StoreCorruptError, StoreError
-from localqueue.store import Lease, NewMessage, State
-from localqueue.store_url import open_store
+from localqueue.store import Lease, NewMessage, State, open_store
 from localqueue_harness.runner import run
 from localqueue_postgres.pytest_plugin import with_option
 from localqueue_postgres.schema import SCHEMA_VERSION
@@ -87,9 +86,9 @@ def test_leases_and_delays_use_the_server_clock_not_this_hosts(
 ) -> None:
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 3600)  # this host runs an hour fast
-    [record] = store.enqueue(Q, [NewMessage(b"1", delay=0.0)])
+    [record] = store.enqueue(Q, [NewMessage(b"1", delay=0.0)]).records
     assert abs(record.created_at - real()) < 60  # stamped by the server
-    [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+    [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased
     assert 25 < leased.available_at - real() < 35
     assert leased.receipt is not None
     assert store.ack(Q, [Lease(leased.id, leased.receipt)]) == []
@@ -179,7 +178,7 @@ def test_a_lost_connection_is_reported_for_a_write_then_reconnected(
     with pytest.raises(StoreConnectionLost, match=r"during claim.*may or may not"):
         store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
     # The next call connects again and nothing confirmed was lost.
-    [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+    [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased
     assert leased.payload == b"1"
 
 
@@ -199,7 +198,7 @@ def test_each_thread_has_its_own_connection(store: PostgresStore) -> None:
     def drain() -> None:
         while True:
             batch = store.claim(Q, worker_id=threading.current_thread().name, limit=7,
-                                lease_seconds=60)  # fmt: skip
+                                lease_seconds=60).leased  # fmt: skip
             if not batch:
                 return
             assert store.ack(Q, [Lease(r.id, r.receipt or "") for r in batch]) == []
@@ -268,7 +267,7 @@ def test_a_wait_ends_when_a_delayed_message_comes_due(store: PostgresStore) -> N
 def test_check_reports_an_inflight_row_without_a_receipt(
     store: PostgresStore, postgres_store_url: str
 ) -> None:
-    [record] = store.enqueue(Q, [NewMessage(b"1")])
+    [record] = store.enqueue(Q, [NewMessage(b"1")]).records
     assert store.check() == []
     with admin(postgres_store_url) as conn:
         conn.execute(f"UPDATE {store.schema}.lq_messages SET state = 1, receipt = NULL")
@@ -295,7 +294,7 @@ def test_the_claim_is_served_by_the_claim_index(
 
 def test_dead_letters_and_requeue_keep_their_error(store: PostgresStore) -> None:
     store.enqueue(Q, [NewMessage(b"1")])
-    [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30)
+    [leased] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased
     from localqueue.store import ErrorInfo, MessageFilter
 
     error = ErrorInfo("ValueError", "bad ü input", "Traceback ...", at=store.clock.now())
@@ -330,7 +329,7 @@ def test_an_older_schema_is_migrated_in_one_transaction_keeping_messages(
     from localqueue_postgres import schema as schema_module
 
     store = PostgresStore(postgres_store_url)
-    [kept] = store.enqueue(Q, [NewMessage(b"kept")])
+    [kept] = store.enqueue(Q, [NewMessage(b"kept")]).records
     store.close()
     name = parse_postgres_url(postgres_store_url).schema
     # A future version 2 whose second step fails: nothing of it may stay.

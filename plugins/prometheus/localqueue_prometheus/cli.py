@@ -9,8 +9,7 @@ from types import FrameType
 
 import click
 
-from localqueue.cli.app import CliState
-from localqueue.cli.common import existing_store
+from localqueue.cli import CliState, existing_store
 from localqueue.store import Store, check_queue_name
 
 # prometheus_client is imported inside the commands, not here: this module

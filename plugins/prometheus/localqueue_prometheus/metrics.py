@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from localqueue.events import (
+from localqueue.observability.events import (
     Acked,
     DeadLettered,
     Enqueued,

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import click
 
-from localqueue.events import Event
 from localqueue.hookspecs import hookimpl
+from localqueue.observability.events import Event
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -32,9 +32,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from localqueue import worker_events
 from localqueue.errors import LeaseExpired, LocalQueueError, StoreConnectionLost
-from localqueue.jobs import (
+from localqueue.message import Message
+from localqueue.observability import worker_events
+from localqueue.observability.observers import listening
+from localqueue.plugins import get_plugin_manager
+from localqueue.policies import retry as builtin_retry
+from localqueue.queue import PersistentQueue
+from localqueue.spec import PersistentWorkerConfig
+from localqueue.worker.heartbeat import LeaseKeeper
+from localqueue.worker.hook_types import (
     Action,
     Failure,
     FetchGate,
@@ -44,13 +51,6 @@ from localqueue.jobs import (
     RetryDecision,
     WorkerView,
 )
-from localqueue.message import Message
-from localqueue.observers import listening
-from localqueue.plugins import get_plugin_manager
-from localqueue.policies import retry as builtin_retry
-from localqueue.queue import PersistentQueue
-from localqueue.worker_config import PersistentWorkerConfig
-from localqueue.worker_heartbeat import LeaseKeeper
 
 log = logging.getLogger("localqueue.worker")
 

@@ -1,7 +1,7 @@
 """Builds the events of a worker's life (only when observers listen).
 
 Beside worker.py so the run loop stays readable; each function is called
-with the observers that :func:`localqueue.observers.listening` returned.
+with the observers that :func:`localqueue.observability.observers.listening` returned.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from localqueue.events import HandlerFinished, Released, WorkerStarted, WorkerStopped
 from localqueue.message import Message
-from localqueue.observers import Observer, emit
+from localqueue.observability.events import HandlerFinished, Released, WorkerStarted, WorkerStopped
+from localqueue.observability.observers import Observer, emit
 
 if TYPE_CHECKING:
-    from localqueue.jobs import Outcome
     from localqueue.worker import WorkerSummary
+    from localqueue.worker.hook_types import Outcome
 
 
 def started(observers: tuple[Observer, ...], queue: str, worker_id: str, concurrency: int) -> None:

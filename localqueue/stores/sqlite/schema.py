@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localqueue.errors import SchemaVersionError, StoreCorruptError
-from localqueue.stores import sqlite_faults as faults
+from localqueue.stores.sqlite import faults
 
 # "LQ01" read as a big-endian integer: marks a file as a localqueue store.
 APPLICATION_ID = 0x4C513031

@@ -3,7 +3,7 @@
 A store that can take messages *as they are* - same ids, states, attempt
 counts, times, errors and dedupe keys - implements :class:`SupportsImport`,
 an optional capability beside the Store protocol (like the maintenance
-ones in ``localqueue.store_maintenance``). :func:`copy_messages` reads the
+ones in :mod:`localqueue.store.capabilities`). :func:`copy_messages` reads the
 source through the ordinary protocol (``queues`` and ``list_messages``), checks
 the whole copy against the destination first, then imports in batches.
 
@@ -19,36 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 from localqueue.errors import StoreError
-from localqueue.store import MessageRecord, State, Store
-from localqueue.stores.common import DEAD, INFLIGHT, QUEUED
+from localqueue.store.capabilities import SupportsImport
+from localqueue.store.protocol import Store
+from localqueue.store.records import MessageRecord, State
 
 BATCH = 1000
-
-
-@runtime_checkable
-class SupportsImport(Protocol):
-    """A store that can take copied messages with their ids and states."""
-
-    def import_conflicts(self, records: Sequence[MessageRecord]) -> list[str]:
-        """Why some of ``records`` could not be imported (an id that exists, a
-        dedupe key that is live in the queue); empty when all can be."""
-        ...
-
-    def import_messages(self, records: Sequence[MessageRecord]) -> None:
-        """Insert ``records`` as they are, all or none; new ids stay above them."""
-        ...
-
-
-def stored_state(record: MessageRecord) -> int:
-    """The stored state a record is imported with (see the module docstring)."""
-    if record.state is State.DEAD:
-        return DEAD
-    if record.state is State.INFLIGHT:
-        return INFLIGHT
-    return QUEUED
 
 
 @dataclass

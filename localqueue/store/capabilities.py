@@ -1,9 +1,10 @@
-"""Optional maintenance capabilities a store may offer, beyond the Store protocol.
+"""Optional capabilities a store may offer beyond the Store protocol: import and maintenance.
 
-The base :class:`~localqueue.store.Store` protocol stays small so that any
+The :class:`~localqueue.store.Store` protocol stays small so that any
 store can be written against it. Operations that only make sense for some
-stores (a schema to migrate, a file to back up or vacuum, an archive of acked
-messages) are separate ``runtime_checkable`` protocols: a store implements
+stores (taking copied messages as they are, a schema to migrate, a file to
+back up or vacuum, an archive of acked messages) are separate
+``runtime_checkable`` protocols: a store implements
 the ones it can, and callers check with ``isinstance`` before using one. The
 CLI says "store 'memory://' does not support backup" instead of failing half
 way, and a new store plugin owes none of these.
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from localqueue.store.records import MessageRecord
 
 
 @dataclass(frozen=True)
@@ -148,4 +151,18 @@ class SupportsAckedRetention(Protocol):
 
     def prune_acked(self, queue: str, *, older_than: float, dry_run: bool = False) -> int:
         """Delete archived messages acked at least ``older_than`` seconds ago; the count."""
+        ...
+
+
+@runtime_checkable
+class SupportsImport(Protocol):
+    """A store that can take copied messages with their ids and states."""
+
+    def import_conflicts(self, records: Sequence[MessageRecord]) -> list[str]:
+        """Why some of ``records`` could not be imported (an id that exists, a
+        dedupe key that is live in the queue); empty when all can be."""
+        ...
+
+    def import_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Insert ``records`` as they are, all or none; new ids stay above them."""
         ...

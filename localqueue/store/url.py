@@ -90,12 +90,19 @@ def _collect_store_schemes(pm: pluggy.PluginManager) -> dict[str, tuple[StoreSch
 
 
 def open_store(
-    url: str | None = None, *, clock: Clock | None = None, existing: bool = False
+    url: str | None = None,
+    *,
+    clock: Clock | None = None,
+    existing: bool = False,
+    as_found: bool = False,
 ) -> Store:
     """Open the store that ``url`` (or the environment, or the default) names.
 
     ``existing=True`` opens only a store that exists (StoreNotFound, with
     nothing created, otherwise) where the store's plugin can tell.
+    ``as_found=True`` also leaves an older schema unmigrated, where the
+    plugin offers that (``StoreScheme.open_as_found``): for maintenance
+    commands that look before they change anything.
     """
     resolved = resolve_store_url(url)
     scheme = url_scheme(resolved)
@@ -109,6 +116,8 @@ def open_store(
             f"known schemes: {known or 'none'}"
         )
     entry, _plugin = schemes[scheme]
-    if existing and entry.open_existing is not None:
+    if as_found and entry.open_as_found is not None:
+        return entry.open_as_found(resolved, clock=clock)
+    if (existing or as_found) and entry.open_existing is not None:
         return entry.open_existing(resolved, clock=clock)
     return entry.factory(resolved, clock=clock)

@@ -1,11 +1,17 @@
-"""Pieces every built-in store shares: derived states, filters, receipts."""
+"""Helpers for store authors: stored states, derived states, filters, receipts.
+
+Every built-in store uses these, and so may any third-party store: they are
+the reference meaning of the protocol's states and filters, written once.
+A store that keeps the three stored states below (queued, inflight, dead)
+and one ``available_at`` time gets ready/delayed/inflight from
+:func:`derived_state` with no timer and no sweep.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-from localqueue.errors import LeaseExpired
-from localqueue.store import ErrorInfo, MessageFilter, MessageRecord, State
+from localqueue.store.records import ErrorInfo, MessageFilter, MessageRecord, State
 
 # Stored states. "queued" covers ready and delayed: which one it is follows
 # from available_at and the clock, so a delay needs no timer and no sweep.
@@ -71,10 +77,11 @@ def matches(flt: MessageFilter | None, record: MessageRecord, now: float) -> boo
     return not (flt.older_than is not None and now - age_reference(record) < flt.older_than)
 
 
-def stale_error(ids: list[int]) -> LeaseExpired:
-    shown = ", ".join(str(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
-    return LeaseExpired(
-        f"lease is no longer held for message(s) {shown}: it expired or was re-delivered; "
-        "nothing was changed",
-        message_ids=ids,
-    )
+def stored_state(record: MessageRecord) -> int:
+    """The stored state of a record as a store keeps it (the inverse of
+    :func:`derived_state`): how ``import_messages`` stores a copied record."""
+    if record.state is State.DEAD:
+        return DEAD
+    if record.state is State.INFLIGHT:
+        return INFLIGHT
+    return QUEUED

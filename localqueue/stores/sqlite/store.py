@@ -33,6 +33,8 @@ from localqueue.clock import Clock, SystemClock
 from localqueue.errors import StoreError, StoreNotFound
 from localqueue.hookspecs import StoreScheme, hookimpl
 from localqueue.store import (
+    ClaimResult,
+    EnqueueResult,
     ErrorInfo,
     Lease,
     MessageFilter,
@@ -43,19 +45,18 @@ from localqueue.store import (
     check_positive_int,
     check_seconds,
 )
-from localqueue.stores import sqlite_faults as faults
-from localqueue.stores import sqlite_schema as schema
-from localqueue.stores.common import (
+from localqueue.store.helpers import (
     EXPIRED_ERROR_TYPE,
     INFLIGHT,
     QUEUED,
     WORKER_FORGET_AFTER,
     derived_state,
 )
-from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
-from localqueue.stores.sqlite_import import SQLiteImport
-from localqueue.stores.sqlite_maintenance import SQLiteMaintenance
-from localqueue.stores.sqlite_retention import SQLiteRetention, install_archive_trigger
+from localqueue.stores.sqlite import faults, schema
+from localqueue.stores.sqlite.connections import ThreadConnections, translate_error
+from localqueue.stores.sqlite.importing import SQLiteImport
+from localqueue.stores.sqlite.maintenance import SQLiteMaintenance
+from localqueue.stores.sqlite.retention import SQLiteRetention, install_archive_trigger
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 MIN_SQLITE_VERSION = (3, 35, 0)
@@ -240,7 +241,7 @@ def _error_params(error: ErrorInfo | None) -> list[Any]:
 
 
 def _filter_sql(flt: MessageFilter | None, params: dict[str, Any]) -> str:
-    """SQL for a MessageFilter; mirrors localqueue.stores.common.matches."""
+    """SQL for a MessageFilter; mirrors localqueue.store.helpers.matches."""
     if flt is None:
         return ""
     parts = []
@@ -434,18 +435,22 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
 
     # -- protocol --------------------------------------------------------------
 
-    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
+    def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> EnqueueResult:
         if not messages:
-            return []
+            return EnqueueResult([], [])
         try:
             if len(messages) == 1 and messages[0].dedupe_key is None:
-                records = self._enqueue_one(queue, messages[0])
+                result = EnqueueResult(self._enqueue_one(queue, messages[0]), [True])
+            elif all(m.dedupe_key is None for m in messages):
+                result = EnqueueResult(
+                    self._enqueue_keyless(queue, messages), [True] * len(messages)
+                )
             else:
-                records = self._enqueue_many(queue, messages)
+                result = self._enqueue_keyed(queue, messages)
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         self._notifier.notify()
-        return records
+        return result
 
     def _enqueue_one(self, queue: str, msg: NewMessage) -> list[MessageRecord]:
         now = self._now()
@@ -469,26 +474,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
             None, None, None, None, None, msg.dedupe_key,
         )  # fmt: skip
 
-    def enqueue_reporting(
-        self, queue: str, messages: Sequence[NewMessage]
-    ) -> tuple[list[MessageRecord], list[bool]]:
-        if all(m.dedupe_key is None for m in messages):
-            return self.enqueue(queue, messages), [True] * len(messages)
-        try:
-            records, added = self._enqueue_keyed(queue, messages)
-        except sqlite3.Error as exc:
-            raise translate_error(exc, self.path, self.busy_timeout) from exc
-        self._notifier.notify()
-        return records, added
-
-    def _enqueue_many(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
-        if all(m.dedupe_key is None for m in messages):
-            return self._enqueue_keyless(queue, messages)
-        return self._enqueue_keyed(queue, messages)[0]
-
-    def _enqueue_keyed(
-        self, queue: str, messages: Sequence[NewMessage]
-    ) -> tuple[list[MessageRecord], list[bool]]:
+    def _enqueue_keyed(self, queue: str, messages: Sequence[NewMessage]) -> EnqueueResult:
         added = [False] * len(messages)
         with self._pool.transaction() as conn:
             now = self._now()
@@ -528,7 +514,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                 out[index] = out[first_use]
         if faults.armed:
             faults.hit("put_many:after_commit")
-        return [record for record in out if record is not None], added
+        return EnqueueResult([record for record in out if record is not None], added)
 
     def _enqueue_keyless(self, queue: str, messages: Sequence[NewMessage]) -> list[MessageRecord]:
         """The common batch: no dedupe keys, so no lookups and no bookkeeping."""
@@ -564,24 +550,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         limit: int,
         lease_seconds: float,
         max_attempts: int | None = None,
-    ) -> list[MessageRecord]:
-        return self.claim_reporting(
-            queue,
-            worker_id=worker_id,
-            limit=limit,
-            lease_seconds=lease_seconds,
-            max_attempts=max_attempts,
-        )[0]
-
-    def claim_reporting(
-        self,
-        queue: str,
-        *,
-        worker_id: str,
-        limit: int,
-        lease_seconds: float,
-        max_attempts: int | None = None,
-    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
+    ) -> ClaimResult:
         out: list[MessageRecord] = []
         dead: list[MessageRecord] = []
         max_priority = PRIORITY_CEILING
@@ -628,7 +597,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         if len(out) > 1:
             # RETURNING does not keep the subquery's order; restore delivery order.
             out.sort(key=lambda r: (-r.priority, r.id))
-        return out, dead
+        return ClaimResult(out, dead)
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         stale: list[Lease] = []
@@ -999,6 +968,11 @@ def open_existing_sqlite_store(url: str, *, clock: Clock | None = None) -> SQLit
     return open_sqlite_store(url, clock=clock, create=False)
 
 
+def open_sqlite_store_as_found(url: str, *, clock: Clock | None = None) -> SQLiteStore:
+    """Open a file that exists without changing it: no creation, no migration."""
+    return open_sqlite_store(url, clock=clock, create=False, migrate=False)
+
+
 @hookimpl
 def localqueue_store_schemes() -> list[StoreScheme]:
     return [
@@ -1007,5 +981,6 @@ def localqueue_store_schemes() -> list[StoreScheme]:
             open_sqlite_store,
             "one SQLite file shared by the processes of one machine (WAL)",
             open_existing=open_existing_sqlite_store,
+            open_as_found=open_sqlite_store_as_found,
         )
     ]

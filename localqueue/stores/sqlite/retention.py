@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from localqueue.store import check_seconds
-from localqueue.store_maintenance import AckedRecord
-from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
+from localqueue.store.capabilities import AckedRecord
+from localqueue.stores.sqlite.connections import ThreadConnections, translate_error
 
 RETENTION_VERSION = 3  # the schema version that added lq_acked
 

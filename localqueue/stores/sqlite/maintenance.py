@@ -17,17 +17,16 @@ from pathlib import Path
 
 from localqueue import __version__
 from localqueue.errors import StoreBusyError, StoreCorruptError, StoreError
-from localqueue.store_maintenance import (
+from localqueue.store.capabilities import (
     BackupResult,
     Migration,
     SchemaStatus,
     StoreInfo,
     VacuumResult,
 )
-from localqueue.stores import sqlite_faults as faults
-from localqueue.stores import sqlite_schema as schema
-from localqueue.stores.sqlite_connections import translate_error
-from localqueue.stores.sqlite_retention import RETENTION_VERSION, install_archive_trigger
+from localqueue.stores.sqlite import faults, schema
+from localqueue.stores.sqlite.connections import translate_error
+from localqueue.stores.sqlite.retention import RETENTION_VERSION, install_archive_trigger
 
 # Counts by user-visible state, one scan; :now is the store clock.
 COUNTS_SQL = """

@@ -2,7 +2,7 @@
 
 Kept beside queue.py rather than in it so the queue reads as the API it is;
 every function here is called after the store has answered, with the
-observers that :func:`localqueue.observers.listening` returned.
+observers that :func:`localqueue.observability.observers.listening` returned.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from localqueue.events import (
+from localqueue.message import Message
+from localqueue.observability.events import (
     Acked,
     DeadLettered,
     Enqueued,
@@ -20,41 +21,30 @@ from localqueue.events import (
     Released,
     Requeued,
 )
-from localqueue.message import Message
-from localqueue.observers import Observer, emit
+from localqueue.observability.observers import Observer, emit
 from localqueue.store import ErrorInfo, MessageRecord, NewMessage
 
 
 def enqueued(
     observers: tuple[Observer, ...],
-    queue: str,
     worker_id: str,
     new: Sequence[NewMessage],
     records: Sequence[MessageRecord],
-    started: float | None,
-    *,
-    added: Sequence[bool] | None = None,
+    added: Sequence[bool],
 ) -> None:
-    """Which records are dedupe hits: ``added`` says so exactly when the store
-    reports it (``ReportsNewMessages``). Otherwise ``started``, the store
-    clock before the enqueue (given only when some message had a dedupe
-    key): a record created before it is an existing message returned for its
-    key, and so is a second copy of one id within a batch. (A store clock that
-    does not move between the two puts, as a frozen test clock, makes an
-    older duplicate look new; a networked store's clock estimate can make a
-    new one look old, which is why stores report it.)"""
+    """One event per message given; ``added`` (from the store) tells a dedupe
+    hit, an existing message returned for its key, from a new message."""
     at = time.time()
-    seen: set[int] = set()
-    for index, (spec, record) in enumerate(zip(new, records, strict=True)):
-        if added is not None:
-            dup = not added[index]
-        else:
-            dup = spec.dedupe_key is not None and (
-                record.id in seen or (started is not None and record.created_at < started)
-            )
-        seen.add(record.id)
+    for spec, record, was_added in zip(new, records, added, strict=True):
         event = Enqueued(
-            record.queue, record.id, record.attempts, worker_id, at, spec.priority, spec.delay, dup
+            record.queue,
+            record.id,
+            record.attempts,
+            worker_id,
+            at,
+            spec.priority,
+            spec.delay,
+            not was_added,
         )
         emit(observers, event)
 

@@ -1,6 +1,6 @@
 """Taking copied messages as they are (``store copy``); mixed into SQLiteStore.
 
-Implements ``localqueue.store_copy.SupportsImport``: ids, states, attempts,
+Implements ``localqueue.store.copy.SupportsImport``: ids, states, attempts,
 times, errors and dedupe keys are kept; an inflight message gets a new
 receipt (see store_copy). Inserting explicit ids is safe for the "ids are
 never reused" rule: new puts start above ``max(id)`` and the high-water mark.
@@ -14,9 +14,8 @@ from pathlib import Path
 
 from localqueue.errors import StoreError
 from localqueue.store import MessageRecord
-from localqueue.store_copy import stored_state
-from localqueue.stores.common import INFLIGHT, new_receipt
-from localqueue.stores.sqlite_connections import ThreadConnections, translate_error
+from localqueue.store.helpers import INFLIGHT, new_receipt, stored_state
+from localqueue.stores.sqlite.connections import ThreadConnections, translate_error
 
 IMPORT_SQL = """
 INSERT INTO lq_messages (id, queue, payload, state, priority, attempts, created_at,

@@ -1,0 +1,147 @@
+"""The store kit: everything a store author (or any plugin) needs, in one place.
+
+A third-party store imports from here and nowhere else in localqueue:
+
+* the protocol (:class:`Store`) and the records it speaks in
+  (:class:`MessageRecord`, :class:`NewMessage`, :class:`Lease`,
+  :class:`ClaimResult`, :class:`EnqueueResult`, ...);
+* the errors a store raises (:class:`StoreError` and its subclasses);
+* the optional capabilities a store may add (import, info, migrate, backup,
+  vacuum, acked retention);
+* helpers that give the protocol's states, filters and receipts one meaning
+  (:func:`derived_state`, :func:`matches`, :func:`new_receipt`, ...) and the
+  argument checks (``check_*``);
+* how URLs become stores (:func:`open_store`, :class:`StoreScheme`,
+  :func:`hookimpl`), and copying between stores (:func:`copy_messages`).
+
+docs/stores.md is the tutorial that builds a store from these names.
+"""
+
+from __future__ import annotations
+
+from localqueue.clock import Clock, ManualClock, SystemClock
+from localqueue.errors import (
+    SchemaVersionError,
+    StoreBusyError,
+    StoreConnectionLost,
+    StoreCorruptError,
+    StoreError,
+    StoreNotFound,
+    UnknownStoreError,
+)
+from localqueue.hookspecs import StoreScheme, hookimpl
+from localqueue.store.capabilities import (
+    AckedRecord,
+    BackupResult,
+    Migration,
+    SchemaStatus,
+    StoreInfo,
+    SupportsAckedRetention,
+    SupportsBackup,
+    SupportsImport,
+    SupportsInfo,
+    SupportsMigrate,
+    SupportsVacuum,
+    VacuumResult,
+)
+from localqueue.store.copy import CopyConflict, CopyReport, copy_messages
+from localqueue.store.helpers import (
+    DEAD,
+    EXPIRED_ERROR_TYPE,
+    INFLIGHT,
+    QUEUED,
+    WORKER_FORGET_AFTER,
+    age_reference,
+    derived_state,
+    exhausted_error,
+    matches,
+    new_receipt,
+    stored_state,
+)
+from localqueue.store.protocol import Store
+from localqueue.store.records import (
+    ClaimResult,
+    EnqueueResult,
+    ErrorInfo,
+    Lease,
+    MessageFilter,
+    MessageRecord,
+    NewMessage,
+    QueueStats,
+    State,
+)
+from localqueue.store.url import (
+    default_store_url,
+    open_store,
+    resolve_store_url,
+    url_scheme,
+)
+from localqueue.store.validation import (
+    check_dedupe_key,
+    check_message_id,
+    check_positive_int,
+    check_priority,
+    check_queue_name,
+    check_seconds,
+)
+
+__all__ = [
+    "DEAD",
+    "EXPIRED_ERROR_TYPE",
+    "INFLIGHT",
+    "QUEUED",
+    "WORKER_FORGET_AFTER",
+    "AckedRecord",
+    "BackupResult",
+    "ClaimResult",
+    "Clock",
+    "CopyConflict",
+    "CopyReport",
+    "EnqueueResult",
+    "ErrorInfo",
+    "Lease",
+    "ManualClock",
+    "MessageFilter",
+    "MessageRecord",
+    "Migration",
+    "NewMessage",
+    "QueueStats",
+    "SchemaStatus",
+    "SchemaVersionError",
+    "State",
+    "Store",
+    "StoreBusyError",
+    "StoreConnectionLost",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreInfo",
+    "StoreNotFound",
+    "StoreScheme",
+    "SupportsAckedRetention",
+    "SupportsBackup",
+    "SupportsImport",
+    "SupportsInfo",
+    "SupportsMigrate",
+    "SupportsVacuum",
+    "SystemClock",
+    "UnknownStoreError",
+    "VacuumResult",
+    "age_reference",
+    "check_dedupe_key",
+    "check_message_id",
+    "check_positive_int",
+    "check_priority",
+    "check_queue_name",
+    "check_seconds",
+    "copy_messages",
+    "default_store_url",
+    "derived_state",
+    "exhausted_error",
+    "hookimpl",
+    "matches",
+    "new_receipt",
+    "open_store",
+    "resolve_store_url",
+    "stored_state",
+    "url_scheme",
+]

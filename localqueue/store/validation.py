@@ -1,0 +1,72 @@
+"""Argument checks shared by the queue and the stores.
+
+A store may be called directly (by the harness, by a plugin), so the rules
+for names, keys, ids and durations live here, once, with errors that name
+the argument and say what it must be.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def check_queue_name(queue: str) -> str:
+    """Queue names are non-empty UTF-8 strings without control characters."""
+    if not isinstance(queue, str) or not queue.strip():
+        raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
+    if any(ord(ch) < 32 for ch in queue) or len(queue) > 200 or not _is_utf8(queue):
+        raise ValueError(f"queue name must be printable and at most 200 characters, got {queue!r}")
+    return queue
+
+
+def check_dedupe_key(key: str | None) -> str | None:
+    """Dedupe keys are None or non-empty UTF-8 strings without NUL."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or "\x00" in key or not _is_utf8(key):
+        raise ValueError(
+            f"dedupe_key must be None or a non-empty text without NUL characters, got {key!r}"
+        )
+    return key
+
+
+def check_message_id(value: object, argument: str = "message id") -> int:
+    """Message ids are positive 64-bit integers."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ValueError(f"{argument} must be a positive integer id, got {value!r}")
+    return value
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    return True
+
+
+def check_seconds(name: str, value: float, *, positive: bool = False) -> float:
+    """Durations are finite numbers >= 0 (or > 0); the error names the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def check_priority(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"priority must be an integer, got {value!r}")
+    if not -(2**31) <= value < 2**31:
+        raise ValueError(f"priority must fit in 32 bits, got {value!r}")
+    return value
