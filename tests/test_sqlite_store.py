@@ -26,7 +26,7 @@ from localqueue import (
 from localqueue.store import Lease, NewMessage
 from localqueue.stores.sqlite import SQLiteStore, parse_sqlite_url
 from localqueue.stores.sqlite import schema as sqlite_schema
-from localqueue.stores.sqlite.store import CLAIM_SQL
+from localqueue.stores.sqlite.statements import CLAIM_SQL
 
 
 def digest(path: Path) -> str:

@@ -1,6 +1,6 @@
 """Workers: run a handler over a queue with leases, retries and policies.
 
-* :mod:`~localqueue.worker.persistent_worker`: :func:`persistent_worker`,
+* :mod:`~localqueue.worker.runner`: :func:`persistent_worker`,
   :class:`PersistentWorker` and :class:`WorkerSummary`;
 * :mod:`~localqueue.worker.heartbeat`: keeps a running job's lease alive;
 * :mod:`~localqueue.worker.hook_types`: what the worker hooks receive and
@@ -24,7 +24,7 @@ from localqueue.worker.hook_types import (
     RetryDecision,
     WorkerView,
 )
-from localqueue.worker.persistent_worker import (
+from localqueue.worker.runner import (
     PersistentWorker,
     WorkerAborted,
     WorkerSummary,
