@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from localqueue.errors import MessageNotFound, SerializationError, stale_lease_error
+from localqueue.errors import MessageNotFound, SerializationError, StoreError, stale_lease_error
 from localqueue.message import _UNSET, Message, error_info
 from localqueue.observability import queue_events
 from localqueue.observability.observers import Observer, listening
@@ -175,7 +175,10 @@ class PersistentQueue:
             priority=check_priority(priority),
             dedupe_key=dedupe_key,
         )
-        records, added = self.store.enqueue(self.name, [new])
+        result = self.store.enqueue(self.name, [new])
+        if not isinstance(result, tuple):
+            raise _outdated_store(self.store, "enqueue", result)
+        records, added = result
         observers = listening()
         if observers:
             queue_events.enqueued(observers, self.worker_id, [new], records, added)
@@ -207,7 +210,10 @@ class PersistentQueue:
             # No keys: nothing can be a dedupe hit, so every record is new, has
             # no receipt, and its value is the one given.
             new = [NewMessage(p, delay, priority) for p in payloads]
-            records, added = self.store.enqueue(self.name, new)
+            result = self.store.enqueue(self.name, new)
+            if not isinstance(result, tuple):
+                raise _outdated_store(self.store, "enqueue", result)
+            records, added = result
             observers = listening()
             if observers:
                 queue_events.enqueued(observers, self.worker_id, new, records, added)
@@ -226,7 +232,10 @@ class PersistentQueue:
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
         ]
-        records, added = self.store.enqueue(self.name, batch)
+        result = self.store.enqueue(self.name, batch)
+        if not isinstance(result, tuple):
+            raise _outdated_store(self.store, "enqueue", result)
+        records, added = result
         observers = listening()
         if observers:
             queue_events.enqueued(observers, self.worker_id, batch, records, added)
@@ -260,13 +269,16 @@ class PersistentQueue:
         deadline = None if timeout is None else time.monotonic() + timeout
         worker = leased_by or self.worker_id
         while True:
-            records, dead = self.store.claim(
+            claimed = self.store.claim(
                 self.name,
                 worker_id=worker,
                 limit=limit,
                 lease_seconds=self.lease_timeout,
                 max_attempts=self.max_attempts,
             )
+            if not isinstance(claimed, tuple):
+                raise _outdated_store(self.store, "claim", claimed)
+            records, dead = claimed
             if records or dead:
                 observers = listening()
                 if observers:
@@ -500,3 +512,18 @@ def _state_arg(state: State | str | None) -> State | None:
     except ValueError:
         known = ", ".join(s.value for s in State)
         raise ValueError(f"state must be one of {known}, got {state!r}") from None
+
+
+def _outdated_store(store: Store, operation: str, result: object) -> StoreError:
+    """A store written for the earlier protocol returns a plain list from
+    ``claim``/``enqueue``; unpacking it as a result pair would silently take
+    its first two records for the two lists, so refuse it by name instead."""
+    wanted = {
+        "claim": "ClaimResult(leased, dead_lettered)",
+        "enqueue": "EnqueueResult(records, added)",
+    }[operation]
+    return StoreError(
+        f"store {store.url!r} ({type(store).__name__}) returned {type(result).__name__} from "
+        f"{operation}(); the store protocol's {operation}() returns {wanted} from "
+        "localqueue.store: update the store plugin (CHANGELOG.md says how)"
+    )
