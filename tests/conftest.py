@@ -1,5 +1,13 @@
-"""Shared fixtures: one parametrized store fixture runs every contract test on
-every built-in store, with an injected clock so no test sleeps for a lease."""
+"""Shared fixtures: one parametrized store fixture runs the core's store-using
+tests (the worker's, the events') on every built-in store, with an injected
+clock so no test sleeps for a lease.
+
+The core's tests need only the core installed. The delivery contract itself
+(every transition and error, through the Store protocol and through the
+queue API) ships with localqueue-harness and runs on these stores in
+harness/tests; PostgreSQL runs it, and its share of these tests, in
+plugins/postgres/tests.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from localqueue import ManualClock, PersistentQueue, Store
+from localqueue import ManualClock, Store
 from localqueue.plugins import reset_plugin_manager
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
-from localqueue_postgres.store import PostgresStore
 
-# "postgres" runs on the server the test command starts (localqueue-postgres's
-# fixtures); without one it skips, or fails where LOCALQUEUE_REQUIRE_POSTGRES=1.
-STORE_KINDS = ["memory", "sqlite", "postgres"]
+STORE_KINDS = ["memory", "sqlite"]
 
 
 @pytest.fixture(autouse=True)
@@ -49,14 +54,11 @@ def make_store(
     opened: list[Store] = []
     kind = request.param
     name = f"{request.node.name}-{id(request)}"
-    postgres_url = request.getfixturevalue("postgres_store_url") if kind == "postgres" else ""
 
     def factory() -> Store:
         store: Store
         if kind == "memory":
             store = MemoryStore(f"memory://{name}", clock=clock)
-        elif kind == "postgres":
-            store = PostgresStore(postgres_url, clock=clock)
         else:
             store = SQLiteStore(tmp_path / "queue.sqlite3", clock=clock)
         opened.append(store)
@@ -70,8 +72,3 @@ def make_store(
 @pytest.fixture
 def store(make_store: StoreFactory) -> Store:
     return make_store()
-
-
-@pytest.fixture
-def queue(store: Store) -> PersistentQueue:
-    return PersistentQueue("jobs", store=store, lease_timeout=30.0, max_attempts=3)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from localqueue.clock import ManualClock
-from localqueue.store import Lease, NewMessage, State, Store
+from localqueue.store import ClaimResult, EnqueueResult, Lease, NewMessage, State, Store
 from localqueue_harness.state_machine import StoreOpener, machine_for
 
 __all__ = ["StoreContract", "StoreOpener"]
@@ -42,11 +42,11 @@ def opened(open_store: StoreOpener, clock: ManualClock) -> Store:
         pytest.skip(CLOCK_SKIP)
 
 
-def opened_any(open_store: StoreOpener) -> Store:
-    """Open with an injected clock if the store takes one, else with its own:
-    for the checks that do not depend on time."""
+def opened_any(open_store: StoreOpener, clock: ManualClock | None = None) -> Store:
+    """Open with an injected clock (``clock``, or a new one) if the store takes
+    one, else with its own: for the checks that do not depend on time."""
     try:
-        return open_store(ManualClock())
+        return open_store(ManualClock() if clock is None else clock)
     except ValueError as exc:
         if "clock" not in str(exc).lower():
             raise
@@ -75,6 +75,34 @@ class StoreContract:
                 suppress_health_check=[HealthCheck.too_slow],
             ),
         )
+
+    def test_claim_and_enqueue_return_the_protocol_results(self, open_store: StoreOpener) -> None:
+        """The shapes first: every other check unpacks these results, and a
+        store written for the earlier protocol (plain lists) would otherwise
+        fail them in confusing ways."""
+        store = opened_any(open_store)
+        store.purge(Q)
+        batch = [
+            NewMessage(b"1"),
+            NewMessage(b"2", dedupe_key="k"),
+            NewMessage(b"3", dedupe_key="k"),
+        ]
+        enqueued = store.enqueue(Q, batch)
+        assert isinstance(enqueued, EnqueueResult), (
+            f"enqueue must return localqueue.store.EnqueueResult, not {type(enqueued).__name__}"
+        )
+        assert len(enqueued.records) == 3, "one record per message given, in order"
+        assert enqueued.added == [True, True, False], "a repeated key in a batch is not added"
+        assert enqueued.records[2].id == enqueued.records[1].id
+        assert store.enqueue(Q, []) == EnqueueResult([], [])
+        claimed = store.claim(Q, worker_id="w", limit=5, lease_seconds=30)
+        assert isinstance(claimed, ClaimResult), (
+            f"claim must return localqueue.store.ClaimResult, not {type(claimed).__name__}"
+        )
+        assert len(claimed.leased) == 2 and claimed.dead_lettered == []
+        assert store.claim(Q, worker_id="w", limit=5, lease_seconds=30) == ClaimResult([], [])
+        store.purge(Q)
+        store.close()
 
     def test_put_claim_ack(self, open_store: StoreOpener) -> None:
         store = opened_any(open_store)

@@ -1,7 +1,8 @@
 """What only the PostgreSQL store has: server time, schema versions, lost
 connections, LISTEN/NOTIFY waits, concurrent claims, and its URL options.
-(The delivery contract itself runs on PostgreSQL through tests/conftest.py's
-store fixture and the harness, in test_postgres_contract.py.)"""
+(The delivery contract itself runs on PostgreSQL through the harness's
+StoreContract and QueueContract, in test_postgres_contract.py; the core's
+store-dependent worker and event tests in test_postgres_worker.py.)"""
 
 from __future__ import annotations
 
