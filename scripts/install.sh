@@ -30,5 +30,10 @@ for dist in plugins/*/; do
         targets+=(-e "./${dist%/}")
     fi
 done
+# The example store plugin that docs/stores.md builds; the test command runs
+# the conformance harness against it.
+if [ -f examples/store_plugin/pyproject.toml ]; then
+    targets+=(-e ./examples/store_plugin)
+fi
 pip_install "${targets[@]}"
 echo "installed into .venv: ${targets[*]}"

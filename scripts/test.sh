@@ -43,3 +43,24 @@ fi
 
 echo "== pytest"
 pytest "$@"
+
+echo "== the conformance harness on the example store (jsonfile://, examples/store_plugin)"
+# The harness as a store author runs it, on the store docs/stores.md builds:
+# the whole contract, state machine included (its output must show that the
+# state machine passed: a run that skipped it proves nothing), then a short
+# crash-recovery run with real processes and SIGKILLs.
+example_dir=$(mktemp -d)
+example_status=0
+pytest --pyargs localqueue_harness --localqueue-store "jsonfile://$example_dir/contract.json" \
+    -p no:cacheprovider -v 2>&1 | tee "$example_dir/pytest.log" || example_status=1
+if [ "$example_status" = 0 ] && ! grep -q "::test_state_machine PASSED" "$example_dir/pytest.log"; then
+    echo "the harness did not run its state machine on the example store" >&2
+    example_status=1
+fi
+if [ "$example_status" = 0 ]; then
+    localqueue harness run --store "jsonfile://$example_dir/crash.json" --mode crash-recovery \
+        --producers 2 --consumers 2 --messages 300 --kills 5 \
+        --report "$example_dir/crash-report.json" || example_status=1
+fi
+rm -rf "$example_dir"
+exit "$example_status"

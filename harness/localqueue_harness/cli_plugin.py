@@ -24,7 +24,7 @@ from localqueue_harness.state_machine import machine_for
 
 
 def _stateful(url: str, examples: int, seed: int) -> Report:
-    def opener(clock: ManualClock) -> Store:
+    def opener(clock: ManualClock | None) -> Store:
         return open_store(url, clock=clock)
 
     report = Report(url, "stateful", seed, 0, 0, 0)

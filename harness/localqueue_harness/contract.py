@@ -50,7 +50,7 @@ def opened_any(open_store: StoreOpener, clock: ManualClock | None = None) -> Sto
     except ValueError as exc:
         if "clock" not in str(exc).lower():
             raise
-        return open_store(None)  # type: ignore[arg-type]
+        return open_store(None)
 
 
 class StoreContract:
@@ -101,6 +101,27 @@ class StoreContract:
         )
         assert len(claimed.leased) == 2 and claimed.dead_lettered == []
         assert store.claim(Q, worker_id="w", limit=5, lease_seconds=30) == ClaimResult([], [])
+        store.purge(Q)
+        store.close()
+
+    def test_a_lease_ends_exactly_at_leased_until(self, open_store: StoreOpener) -> None:
+        """The fencing boundary: a lease is held while now < leased_until.
+        At exactly leased_until every fenced operation is refused and the
+        message is claimable again (docs/stores.md, "The rules")."""
+        clock = ManualClock()
+        store = opened(open_store, clock)
+        store.purge(Q)
+        store.enqueue(Q, [NewMessage(b"1")])
+        [first] = store.claim(Q, worker_id="a", limit=1, lease_seconds=10).leased
+        assert first.receipt is not None and first.leased_until == clock.now() + 10
+        lease = Lease(first.id, first.receipt)
+        clock.advance(10)
+        assert store.extend(Q, lease, 5) is None, "extend at leased_until must be refused"
+        assert store.release(Q, lease) is False, "release at leased_until must be refused"
+        assert store.dead_letter(Q, lease) is False, "dead_letter at leased_until must be refused"
+        assert store.ack(Q, [lease]) == [lease], "ack at leased_until must be refused"
+        [again] = store.claim(Q, worker_id="b", limit=1, lease_seconds=10).leased
+        assert again.id == first.id and again.attempts == 2, "claimable at leased_until"
         store.purge(Q)
         store.close()
 

@@ -18,7 +18,7 @@ def url_opener(request: pytest.FixtureRequest) -> StoreOpener:
     if not url:
         pytest.skip(f"no store to check: pass {OPTION} URL")
 
-    def opener(clock: ManualClock) -> Store:
+    def opener(clock: ManualClock | None) -> Store:
         return open_url(url, clock=clock)
 
     return opener

@@ -79,7 +79,7 @@ def test_pytest_pyargs_runs_the_contract_on_a_url(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:]
-    assert "80 passed" in out.stdout  # the store contract's 7 and the queue contract's 73
+    assert "81 passed" in out.stdout  # the store contract's 8 and the queue contract's 73
 
 
 def test_without_a_url_the_pyargs_run_skips_with_the_reason() -> None:

@@ -99,7 +99,7 @@ def copy_messages(
     if not isinstance(destination, SupportsImport):
         raise StoreError(
             f"store {destination.url!r} cannot take copied messages (it does not implement "
-            "import_messages); copy into a SQLite, memory or PostgreSQL store"
+            "import_messages, the SupportsImport capability); copy into a store that does"
         )
     names = list(queues) if queues else source.queues()
     report = CopyReport(source.url, destination.url, dry_run)

@@ -13,7 +13,7 @@ from localqueue_postgres.store import PostgresStore
 
 
 def opener_for(url: str) -> StoreOpener:
-    def opener(clock: ManualClock) -> Store:
+    def opener(clock: ManualClock | None) -> Store:
         return PostgresStore(url, clock=clock)
 
     return opener
