@@ -10,6 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = [
+    "LeaseExpired",
+    "LocalQueueError",
+    "MessageNotFound",
+    "PluginError",
+    "SchemaVersionError",
+    "SerializationError",
+    "StoreBusyError",
+    "StoreConnectionLost",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreNotFound",
+    "UnknownStoreError",
+    "stale_lease_error",
+]
+
 
 class LocalQueueError(Exception):
     """Base class of every error localqueue raises deliberately."""

@@ -20,3 +20,11 @@ from localqueue.observability.event_log import (
 from localqueue.observability.event_log import (
     enabled as enabled,
 )
+
+__all__ = [
+    "ENV",
+    "LOGGER_NAME",
+    "disable",
+    "enable",
+    "enabled",
+]

@@ -44,3 +44,19 @@ from localqueue.observability.events import (
 from localqueue.observability.events import (
     WorkerStopped as WorkerStopped,
 )
+
+__all__ = [
+    "EVENT_TYPES",
+    "Acked",
+    "DeadLettered",
+    "Enqueued",
+    "Event",
+    "HandlerFinished",
+    "LeaseExpired",
+    "LeaseExtended",
+    "Leased",
+    "Released",
+    "Requeued",
+    "WorkerStarted",
+    "WorkerStopped",
+]

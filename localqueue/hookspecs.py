@@ -20,6 +20,21 @@ from typing import TYPE_CHECKING, Protocol
 
 import pluggy
 
+__all__ = [
+    "PROJECT_NAME",
+    "StoreFactory",
+    "StoreScheme",
+    "hookimpl",
+    "hookspec",
+    "localqueue_call_handler",
+    "localqueue_cli_commands",
+    "localqueue_event",
+    "localqueue_fetch_delay",
+    "localqueue_job_finished",
+    "localqueue_retry_decision",
+    "localqueue_store_schemes",
+]
+
 if TYPE_CHECKING:
     import click
 

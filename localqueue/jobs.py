@@ -29,3 +29,14 @@ from localqueue.worker.hook_types import (
 from localqueue.worker.hook_types import (
     WorkerView as WorkerView,
 )
+
+__all__ = [
+    "Action",
+    "Failure",
+    "FetchGate",
+    "HandlerCall",
+    "JobOutcome",
+    "Outcome",
+    "RetryDecision",
+    "WorkerView",
+]

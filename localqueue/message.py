@@ -8,6 +8,11 @@ from typing import Any
 from localqueue.serializers import Serializer
 from localqueue.store import ErrorInfo, Lease, MessageRecord, State
 
+__all__ = [
+    "Message",
+    "error_info",
+]
+
 TRACEBACK_TAIL_CHARS = 4000
 
 _UNSET: Any = object()

@@ -26,3 +26,13 @@ from localqueue.observability.observers import (
 from localqueue.observability.observers import (
     refresh as refresh,
 )
+
+__all__ = [
+    "IDLE_ATTRIBUTE",
+    "REPEAT_LOG_INTERVAL",
+    "Observer",
+    "emit",
+    "invalidate",
+    "listening",
+    "refresh",
+]

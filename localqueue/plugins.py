@@ -27,6 +27,15 @@ import pluggy
 from localqueue import hookspecs
 from localqueue.errors import PluginError
 
+__all__ = [
+    "ALLOWLIST_ENV",
+    "DISABLE_ENV",
+    "ENTRY_POINT_GROUP",
+    "get_plugin_manager",
+    "list_plugins",
+    "reset_plugin_manager",
+]
+
 ENTRY_POINT_GROUP = "localqueue"
 DISABLE_ENV = "LOCALQUEUE_DISABLE_PLUGINS"
 ALLOWLIST_ENV = "LOCALQUEUE_PLUGINS"

@@ -23,6 +23,8 @@ from localqueue.observability.observers import Observer, listening
 from localqueue.serializers import JSONSerializer, Serializer
 from localqueue.spec import DEFAULT_MAX_RETRIES, PersistentWorkerConfig, QueueSpec
 from localqueue.store import (
+    ClaimResult,
+    EnqueueResult,
     ErrorInfo,
     MessageFilter,
     MessageRecord,
@@ -38,6 +40,13 @@ from localqueue.store import (
     check_seconds,
 )
 from localqueue.store.url import open_store
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "UNSET",
+    "PersistentQueue",
+    "Unset",
+]
 
 DEFAULT_MAX_ATTEMPTS = DEFAULT_MAX_RETRIES + 1  # the first delivery plus 3 retries
 
@@ -176,7 +185,7 @@ class PersistentQueue:
             dedupe_key=dedupe_key,
         )
         result = self.store.enqueue(self.name, [new])
-        if not isinstance(result, tuple):
+        if not isinstance(result, EnqueueResult):
             raise _outdated_store(self.store, "enqueue", result)
         records, added = result
         observers = listening()
@@ -211,7 +220,7 @@ class PersistentQueue:
             # no receipt, and its value is the one given.
             new = [NewMessage(p, delay, priority) for p in payloads]
             result = self.store.enqueue(self.name, new)
-            if not isinstance(result, tuple):
+            if not isinstance(result, EnqueueResult):
                 raise _outdated_store(self.store, "enqueue", result)
             records, added = result
             observers = listening()
@@ -233,7 +242,7 @@ class PersistentQueue:
             for p, k in zip(payloads, keys, strict=True)
         ]
         result = self.store.enqueue(self.name, batch)
-        if not isinstance(result, tuple):
+        if not isinstance(result, EnqueueResult):
             raise _outdated_store(self.store, "enqueue", result)
         records, added = result
         observers = listening()
@@ -276,7 +285,7 @@ class PersistentQueue:
                 lease_seconds=self.lease_timeout,
                 max_attempts=self.max_attempts,
             )
-            if not isinstance(claimed, tuple):
+            if not isinstance(claimed, ClaimResult):
                 raise _outdated_store(self.store, "claim", claimed)
             records, dead = claimed
             if records or dead:
@@ -516,8 +525,9 @@ def _state_arg(state: State | str | None) -> State | None:
 
 def _outdated_store(store: Store, operation: str, result: object) -> StoreError:
     """A store written for the earlier protocol returns a plain list from
-    ``claim``/``enqueue``; unpacking it as a result pair would silently take
-    its first two records for the two lists, so refuse it by name instead."""
+    ``claim``/``enqueue`` (and a careless one might return a tuple of
+    records); unpacking it as a result pair would silently take its first two
+    records for the two lists, so refuse it by name instead."""
     wanted = {
         "claim": "ClaimResult(leased, dead_lettered)",
         "enqueue": "EnqueueResult(records, added)",

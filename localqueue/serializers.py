@@ -13,6 +13,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from localqueue.errors import SerializationError
 
+__all__ = [
+    "JSONSerializer",
+    "RawBytesSerializer",
+    "Serializer",
+]
+
 
 @runtime_checkable
 class Serializer(Protocol):

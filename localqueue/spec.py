@@ -22,6 +22,16 @@ from typing import Any
 
 from localqueue.store.validation import check_positive_int, check_queue_name, check_seconds
 
+__all__ = [
+    "DEFAULT_HEARTBEAT_FRACTION",
+    "DEFAULT_LEASE_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_POLL_INTERVAL",
+    "Backoff",
+    "PersistentWorkerConfig",
+    "QueueSpec",
+]
+
 DEFAULT_LEASE_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 # With dead-lettering turned off, an exhausted message is released again with

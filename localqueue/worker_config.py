@@ -14,3 +14,9 @@ from localqueue.spec import (
 from localqueue.spec import (
     PersistentWorkerConfig as PersistentWorkerConfig,
 )
+
+__all__ = [
+    "DEFAULT_HEARTBEAT_FRACTION",
+    "DEFAULT_POLL_INTERVAL",
+    "PersistentWorkerConfig",
+]

@@ -14,13 +14,15 @@ from localqueue.stores.memory import MemoryStore
 
 class OutdatedStore(MemoryStore):
     """A store written for the earlier protocol: claim and enqueue return
-    plain lists of records."""
+    plain lists of records (or, carelessly ported, tuples of records)."""
+
+    container: type = list
 
     def enqueue(self, queue: str, messages: Sequence[NewMessage]) -> Any:
-        return list(super().enqueue(queue, messages).records)
+        return self.container(super().enqueue(queue, messages).records)
 
     def claim(self, queue: str, **kwargs: Any) -> Any:
-        return list(super().claim(queue, **kwargs).leased)
+        return self.container(super().claim(queue, **kwargs).leased)
 
 
 def test_results_unpack_as_pairs() -> None:
@@ -33,13 +35,16 @@ def test_results_unpack_as_pairs() -> None:
     assert [r.id for r in leased] == [records[0].id] and dead == []
 
 
+@pytest.mark.parametrize("container", [list, tuple])
 @pytest.mark.parametrize("how", ["put", "put_keyed", "put_many", "put_many_keyed", "get"])
-def test_a_store_of_the_earlier_protocol_is_refused_by_name(how: str) -> None:
+def test_a_store_of_the_earlier_protocol_is_refused_by_name(how: str, container: type) -> None:
     """Unpacking a list of two records as (leased, dead) would mix records
     up silently; the queue says what is wrong and what to do instead."""
     inner = MemoryStore("memory://outdated")
     inner.enqueue("jobs", [NewMessage(b'"a"'), NewMessage(b'"b"')])
-    queue = PersistentQueue("jobs", store=OutdatedStore("memory://outdated"))
+    outdated = OutdatedStore("memory://outdated")
+    outdated.container = container
+    queue = PersistentQueue("jobs", store=outdated)
     with pytest.raises(StoreError) as caught:
         if how == "put":
             queue.put("x")
@@ -53,6 +58,6 @@ def test_a_store_of_the_earlier_protocol_is_refused_by_name(how: str) -> None:
             queue.get_many(2, block=False)
     text = str(caught.value)
     operation = "claim" if how == "get" else "enqueue"
-    assert f"returned list from {operation}()" in text
+    assert f"returned {container.__name__} from {operation}()" in text
     assert "OutdatedStore" in text and "update the store plugin" in text
     assert "\n" not in text

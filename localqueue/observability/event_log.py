@@ -22,6 +22,14 @@ from localqueue.hookspecs import hookimpl
 from localqueue.observability import observers
 from localqueue.observability.events import Event
 
+__all__ = [
+    "ENV",
+    "LOGGER_NAME",
+    "disable",
+    "enable",
+    "enabled",
+]
+
 ENV = "LOCALQUEUE_LOG_EVENTS"
 LOGGER_NAME = "localqueue.events"
 

@@ -19,6 +19,22 @@ from typing import Any, ClassVar
 
 from localqueue.store import ErrorInfo
 
+__all__ = [
+    "EVENT_TYPES",
+    "Acked",
+    "DeadLettered",
+    "Enqueued",
+    "Event",
+    "HandlerFinished",
+    "LeaseExpired",
+    "LeaseExtended",
+    "Leased",
+    "Released",
+    "Requeued",
+    "WorkerStarted",
+    "WorkerStopped",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -117,8 +133,8 @@ class LeaseExpired(Event):
     ``worker_id`` is the worker that took it over, and a ``leased`` event for
     the new delivery follows - or, when that was the message's last allowed
     attempt, a ``dead_lettered`` event (the claim made it a dead letter;
-    stores that implement ``ReportsClaimDeadLetters`` tell, as the built-in
-    ones do). ``attempt`` is the delivery whose lease expired.
+    every store reports those in ``ClaimResult.dead_lettered``). ``attempt``
+    is the delivery whose lease expired.
     """
 
     kind: ClassVar[str] = "lease_expired"

@@ -27,6 +27,12 @@ import pluggy
 from localqueue import plugins
 from localqueue.observability.events import Event
 
+__all__ = [
+    "IDLE_ATTRIBUTE",
+    "Observer",
+    "invalidate",
+]
+
 log = logging.getLogger("localqueue.observers")
 
 Observer = tuple[str, Callable[..., object]]  # (plugin name, its localqueue_event)

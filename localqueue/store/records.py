@@ -144,7 +144,9 @@ class QueueStats:
 class ClaimResult(NamedTuple):
     """What one ``claim`` did: the deliveries it made and the dead letters it made.
 
-    ``leased`` holds the records handed out, in delivery order. A message
+    ``leased`` holds the records handed out, sorted by priority (highest
+    first), then id (which ones were chosen follows delivery order:
+    priority, then ``available_at``, then id). A message
     whose lease expired after its last allowed attempt is dead-lettered by
     the claim that finds it instead of being handed out (the contract);
     ``dead_lettered`` holds those records (state DEAD, with their

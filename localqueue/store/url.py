@@ -19,7 +19,7 @@ from localqueue.clock import Clock
 from localqueue.errors import PluginError, UnknownStoreError
 from localqueue.hookspecs import StoreScheme
 from localqueue.plugins import memoized
-from localqueue.store import Store
+from localqueue.store.protocol import Store
 
 STORE_ENV = "LOCALQUEUE_STORE"
 

@@ -38,6 +38,12 @@ from localqueue.store.helpers import (
     stored_state,
 )
 
+__all__ = [
+    "MemoryStore",
+    "localqueue_store_schemes",
+    "open_memory_store",
+]
+
 
 @dataclass
 class _Row:

@@ -21,6 +21,7 @@ from localqueue.stores.sqlite.store import (
     localqueue_store_schemes,
     open_existing_sqlite_store,
     open_sqlite_store,
+    open_sqlite_store_as_found,
     parse_sqlite_url,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "localqueue_store_schemes",
     "open_existing_sqlite_store",
     "open_sqlite_store",
+    "open_sqlite_store_as_found",
     "parse_sqlite_url",
 ]

@@ -415,7 +415,8 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         if len(out) > 1:
-            # RETURNING does not keep the subquery's order; restore delivery order.
+            # RETURNING does not keep the subquery's order; the protocol's batch
+            # order is priority (highest first), then id.
             out.sort(key=lambda r: (-r.priority, r.id))
         return ClaimResult(out, dead)
 
