@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from localqueue import PersistentQueue, StoreError
-from localqueue.store import ClaimResult, EnqueueResult, NewMessage
+from localqueue.store import ClaimResult, EnqueueResult, NewMessage, batch_order, delivery_order
 from localqueue.stores.memory import MemoryStore
 
 
@@ -61,3 +61,14 @@ def test_a_store_of_the_earlier_protocol_is_refused_by_name(how: str, container:
     assert f"returned {container.__name__} from {operation}()" in text
     assert "OutdatedStore" in text and "update the store plugin" in text
     assert "\n" not in text
+
+
+def test_the_two_orders_of_the_kit() -> None:
+    """delivery_order picks (priority, then available_at, then id); batch_order
+    returns (priority, then id): the same messages, in different orders."""
+    low = MemoryStore().enqueue("q", [NewMessage(b"x")]).records[0]
+    a = low._replace(id=1, priority=0, available_at=5.0)
+    b = low._replace(id=2, priority=0, available_at=1.0)
+    c = low._replace(id=3, priority=9, available_at=9.0)
+    assert [r.id for r in sorted([a, b, c], key=delivery_order)] == [3, 2, 1]
+    assert [r.id for r in sorted([a, b, c], key=batch_order)] == [3, 1, 2]

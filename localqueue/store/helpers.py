@@ -10,6 +10,7 @@ and one ``available_at`` time gets ready/delayed/inflight from
 from __future__ import annotations
 
 import secrets
+from typing import Protocol
 
 from localqueue.store.records import ErrorInfo, MessageFilter, MessageRecord, State
 
@@ -23,6 +24,33 @@ EXPIRED_ERROR_TYPE = "LeaseExpired"
 
 # A worker that has not sent a heartbeat for a week is forgotten.
 WORKER_FORGET_AFTER = 7 * 24 * 3600.0
+
+
+class Orderable(Protocol):
+    """Anything with the three fields that order messages: a MessageRecord,
+    or a store's own row type."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def available_at(self) -> float: ...
+
+
+def delivery_order(message: Orderable) -> tuple[int, float, int]:
+    """Sort key for which claimable messages a claim takes first: highest
+    priority, then earliest ``available_at``, then lowest id."""
+    return (-message.priority, message.available_at, message.id)
+
+
+def batch_order(message: Orderable) -> tuple[int, int]:
+    """Sort key for the records a claim returns (``ClaimResult.leased``):
+    highest priority, then lowest id. Not the delivery order: within one
+    priority a batch is in id order, whatever each message's available_at."""
+    return (-message.priority, message.id)
 
 
 def new_receipt() -> str:

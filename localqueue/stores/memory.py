@@ -24,7 +24,9 @@ from localqueue.store import (
     NewMessage,
     QueueStats,
     State,
+    batch_order,
     check_positive_int,
+    delivery_order,
 )
 from localqueue.store.helpers import (
     DEAD,
@@ -190,7 +192,7 @@ class MemoryStore:
         with self._data.changed:
             now = self.clock.now()
             due = [r for r in self._queue_rows(queue) if r.stored != DEAD and r.available_at <= now]
-            due.sort(key=lambda r: (-r.priority, r.available_at, r.id))
+            due.sort(key=delivery_order)
             out: list[MessageRecord] = []
             dead: list[MessageRecord] = []
             for row in due:
@@ -210,7 +212,7 @@ class MemoryStore:
                 row.receipt = new_receipt()
                 out.append(row.record(now, reclaimed=expired))
             # The same order the SQLite store returns a batch in.
-            out.sort(key=lambda r: (-r.priority, r.id))
+            out.sort(key=batch_order)
             return ClaimResult(out, dead)
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:

@@ -37,11 +37,13 @@ from localqueue.store import (
     StoreCorruptError,
     StoreError,
     SystemClock,
+    batch_order,
     check_dedupe_key,
     check_positive_int,
     check_priority,
     check_queue_name,
     check_seconds,
+    delivery_order,
     derived_state,
     exhausted_error,
     matches,
@@ -213,7 +215,7 @@ class JsonFileStore:
                 if r.queue == queue and r.stored != DEAD and r.available_at <= now
             ]
             # Which messages: the head of the queue in delivery order.
-            due.sort(key=lambda r: (-r.priority, r.available_at, r.id))
+            due.sort(key=delivery_order)
             leased: list[MessageRecord] = []
             dead: list[MessageRecord] = []
             for row in due:
@@ -236,7 +238,7 @@ class JsonFileStore:
                 leased.append(record(row, now, reclaimed=expired))
             doc.changed = bool(leased or dead)
         # The order of the returned batch: priority (highest first), then id.
-        leased.sort(key=lambda r: (-r.priority, r.id))
+        leased.sort(key=batch_order)
         return ClaimResult(leased, dead)
 
     # -- answering a delivery (fenced) ------------------------------------------

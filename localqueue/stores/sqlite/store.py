@@ -42,6 +42,7 @@ from localqueue.store import (
     NewMessage,
     QueueStats,
     State,
+    batch_order,
     check_positive_int,
     check_seconds,
 )
@@ -417,7 +418,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         if len(out) > 1:
             # RETURNING does not keep the subquery's order; the protocol's batch
             # order is priority (highest first), then id.
-            out.sort(key=lambda r: (-r.priority, r.id))
+            out.sort(key=batch_order)
         return ClaimResult(out, dead)
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:

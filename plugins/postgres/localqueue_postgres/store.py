@@ -39,6 +39,7 @@ from localqueue.store import (
     QueueStats,
     State,
     StoreError,
+    batch_order,
     check_positive_int,
     derived_state,
     matches,
@@ -295,7 +296,7 @@ class PostgresStore:
                 break  # nothing was dead-lettered: that was everything due
             dead.extend(self._record(row, row[16]) for row in rows if row[3] != INFLIGHT)
         if len(out) > 1:
-            out.sort(key=lambda r: (-r.priority, r.id))
+            out.sort(key=batch_order)
         return ClaimResult(out, dead)
 
     def _claim_pass(
