@@ -46,9 +46,17 @@ class LocalQueueGroup(click.Group):
             return run_click(*args, standalone_mode=False, **kwargs)
         try:
             code = run_click(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # A group run without a command shows its help, as any click
+            # program does; it is not an error to report in one line.
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "localqueue"
-            click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+            message = exc.format_message()
+            # The pointer to --help goes on its own line after a long message.
+            joiner = "\n" if "\n" in message.strip() else " "
+            click.echo(f"Error: {message.rstrip()}{joiner}(see '{where} --help')", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             exc.show()
