@@ -40,6 +40,7 @@ from localqueue.store import (
     check_seconds,
 )
 from localqueue.store.url import open_store
+from localqueue.store.validation import check_lease_timeout
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -103,9 +104,7 @@ class PersistentQueue:
             if not isinstance(max_attempts, Unset):
                 raise ValueError("give max_attempts through spec.with_retry(), not beside a spec")
         if lease_timeout is not None:
-            spec = spec.with_lease_timeout(
-                check_seconds("lease_timeout", lease_timeout, positive=True)
-            )
+            spec = spec.with_lease_timeout(check_lease_timeout(lease_timeout))
         self.spec = spec
         self.name = spec.name
         self.lease_timeout = spec.lease_timeout

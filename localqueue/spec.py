@@ -20,7 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from localqueue.store.validation import check_positive_int, check_queue_name, check_seconds
+from localqueue.store.validation import (
+    check_lease_timeout,
+    check_positive_int,
+    check_queue_name,
+    check_seconds,
+)
 
 __all__ = [
     "DEFAULT_HEARTBEAT_FRACTION",
@@ -142,6 +147,11 @@ class PolicySettings:
 class QueueSpec(PolicySettings):
     """The defaults every worker of one queue starts from, as an immutable
     fluent builder: each ``with_*`` returns a new spec."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # A worker's config needs more (see MIN_HEARTBEAT_INTERVAL) and says so.
+        check_lease_timeout(self.lease_timeout)
 
     def with_name(self, name: str) -> QueueSpec:
         return dataclasses.replace(self, name=name)

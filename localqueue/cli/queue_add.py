@@ -14,6 +14,7 @@ import click
 from localqueue.cli.common import open_queue
 from localqueue.cli.output import DURATION, emit_json, json_option
 from localqueue.errors import LocalQueueError
+from localqueue.serializers import MAX_JSON_DEPTH
 
 BATCH_SIZE = 500
 
@@ -32,6 +33,11 @@ def _parse(text: str, raw: bool, where: str) -> Any:
         return text
     try:
         return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise click.ClickException(
+            f"{where} is JSON nested too deeply to read (lists and objects may nest at most "
+            f"{MAX_JSON_DEPTH} levels); flatten it, or pass --raw to add it as a plain string"
+        ) from None
     except ValueError as exc:
         if not isinstance(exc, json.JSONDecodeError):  # NaN, Infinity
             raise click.ClickException(

@@ -80,7 +80,9 @@ from localqueue.store.url import (
     url_scheme,
 )
 from localqueue.store.validation import (
+    MIN_LEASE_TIMEOUT,
     check_dedupe_key,
+    check_lease_timeout,
     check_message_id,
     check_positive_int,
     check_priority,
@@ -92,6 +94,7 @@ __all__ = [
     "DEAD",
     "EXPIRED_ERROR_TYPE",
     "INFLIGHT",
+    "MIN_LEASE_TIMEOUT",
     "QUEUED",
     "WORKER_FORGET_AFTER",
     "AckedRecord",
@@ -133,6 +136,7 @@ __all__ = [
     "age_reference",
     "batch_order",
     "check_dedupe_key",
+    "check_lease_timeout",
     "check_message_id",
     "check_positive_int",
     "check_priority",

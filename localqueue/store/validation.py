@@ -8,14 +8,28 @@ the argument and say what it must be.
 from __future__ import annotations
 
 import math
+import re
+
+# The shortest lease a queue accepts. A lease must end after it starts: with
+# time.time() near 1.7e9, now + 1e-9 == now, so a lease that short would end
+# as it is granted and its message could never be acked. 1 ms is far above
+# any clock's resolution and below any lease that makes sense.
+MIN_LEASE_TIMEOUT = 0.001
+
+# C0 controls, DEL and C1 controls (U+0080-U+009F).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def check_queue_name(queue: str) -> str:
-    """Queue names are non-empty UTF-8 strings without control characters."""
+    """Queue names are non-empty UTF-8 strings without control characters
+    (C0, DEL or C1), of at most 200 characters."""
     if not isinstance(queue, str) or not queue.strip():
         raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
-    if any(ord(ch) < 32 for ch in queue) or len(queue) > 200 or not _is_utf8(queue):
-        raise ValueError(f"queue name must be printable and at most 200 characters, got {queue!r}")
+    if _CONTROL.search(queue) or len(queue) > 200 or not _is_utf8(queue):
+        raise ValueError(
+            "queue name must be printable (no control characters) and at most "
+            f"200 characters, got {queue!r}"
+        )
     return queue
 
 
@@ -56,6 +70,17 @@ def check_seconds(name: str, value: float, *, positive: bool = False) -> float:
     if value < 0:
         raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
     return float(value)
+
+
+def check_lease_timeout(value: float, name: str = "lease_timeout") -> float:
+    """Leases are finite numbers of seconds >= MIN_LEASE_TIMEOUT."""
+    seconds = check_seconds(name, value, positive=True)
+    if seconds < MIN_LEASE_TIMEOUT:
+        raise ValueError(
+            f"{name} must be at least {MIN_LEASE_TIMEOUT:g} seconds (a shorter lease "
+            f"would end as it is granted and its message could never be acked), got {value!r}"
+        )
+    return seconds
 
 
 def check_positive_int(name: str, value: int) -> int:

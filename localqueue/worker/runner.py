@@ -32,7 +32,12 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from localqueue.errors import LeaseExpired, LocalQueueError, StoreConnectionLost
+from localqueue.errors import (
+    LeaseExpired,
+    LocalQueueError,
+    StoreBusyError,
+    StoreConnectionLost,
+)
 from localqueue.message import Message
 from localqueue.observability import worker_events
 from localqueue.observability.observers import listening
@@ -55,8 +60,12 @@ from localqueue.worker.hook_types import (
 log = logging.getLogger("localqueue.worker")
 
 # Seconds between fetches while a networked store's connection keeps
-# breaking: quick at first (a blip), then no faster than every 5 s.
+# breaking, or another process keeps the store's write lock (a long vacuum):
+# quick at first (a blip), then no faster than every 5 s.
 OUTAGE_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+# Store errors that go away by waiting: the worker rides them out.
+TRANSIENT_STORE_ERRORS = (StoreConnectionLost, StoreBusyError)
 
 _worker_numbers = itertools.count(1)
 
@@ -274,9 +283,10 @@ class PersistentWorker:
                 if run.until_empty:
                     return
                 continue
-            except StoreConnectionLost as exc:
+            except TRANSIENT_STORE_ERRORS as exc:
                 # A networked store's connection broke (a failover, a network
-                # blip): ride it out instead of stopping every worker at once.
+                # blip), or another process held the write lock past the busy
+                # timeout: ride it out instead of stopping every worker at once.
                 # A claim that was applied but not seen leaves its leases to
                 # expire; those messages are delivered again.
                 budget.give_back()
@@ -380,9 +390,10 @@ class PersistentWorker:
         except LeaseExpired:
             log.warning("lease lost before the result could be recorded; not recorded")
             return Outcome.LEASE_LOST
-        except StoreConnectionLost as exc:
-            # Unknown whether it was recorded: if not, the lease expires and
-            # the message is delivered again (at least once).
+        except TRANSIENT_STORE_ERRORS as exc:
+            # Unknown whether it was recorded (a busy store did not record
+            # it): if not, the lease expires and the message is delivered
+            # again (at least once).
             log.warning("%s; the result may not be recorded", exc)
             return Outcome.LEASE_LOST
         return outcome

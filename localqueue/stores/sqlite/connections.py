@@ -13,12 +13,14 @@ it); it opens its own.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote_to_bytes
 
 from localqueue.errors import StoreBusyError, StoreCorruptError, StoreError
 
@@ -33,6 +35,72 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# SQLite keeps the busy timeout as a 32-bit count of milliseconds: a larger
+# value wraps (PRAGMA busy_timeout turns it into 0, "never wait"), so the
+# range is refused at the door instead of bent.
+MAX_BUSY_TIMEOUT_MS = 2**31 - 1
+MAX_BUSY_TIMEOUT = MAX_BUSY_TIMEOUT_MS // 1000  # 2147483 s, about 24.8 days
+
+
+def check_busy_timeout(value: object) -> float:
+    """A busy timeout SQLite can honour: seconds from 0 to MAX_BUSY_TIMEOUT."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or math.isnan(value)
+        or not 0 <= value <= MAX_BUSY_TIMEOUT
+    ):
+        raise ValueError(
+            f"busy_timeout must be from 0 to {MAX_BUSY_TIMEOUT} seconds (about 24.8 days, "
+            f"SQLite's limit), got {value!r}"
+        )
+    return float(value)
+
+
+def busy_timeout_ms(seconds: float) -> int:
+    """PRAGMA busy_timeout's value; a positive timeout never rounds down to 0."""
+    return min(MAX_BUSY_TIMEOUT_MS, math.ceil(seconds * 1000))
+
+
+# -- paths, store URLs and SQLite URIs ------------------------------------------------------
+#
+# One file has one path and one URL. The path is absolute, with a leading
+# "//" collapsed to "/" (POSIX lets two slashes mean something else, Linux
+# and macOS do not; SQLite's URI parser reads "file://x/..." as a host). The
+# URL percent-encodes the path's bytes, so every name, with "%", "?", "#",
+# spaces or any byte at all, goes through open_store(store.url) unchanged.
+
+
+def canonical_path(path: str | os.PathLike[str]) -> Path:
+    """The absolute path a store is known by (``~`` expanded, no leading ``//``)."""
+    absolute = Path(path).expanduser().absolute()
+    text = str(absolute)
+    if os.name == "posix" and text.startswith("//"):
+        absolute = Path("/" + text.lstrip("/"))
+    return absolute
+
+
+def url_path(path: Path) -> str:
+    """The percent-encoded form of ``path`` that follows ``sqlite://``."""
+    return quote(os.fsencode(path), safe="/")
+
+
+def path_from_url(text: str) -> Path:
+    """The inverse of :func:`url_path`: ``%XX`` escapes are the file name's bytes."""
+    return canonical_path(os.fsdecode(unquote_to_bytes(os.fsencode(text))))
+
+
+def read_only_uri(path: Path) -> str:
+    """A SQLite ``file:`` URI that opens ``path`` read-only, whatever its name holds.
+
+    An absolute path gets an explicit empty authority (``file:///...``), so a
+    path that starts with ``//`` is never read as ``file://host/...``.
+    """
+    encoded = url_path(path)
+    prefix = "file://" if encoded.startswith("/") else "file:"
+    return f"{prefix}{encoded}?mode=ro"
 
 
 class _Connection(sqlite3.Connection):

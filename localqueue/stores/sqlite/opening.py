@@ -1,7 +1,10 @@
 """From a ``sqlite://`` URL to an open SQLiteStore, and the scheme's registration.
 
 ``sqlite:///abs/path.db`` or a plain path; options ``synchronous`` (NORMAL or
-FULL) and ``busy_timeout`` (seconds). Three openers, one per
+FULL) and ``busy_timeout`` (seconds, 0 to 2147483), each at most once. The
+path is percent-decoded (``%XX`` are the file name's bytes), the inverse of
+``SQLiteStore.url``; ``sqlite:////abs/path.db`` (four slashes, as SQLAlchemy
+writes it) is the same file as ``sqlite:///abs/path.db``. Three openers, one per
 :class:`~localqueue.store.StoreScheme` field: create if missing (the
 factory), only an existing file (``open_existing``), and an existing file
 left exactly as found, not even migrated (``open_as_found``).
@@ -10,28 +13,38 @@ left exactly as found, not even migrated (``open_as_found``).
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qsl
 
 from localqueue.clock import Clock
 from localqueue.hookspecs import StoreScheme, hookimpl
+from localqueue.stores.sqlite.connections import check_busy_timeout, path_from_url
 from localqueue.stores.sqlite.store import DEFAULT_BUSY_TIMEOUT, SQLiteStore
+
+KNOWN_OPTIONS = ("synchronous", "busy_timeout")
 
 
 def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
     """``sqlite:///abs/path.db?synchronous=FULL&busy_timeout=5`` -> (path, options)."""
     rest = url.split("://", 1)[1]
     path_part, _, query = rest.partition("?")
-    path_text = unquote(path_part)
-    if not path_text:
+    if not path_part:
         raise ValueError(f"SQLite store URL {url!r} has no path; use sqlite:///abs/path/queue.db")
-    options = {key: values[-1] for key, values in parse_qs(query).items()}
-    unknown = set(options) - {"synchronous", "busy_timeout"}
+    # Blank values are kept: "?busy_timeout=" is a mistake to report, not to skip.
+    pairs = parse_qsl(query, keep_blank_values=True)
+    unknown = {key for key, _ in pairs} - set(KNOWN_OPTIONS)
     if unknown:
         raise ValueError(
             f"unknown SQLite store option(s) {sorted(unknown)} in {url!r}; "
             "known: synchronous=NORMAL|FULL, busy_timeout=SECONDS"
         )
-    return Path(path_text).expanduser(), options
+    options: dict[str, str] = {}
+    for key, value in pairs:
+        if key in options:
+            raise ValueError(
+                f"SQLite store option {key!r} is given more than once in {url!r}; give it once"
+            )
+        options[key] = value
+    return path_from_url(path_part), options
 
 
 def open_sqlite_store(
@@ -39,10 +52,12 @@ def open_sqlite_store(
 ) -> SQLiteStore:
     path, options = parse_sqlite_url(url)
     busy = options.get("busy_timeout")
-    try:
-        busy_timeout = float(busy) if busy is not None else DEFAULT_BUSY_TIMEOUT
-    except ValueError:
-        raise ValueError(f"busy_timeout must be a number of seconds, got {busy!r}") from None
+    busy_timeout = DEFAULT_BUSY_TIMEOUT
+    if busy is not None:
+        try:
+            busy_timeout = check_busy_timeout(float(busy))
+        except ValueError:
+            check_busy_timeout(busy)  # always refuses a str: the message quotes it as written
     return SQLiteStore(
         path,
         clock=clock,

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from localqueue.clock import Clock, SystemClock
 from localqueue.errors import StoreError, StoreNotFound
@@ -43,7 +42,6 @@ from localqueue.store import (
     State,
     batch_order,
     check_positive_int,
-    check_seconds,
 )
 from localqueue.store.helpers import (
     INFLIGHT,
@@ -52,7 +50,15 @@ from localqueue.store.helpers import (
     derived_state,
 )
 from localqueue.stores.sqlite import faults, schema
-from localqueue.stores.sqlite.connections import ThreadConnections, translate_error
+from localqueue.stores.sqlite.connections import (
+    ThreadConnections,
+    busy_timeout_ms,
+    canonical_path,
+    check_busy_timeout,
+    read_only_uri,
+    translate_error,
+    url_path,
+)
 from localqueue.stores.sqlite.importing import SQLiteImport
 from localqueue.stores.sqlite.maintenance import SQLiteMaintenance
 from localqueue.stores.sqlite.retention import SQLiteRetention, install_archive_trigger
@@ -139,14 +145,15 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                 f"(for RETURNING); this Python uses {sqlite3.sqlite_version}: upgrade Python or "
                 "its SQLite library"
             )
-        self.path = Path(path).expanduser().absolute()
+        self.path = canonical_path(path)
         self.clock: Clock = clock or SystemClock()
         sync = synchronous.upper()
         if sync not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self.synchronous = sync
-        self.busy_timeout = check_seconds("busy_timeout", busy_timeout)
-        self.url = f"sqlite://{self.path}"
+        self.busy_timeout = check_busy_timeout(busy_timeout)
+        # Percent-encoded: open_store(store.url) reopens this very file.
+        self.url = f"sqlite://{url_path(self.path)}"
         self._notifier = _notifier_for(self.path)
         self._create = create
         self._migrate = migrate
@@ -190,9 +197,10 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
             conn.close()
 
     def _identify(self) -> str:
-        uri = f"file:{quote(str(self.path))}?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+            conn = sqlite3.connect(
+                read_only_uri(self.path), uri=True, timeout=self.busy_timeout, isolation_level=None
+            )
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         try:
@@ -222,7 +230,7 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         conn.create_function("lq_fold", 1, _casefold, deterministic=True)
         conn.create_function("lq_least", 2, _least, deterministic=True)
         conn.create_function("lq_reclaimed", 1, _note_reclaimed)
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms(self.busy_timeout)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() != "wal":
