@@ -35,6 +35,7 @@ from typing import Any
 
 from localqueue.errors import LeaseExpired
 from localqueue.queue import PersistentQueue
+from localqueue.store import redact_url
 
 QUEUE = "harness-run"
 
@@ -63,6 +64,11 @@ class Report:
     latency_ms_p50: float | None = None
     latency_ms_p99: float | None = None
     invariants: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A report is printed and written to a file: it names the store
+        # without its password (redact_url), whatever URL it was given.
+        self.store = redact_url(self.store)
 
     @property
     def passed(self) -> bool:

@@ -88,7 +88,7 @@ def dead_command(
     as_json: bool,
 ) -> None:
     """Dead letters of QUEUE with payload, attempts and latest error."""
-    q = open_queue(queue, warn_empty=True)
+    q = open_queue(queue, warn_empty=True, existing=True)
     flt = _filter((), error_contains, min_attempts, failed_within, q.store.clock.now())
     records = q.store.list_messages(
         queue, state=State.DEAD, filter=flt, limit=None if summary else limit
@@ -152,7 +152,8 @@ def requeue_dead_command(
         )
     if all_ and ids:
         raise click.UsageError("pass IDs or --all, not both")
-    q = open_queue(queue, must_exist=True)
+    # A store that does not exist holds no dead letters: say so, create nothing.
+    q = open_queue(queue, must_exist=True, existing=True)
     flt = _filter(ids, error_contains, min_attempts, failed_within, q.store.clock.now())
     moved = q.store.requeue(queue, filter=flt, delay=delay, dry_run=dry_run)
     missing = sorted(set(ids) - set(moved))
@@ -193,7 +194,7 @@ def inspect_command(
     as_json: bool,
 ) -> None:
     """One message of QUEUE in full (by ID), or a listing (optionally by --state)."""
-    q = open_queue(queue, must_exist=True)
+    q = open_queue(queue, must_exist=True, existing=True)
     if message_id is not None:
         message = q.inspect(message_id)
         document = message.as_dict()
@@ -246,7 +247,9 @@ def purge_command(
     as_json: bool,
 ) -> None:
     """Delete messages of QUEUE. Preview with --dry-run; asks first unless --yes."""
-    q = open_queue(queue, warn_empty=True)
+    # Nothing to delete in a store that does not exist: a typo in a cron job
+    # fails loudly instead of creating an empty store and "deleting 0" forever.
+    q = open_queue(queue, warn_empty=True, existing=True)
     wanted = None if state_name is None else State(state_name)
     flt = MessageFilter(older_than=older_than) if older_than is not None else None
     count = q.store.purge(queue, state=wanted, filter=flt, dry_run=True)

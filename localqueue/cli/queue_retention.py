@@ -117,7 +117,8 @@ def prune_command(
 def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None:
     """Show or set how long QUEUE keeps acked messages for audit."""
     check_queue_name(queue)
-    opened = cli_state().store()
+    # Showing the setting only reads: a mistyped store must not be created.
+    opened = cli_state().store() if keep_acked is not None else existing_store()
     store = retention_store(opened)
     note_if_unknown(opened, queue)
     if keep_acked is not None:

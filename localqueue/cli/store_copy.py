@@ -18,7 +18,7 @@ from localqueue.cli.output import emit_json, json_option, table
 from localqueue.errors import StoreNotFound
 from localqueue.store import State, Store
 from localqueue.store.copy import copy_messages
-from localqueue.store.url import open_store, resolve_store_url
+from localqueue.store.url import open_store, redact_url, resolve_store_url
 
 
 def open_source(url: str) -> Store:
@@ -64,14 +64,18 @@ def copy_command(
     missing = [q for q in queues if q not in source.queues()]
     if missing:
         known = ", ".join(source.queues()) or "none"
+        shown = redact_url(source.url)
         raise click.ClickException(
-            f"queue(s) {', '.join(map(repr, missing))} hold no messages in {source.url}; "
+            f"queue(s) {', '.join(map(repr, missing))} hold no messages in {shown}; "
             f"queues with messages: {known}"
         )
     destination = open_destination(dst_url, dry_run)
     if destination is not None:
         ctx.call_on_close(destination.close)
-    shown_destination = destination.url if destination is not None else resolve_store_url(dst_url)
+    # Shown and reported without its password, like every URL the CLI prints.
+    shown_destination = redact_url(
+        destination.url if destination is not None else resolve_store_url(dst_url)
+    )
 
     def progress(copied: int) -> None:
         if not as_json and sys.stderr.isatty():
@@ -86,7 +90,8 @@ def copy_command(
         destination_url=shown_destination,
     )
     if as_json:
-        emit_json(report.as_dict())
+        urls = {"source": redact_url(report.source), "destination": shown_destination}
+        emit_json({**report.as_dict(), **urls})
         return
     if sys.stderr.isatty() and not dry_run and report.total:
         click.echo("", err=True)
@@ -95,4 +100,5 @@ def copy_command(
     if rows:
         click.echo(table(rows, ["queue", *states]))
     verb = "would copy" if dry_run else "copied"
-    click.echo(f"{verb} {report.total} message(s) from {source.url} to {shown_destination}")
+    shown_source = redact_url(source.url)
+    click.echo(f"{verb} {report.total} message(s) from {shown_source} to {shown_destination}")

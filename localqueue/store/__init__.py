@@ -12,7 +12,8 @@ A third-party store imports from here and nowhere else in localqueue:
   (:func:`derived_state`, :func:`matches`, :func:`new_receipt`, ...) and the
   argument checks (``check_*``);
 * how URLs become stores (:func:`open_store`, :class:`StoreScheme`,
-  :func:`hookimpl`), and copying between stores (:func:`copy_messages`).
+  :func:`hookimpl`), showing them without secrets (:func:`redact_url`),
+  and copying between stores (:func:`copy_messages`).
 
 docs/stores.md is the tutorial that builds a store from these names.
 """
@@ -76,6 +77,7 @@ from localqueue.store.records import (
 from localqueue.store.url import (
     default_store_url,
     open_store,
+    redact_url,
     resolve_store_url,
     url_scheme,
 )
@@ -151,6 +153,7 @@ __all__ = [
     "matches",
     "new_receipt",
     "open_store",
+    "redact_url",
     "resolve_store_url",
     "stored_state",
     "url_scheme",

@@ -24,6 +24,7 @@ from localqueue.errors import StoreError
 from localqueue.store.capabilities import SupportsImport
 from localqueue.store.protocol import Store
 from localqueue.store.records import MessageRecord, State
+from localqueue.store.url import redact_url
 
 BATCH = 1000
 
@@ -98,8 +99,8 @@ def copy_messages(
         return report
     if not isinstance(destination, SupportsImport):
         raise StoreError(
-            f"store {destination.url!r} cannot take copied messages (it does not implement "
-            "import_messages, the SupportsImport capability); copy into a store that does"
+            f"store {redact_url(destination.url)!r} cannot take copied messages (it does not "
+            "implement import_messages, the SupportsImport capability); copy into a store that does"
         )
     names = list(queues) if queues else source.queues()
     report = CopyReport(source.url, destination.url, dry_run)
@@ -113,8 +114,9 @@ def copy_messages(
     if conflicts:
         shown = "; ".join(conflicts[:5]) + (" ..." if len(conflicts) > 5 else "")
         raise CopyConflict(
-            f"refusing to copy: the destination {destination.url} already holds some of these "
-            f"messages ({shown}); copy into an empty store, or purge those queues there first"
+            f"refusing to copy: the destination {redact_url(destination.url)} already holds "
+            f"some of these messages ({shown}); copy into an empty store, or purge those "
+            "queues there first"
         )
     if dry_run:
         return report

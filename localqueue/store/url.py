@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 import pluggy
 
@@ -22,6 +22,55 @@ from localqueue.plugins import memoized
 from localqueue.store.protocol import Store
 
 STORE_ENV = "LOCALQUEUE_STORE"
+
+# Query parameters whose values are secrets: these names, and any name that
+# contains one of the words (compared case-insensitively, after decoding).
+SECRET_QUERY_PARAMS = frozenset({"password", "sslpassword"})
+_SECRET_WORDS = ("password", "secret", "token")
+REDACTED = "***"
+
+
+def _is_secret_param(name: str) -> bool:
+    key = unquote_plus(name).lower()
+    return key in SECRET_QUERY_PARAMS or any(word in key for word in _SECRET_WORDS)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: the password and secret query values masked.
+
+    ``postgresql://app:s3cret@db/jobs?sslpassword=x&schema=q`` becomes
+    ``postgresql://app:***@db/jobs?sslpassword=***&schema=q``. The password
+    in the userinfo and the values of query parameters named ``password``,
+    ``sslpassword`` or containing "password", "secret" or "token" (any case)
+    become ``***``; every other byte is kept, so a URL without secrets (a
+    ``sqlite://`` path, ``memory://``) comes back unchanged. Text that is not
+    a ``scheme://`` URL is returned as it is. Never raises. Every command
+    that prints or writes a store URL shows it through this function.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    # The authority ends at the first "/", "?" or "#" (as urlsplit and libpq
+    # read it); a password with a raw "@" is cut at the last "@" before that.
+    end = len(rest)
+    for mark in "/?#":
+        at = rest.find(mark)
+        if at != -1:
+            end = min(end, at)
+    authority, tail = rest[:end], rest[end:]
+    userinfo, at_sign, host = authority.rpartition("@")
+    if at_sign and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        authority = f"{user}:{REDACTED}@{host}"
+    tail, hash_sign, fragment = tail.partition("#")
+    path, question, query = tail.partition("?")
+    if question:
+        pieces = []
+        for piece in query.split("&"):
+            name, equals, _value = piece.partition("=")
+            pieces.append(f"{name}={REDACTED}" if equals and _is_secret_param(name) else piece)
+        query = "&".join(pieces)
+    return f"{scheme}://{authority}{path}{question}{query}{hash_sign}{fragment}"
 
 
 def default_store_url() -> str:

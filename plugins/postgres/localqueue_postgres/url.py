@@ -3,7 +3,8 @@
 ``postgresql://user:secret@host:5432/db?schema=jobs&notify=off&sslmode=require``
 selects the database as libpq would (every libpq URI parameter works), and
 the options below configure the store. The password never appears in
-``display_url``, which is what the store reports as its ``url``.
+``display_url``, which is what the store reports as its ``url``: it is
+masked by the kit's ``redact_url``, as every URL the CLI prints is.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from localqueue.store import redact_url
 
 DEFAULT_SCHEMA = "localqueue"
 # With LISTEN/NOTIFY a waiter also re-checks this often, in case a
@@ -20,8 +23,6 @@ DEFAULT_POLL_WITHOUT_NOTIFY = 0.1
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SYSTEM_SCHEMAS = {"information_schema"}
-# libpq parameters that carry secrets: never shown in store.url or errors.
-_SECRET_PARAMS = {"password", "sslpassword"}
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
 
@@ -74,12 +75,10 @@ def parse_postgres_url(url: str) -> PostgresURL:
     # (postgresql:///db, with the host from PGHOST or ?host=/socket/dir).
     # libpq accepts "postgresql" and "postgres" alike.
     conninfo = _join(parts.netloc, parts.path, urlencode(passed))
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}:***@{host}"
-    shown = [(k, "***" if k in _SECRET_PARAMS else v) for k, v in [*passed, *ours.items()]]
-    display = _join(netloc, parts.path, urlencode(shown, safe="*/"))
+    # The password and secret parameters (password, sslpassword, ...) masked
+    # by the kit's rule, so store.url and the CLI hide the same things.
+    shown = urlencode([*passed, *ours.items()], safe="*/")
+    display = redact_url(_join(parts.netloc, parts.path, shown))
     return PostgresURL(conninfo, display, schema, notify, poll, prepare)
 
 

@@ -10,7 +10,7 @@ from types import FrameType
 import click
 
 from localqueue.cli import CliState, existing_store
-from localqueue.store import Store, check_queue_name
+from localqueue.store import Store, check_queue_name, redact_url
 
 # prometheus_client is imported inside the commands, not here: this module
 # is imported each time the localqueue CLI is built, whatever the command.
@@ -90,7 +90,7 @@ def serve_command(host: str, port: int, queues: tuple[str, ...]) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         click.echo(
-            f"serving metrics of {state.resolved_url} on "
+            f"serving metrics of {redact_url(state.resolved_url)} on "
             f"http://{host}:{server.server_port}/metrics",
             err=True,
         )
