@@ -11,6 +11,14 @@ Environment:
   installed), e.g. to get past a plugin that fails to import.
 * ``LOCALQUEUE_PLUGINS=a,b`` loads only these installed plugins (an
   allowlist); built-ins load unless disabled. An empty value loads none.
+
+An installed plugin that cannot be loaded (its import fails, its hooks do
+not match, or its name is taken) is recorded and left out while the others
+load; ``get_plugin_manager()`` then raises ``PluginError`` naming it, every
+time, until it is fixed or disabled. ``get_plugin_manager(allow_failures=True)``
+is the opt-in for tools that must work anyway (``localqueue --help``,
+``--version`` and ``plugins``): it returns the manager without the broken
+plugins, and ``plugin_failures()`` says what failed.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "get_plugin_manager",
     "list_plugins",
+    "plugin_failures",
     "reset_plugin_manager",
 ]
 
@@ -58,6 +67,8 @@ _manager: pluggy.PluginManager | None = None
 _builtin_names: set[str] = set()
 _distributions: dict[str, str] = {}  # plugin name -> "dist version"
 _memo: dict[str, Any] = {}  # results derived from the loaded plugins
+_failures: list[dict[str, Any]] = []  # installed plugins that could not be loaded
+_failure_causes: list[BaseException | None] = []  # the exception behind each failure
 _change_listeners: list[Callable[[], None]] = []
 
 
@@ -97,6 +108,14 @@ def _names_from_env(var: str) -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def _fail(
+    name: str, distribution: str | None, message: str, cause: BaseException | None = None
+) -> None:
+    """Record an installed plugin that could not be loaded (it is left out)."""
+    _failures.append({"name": name, "distribution": distribution, "error": message})
+    _failure_causes.append(cause)
+
+
 def _build() -> pluggy.PluginManager:
     pm = _PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -114,43 +133,77 @@ def _build() -> pluggy.PluginManager:
             continue
         if allowed is not None and ep.name not in allowed:
             continue
+        dist = getattr(ep, "dist", None)
+        distribution = f"{dist.metadata['Name']} {dist.version}" if dist is not None else None
         if pm.has_plugin(ep.name):
-            raise PluginError(
+            _fail(
+                ep.name,
+                distribution,
                 f"installed plugin {ep.name!r} ({ep.value}) has the same name as "
                 f"{'a built-in plugin' if ep.name in _builtin_names else 'another plugin'}; "
-                f"uninstall one, or set {DISABLE_ENV}={ep.name} to skip both"
+                f"uninstall one, or set {DISABLE_ENV}={ep.name} to skip both",
             )
+            continue
         try:
             plugin = ep.load()
         except Exception as exc:
-            raise PluginError(
+            _fail(
+                ep.name,
+                distribution,
                 f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}; "
-                f"fix or uninstall it, or set {DISABLE_ENV}={ep.name} to skip it"
-            ) from exc
+                f"fix or uninstall it, or set {DISABLE_ENV}={ep.name} to skip it",
+                exc,
+            )
+            continue
         try:
             pm.register(plugin, name=ep.name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(
+            if pm.has_plugin(ep.name):  # pluggy may have registered it part-way
+                pm.unregister(name=ep.name)
+            _fail(
+                ep.name,
+                distribution,
                 f"plugin {ep.name!r} ({ep.value}) does not match localqueue's hooks: {exc}; "
-                f"fix or uninstall it, or set {DISABLE_ENV}={ep.name} to skip it"
-            ) from exc
-        dist = getattr(ep, "dist", None)
-        if dist is not None:
-            _distributions[ep.name] = f"{dist.metadata['Name']} {dist.version}"
+                f"fix or uninstall it, or set {DISABLE_ENV}={ep.name} to skip it",
+                exc,
+            )
+            continue
+        if distribution is not None:
+            _distributions[ep.name] = distribution
     return pm
 
 
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The process's plugin manager, built on first call (thread-safe)."""
+def get_plugin_manager(*, allow_failures: bool = False) -> pluggy.PluginManager:
+    """The process's plugin manager, built on first call (thread-safe).
+
+    Raises ``PluginError`` naming the first installed plugin that could not
+    be loaded (on every call, not only the first), so that nothing runs
+    without a store or policy plugin the user installed. With
+    ``allow_failures=True`` it returns the manager without the broken
+    plugins instead; ``plugin_failures()`` lists them.
+    """
     global _manager
     if _manager is None:
         with _lock:
             if _manager is None:
                 _builtin_names.clear()
                 _distributions.clear()
+                _failures.clear()
+                _failure_causes.clear()
                 _memo.clear()
                 _manager = _build()
+    if _failures and not allow_failures:
+        raise PluginError(_failures[0]["error"]) from _failure_causes[0]
     return _manager
+
+
+def plugin_failures() -> list[dict[str, Any]]:
+    """Installed plugins that could not be loaded, as JSON-ready dicts
+    (``name``, ``distribution``, ``error``), in entry-point order. Builds
+    the manager if needed; never raises for a broken plugin."""
+    get_plugin_manager(allow_failures=True)
+    with _lock:
+        return [dict(failure) for failure in _failures]
 
 
 def reset_plugin_manager() -> None:
@@ -162,18 +215,24 @@ def reset_plugin_manager() -> None:
     _changed()
 
 
-def memoized(key: str, compute: Callable[[pluggy.PluginManager], T]) -> T:
+def memoized(
+    key: str, compute: Callable[[pluggy.PluginManager], T], *, allow_failures: bool = False
+) -> T:
     """Compute something from the loaded plugins once per plugin manager."""
-    pm = get_plugin_manager()
+    pm = get_plugin_manager(allow_failures=allow_failures)
     with _lock:
         if key not in _memo:
             _memo[key] = compute(pm)
         return cast(T, _memo[key])
 
 
-def list_plugins() -> list[dict[str, Any]]:
-    """Loaded plugins as JSON-ready dicts: name, builtin, distribution, hooks."""
-    pm = get_plugin_manager()
+def list_plugins(*, allow_failures: bool = False) -> list[dict[str, Any]]:
+    """Loaded plugins as JSON-ready dicts: name, builtin, distribution, hooks.
+
+    Raises ``PluginError`` if an installed plugin could not be loaded, unless
+    ``allow_failures`` (then the broken ones are left out; see
+    ``plugin_failures()``)."""
+    pm = get_plugin_manager(allow_failures=allow_failures)
     result = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: str(item[0])):
         if plugin is None:  # blocked

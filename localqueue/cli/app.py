@@ -5,6 +5,12 @@ through ``localqueue_cli_commands`` are picked up without module reloads and
 tests get a fresh command tree each time. Every failure a user can cause
 ends as one line on stderr that says what to do, with exit code 1 (usage
 errors: 2); ``--debug`` shows the traceback instead.
+
+An installed plugin that fails to load does not take down ``--help``,
+``--version`` or ``plugins`` (which lists it with its error): those are
+built without it, after a one-line warning on stderr. Every other command
+fails with the plugin's one-line error, as the library does: a queue must
+not run without a store or policy plugin the user installed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from localqueue.cli.queue_group import queue_group
 from localqueue.cli.state import CliState
 from localqueue.cli.store_commands import store_group
 from localqueue.errors import LocalQueueError, PluginError
-from localqueue.plugins import get_plugin_manager
+from localqueue.plugins import get_plugin_manager, plugin_failures
 
 # Errors a user can act on: reported in one line, never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -90,8 +96,12 @@ class LocalQueueGroup(click.Group):
             raise click.ClickException(message.splitlines()[0]) from exc
 
 
-def build_cli() -> click.Group:
-    """A fresh command tree: built-in commands plus those of plugins."""
+def build_cli(*, allow_plugin_failures: bool = False) -> click.Group:
+    """A fresh command tree: built-in commands plus those of plugins.
+
+    Raises ``PluginError`` if an installed plugin could not be loaded,
+    unless ``allow_plugin_failures`` (then the tree lacks its commands).
+    """
 
     @click.group(cls=LocalQueueGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option(
@@ -113,8 +123,39 @@ def build_cli() -> click.Group:
     cli.add_command(queue_group())
     cli.add_command(store_group())
     cli.add_command(plugins_command)
-    get_plugin_manager().hook.localqueue_cli_commands(cli=cli)
+    pm = get_plugin_manager(allow_failures=allow_plugin_failures)
+    pm.hook.localqueue_cli_commands(cli=cli)
     return cli
+
+
+# Root options that take a value, so the value is not taken for a command.
+_ROOT_OPTIONS_WITH_VALUE = ("--store",)
+
+
+def _survives_broken_plugins(args: Sequence[str]) -> str | None:
+    """Whether this command line only asks for help, the version or the
+    plugin list, which must work with a broken plugin installed: ``"help"``
+    (help or the version), ``"plugins"``, or None (any other). A misread
+    is harmless: opening a store or running a worker still fails on the
+    broken plugin, since those ask for the plugin manager without
+    ``allow_failures``."""
+    command = None
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            break
+        if arg in ("-h", "--help", "--version"):
+            return "help"
+        if command is None:
+            if arg in _ROOT_OPTIONS_WITH_VALUE:
+                index += 1
+            elif not arg.startswith("-"):
+                command = arg
+        index += 1
+    if command is None:
+        return "help"  # a group run without a command shows its help
+    return "plugins" if command == "plugins" else None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -122,9 +163,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Warnings from workers and stores (a lost lease, a stop signal) reach
     # the operator on stderr, one line each.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = list(argv) if argv is not None else sys.argv[1:]
+    tolerant = _survives_broken_plugins(args)
     try:
-        cli = build_cli()
+        cli = build_cli(allow_plugin_failures=tolerant is not None)
+        failures = plugin_failures() if tolerant is not None else []
     except USER_ERRORS as exc:  # e.g. a plugin that fails to load
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli.main(args=list(argv) if argv is not None else None, prog_name="localqueue")
+    # `localqueue plugins` lists the failures itself; help and the version
+    # work without the broken plugin, after saying so once.
+    for failure in failures if tolerant == "help" else []:
+        click.echo(f"Warning: {failure['error']}", err=True)
+    cli.main(args=args, prog_name="localqueue")

@@ -102,12 +102,14 @@ def url_scheme(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
-def store_schemes() -> Mapping[str, tuple[StoreScheme, str]]:
+def store_schemes(*, allow_failures: bool = False) -> Mapping[str, tuple[StoreScheme, str]]:
     """Every registered scheme -> (its registration, the plugin that made it).
 
     Asked of the plugins once per plugin manager; later calls reuse the answer.
+    ``allow_failures`` leaves out plugins that failed to load instead of
+    raising PluginError (for ``localqueue plugins``, which reports them).
     """
-    return memoized("store_schemes", _collect_store_schemes)
+    return memoized("store_schemes", _collect_store_schemes, allow_failures=allow_failures)
 
 
 def _collect_store_schemes(pm: pluggy.PluginManager) -> dict[str, tuple[StoreScheme, str]]:

@@ -1,0 +1,146 @@
+"""An installed plugin that fails to import (issue 15, item 11).
+
+`--help`, `--version` and `plugins` keep working and name it; every command
+that does real work, and every Python caller of the plugin host, still fails
+loudly on it. The plugin is a real distribution (a `.dist-info` with an
+entry point in the `localqueue` group) put on `sys.path` in a temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localqueue import PluginError, open_store
+from localqueue import plugins as host
+from localqueue.stores.memory import MemoryStore
+
+SKIP_HINT = "LOCALQUEUE_DISABLE_PLUGINS=bad"
+
+
+def write_broken_distribution(root: Path) -> Path:
+    """A fake installed distribution whose `localqueue` entry point `bad`
+    raises ImportError when loaded."""
+    root.mkdir()
+    (root / "lq_bad_plugin.py").write_text("raise ImportError(\"no module named 'missingdep'\")\n")
+    info = root / "lq_bad_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lq-bad-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[localqueue]\nbad = lq_bad_plugin\n")
+    return root
+
+
+@pytest.fixture
+def broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = write_broken_distribution(tmp_path / "site")
+    monkeypatch.delenv(host.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(host.ALLOWLIST_ENV, raising=False)
+    monkeypatch.syspath_prepend(str(root))
+    host.reset_plugin_manager()
+    yield root
+    monkeypatch.undo()  # take it off sys.path before forgetting it
+    host.reset_plugin_manager()
+
+
+def run_cli(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LOCALQUEUE_")}
+    environ["PYTHONPATH"] = os.pathsep.join([str(root), *sys.path])
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "localqueue", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+    )
+
+
+def assert_warned_once(stderr: str) -> None:
+    lines = [line for line in stderr.splitlines() if "'bad'" in line]
+    assert len(lines) == 1, stderr
+    assert "failed to load" in lines[0] and "ImportError" in lines[0]
+    assert SKIP_HINT in lines[0]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--version"], ["queue", "--help"]])
+def test_help_and_version_work_and_warn_once(broken: Path, args: list[str]) -> None:
+    out = run_cli(broken, *args)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+    assert_warned_once(out.stderr)
+
+
+def test_plugins_lists_the_broken_plugin_with_its_error(broken: Path) -> None:
+    out = run_cli(broken, "plugins")
+    assert out.returncode == 1, out.stderr
+    bad = [line for line in out.stdout.splitlines() if line.startswith("bad ")]
+    assert len(bad) == 1 and "lq-bad-plugin 0.1" in bad[0] and "FAILED" in bad[0]
+    assert "ImportError: no module named 'missingdep'" in out.stdout
+    assert SKIP_HINT in out.stdout
+    assert "sqlite" in out.stdout  # the other plugins are still listed
+
+
+def test_plugins_json_has_an_error_key(broken: Path) -> None:
+    out = run_cli(broken, "plugins", "--json")
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    by_name = {p["name"]: p for p in doc["plugins"]}
+    assert "ImportError" in by_name["bad"]["error"] and SKIP_HINT in by_name["bad"]["error"]
+    assert by_name["bad"]["distribution"] == "lq-bad-plugin 0.1"
+    assert by_name["bad"]["hooks"] == [] and by_name["bad"]["builtin"] is False
+    assert by_name["sqlite"]["error"] is None
+    assert "sqlite" in doc["store_schemes"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["queue", "stats", "q"], ["queue", "work", "q", "--", "true"], ["store", "info"]],
+)
+def test_real_work_still_fails_in_one_line(broken: Path, tmp_path: Path, args: list[str]) -> None:
+    out = run_cli(broken, "--store", f"sqlite:///{tmp_path / 'q.db'}", *args)
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert out.stderr.startswith("Error: plugin 'bad' (lq_bad_plugin) failed to load: ")
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "q.db").exists()
+
+
+def test_disabling_the_plugin_clears_everything(broken: Path) -> None:
+    out = run_cli(broken, "plugins", "--json", LOCALQUEUE_DISABLE_PLUGINS="bad")
+    assert out.returncode == 0, out.stderr
+    assert "bad" not in {p["name"] for p in json.loads(out.stdout)["plugins"]}
+    help_out = run_cli(broken, "--help", LOCALQUEUE_DISABLE_PLUGINS="bad")
+    assert help_out.returncode == 0 and help_out.stderr == ""
+
+
+def test_python_callers_still_get_plugin_error_every_time(broken: Path) -> None:
+    for _ in range(2):  # built once, refused on every use
+        with pytest.raises(PluginError, match=r"'bad'.*failed to load.*ImportError") as info:
+            host.get_plugin_manager()
+        assert isinstance(info.value.__cause__, ImportError)
+    with pytest.raises(PluginError):
+        open_store("memory://")
+    with pytest.raises(PluginError):
+        host.list_plugins()
+
+
+def test_opt_in_returns_the_manager_and_the_failures(broken: Path) -> None:
+    pm = host.get_plugin_manager(allow_failures=True)
+    assert pm is host.get_plugin_manager(allow_failures=True)  # built once
+    assert not pm.has_plugin("bad") and pm.has_plugin("sqlite")
+    [failure] = host.plugin_failures()
+    assert failure["name"] == "bad" and failure["distribution"] == "lq-bad-plugin 0.1"
+    assert SKIP_HINT in failure["error"]
+    assert "sqlite" in {p["name"] for p in host.list_plugins(allow_failures=True)}
+
+
+def test_no_failures_without_a_broken_plugin() -> None:
+    host.reset_plugin_manager()
+    assert host.plugin_failures() == []
+    assert isinstance(open_store("memory://"), MemoryStore)
