@@ -183,14 +183,7 @@ class PersistentQueue:
             priority=check_priority(priority),
             dedupe_key=dedupe_key,
         )
-        result = self.store.enqueue(self.name, [new])
-        if not isinstance(result, EnqueueResult):
-            raise _outdated_store(self.store, "enqueue", result)
-        records, added = result
-        observers = listening()
-        if observers:
-            queue_events.enqueued(observers, self.worker_id, [new], records, added)
-        record = records[0]
+        record = self._enqueue([new])[0]
         if record.receipt is not None:  # a dedupe hit on an inflight message
             return self._observed(record)
         # A deduplicated put returns the stored message, whose value may differ.
@@ -217,18 +210,9 @@ class PersistentQueue:
         if dedupe_keys is None:
             # No keys: nothing can be a dedupe hit, so every record is new, has
             # no receipt, and its value is the one given.
-            new = [NewMessage(p, delay, priority) for p in payloads]
-            result = self.store.enqueue(self.name, new)
-            if not isinstance(result, EnqueueResult):
-                raise _outdated_store(self.store, "enqueue", result)
-            records, added = result
-            observers = listening()
-            if observers:
-                queue_events.enqueued(observers, self.worker_id, new, records, added)
+            records = self._enqueue([NewMessage(p, delay, priority) for p in payloads])
             return [Message(r, serializer, v) for r, v in zip(records, values, strict=True)]
-        keys: Sequence[str | None] = (
-            [None] * len(payloads) if dedupe_keys is None else list(dedupe_keys)
-        )
+        keys = list(dedupe_keys)
         if len(keys) != len(payloads):
             raise ValueError(
                 f"dedupe_keys has {len(keys)} entries for {len(payloads)} values; "
@@ -240,15 +224,19 @@ class PersistentQueue:
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
         ]
+        # A dedupe hit may return an inflight message: never with its receipt.
+        return [self._observed(r) for r in self._enqueue(batch)]
+
+    def _enqueue(self, batch: list[NewMessage]) -> list[MessageRecord]:
+        """Store ``batch`` (one record per message, in order) and tell observers
+        which messages were added and which were dedupe hits."""
         result = self.store.enqueue(self.name, batch)
         if not isinstance(result, EnqueueResult):
             raise _outdated_store(self.store, "enqueue", result)
-        records, added = result
         observers = listening()
         if observers:
-            queue_events.enqueued(observers, self.worker_id, batch, records, added)
-        # A dedupe hit may return an inflight message: never with its receipt.
-        return [self._observed(r) for r in records]
+            queue_events.enqueued(observers, self.worker_id, batch, result.records, result.added)
+        return result.records
 
     # -- consuming -----------------------------------------------------------------
 
