@@ -9,8 +9,39 @@ Two ways to use it:
   tests and override their one fixture, ``open_store``.
 """
 
-from localqueue_harness.contract import StoreContract, StoreOpener
-from localqueue_harness.queue_contract import QueueContract
-from localqueue_harness.state_machine import StoreStateMachine, machine_for
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from localqueue_harness.contract import StoreContract, StoreOpener
+    from localqueue_harness.queue_contract import QueueContract
+    from localqueue_harness.state_machine import StoreStateMachine, machine_for
+
+# Imported on first use: the ``localqueue`` CLI loads this package's entry
+# point (``harness run``) on every call, and pytest and hypothesis would
+# double the start-up time of every ``localqueue`` command.
+_LAZY = {
+    "StoreContract": "localqueue_harness.contract",
+    "StoreOpener": "localqueue_harness.contract",
+    "QueueContract": "localqueue_harness.queue_contract",
+    "StoreStateMachine": "localqueue_harness.state_machine",
+    "machine_for": "localqueue_harness.state_machine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ["QueueContract", "StoreContract", "StoreOpener", "StoreStateMachine", "machine_for"]

@@ -1,6 +1,11 @@
 """``localqueue harness run``: the harness on the command line, added to the
 localqueue CLI through the ``localqueue_cli_commands`` hook (the core CLI
-never imports the harness)."""
+never imports the harness).
+
+Every ``localqueue`` command loads this module, so it imports only click
+and the core at import time; hypothesis and the runner are imported when
+``harness run`` runs.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,29 @@ import random
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import hypothesis.core as hypothesis_core
-from hypothesis import HealthCheck, settings
-from hypothesis.stateful import run_state_machine_as_test
 
 from localqueue.cli import CliState
-from localqueue.clock import ManualClock
 from localqueue.hookspecs import hookimpl
-from localqueue.store import Store, open_store, resolve_store_url
-from localqueue_harness.runner import Report, run
-from localqueue_harness.state_machine import machine_for
+from localqueue.store import resolve_store_url
+
+if TYPE_CHECKING:
+    from localqueue.clock import ManualClock
+    from localqueue.store import Store
+    from localqueue_harness.runner import Report
 
 
 def _stateful(url: str, examples: int, seed: int) -> Report:
+    import hypothesis.core as hypothesis_core
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from localqueue.store import open_store
+    from localqueue_harness.runner import Report
+    from localqueue_harness.state_machine import machine_for
+
     def opener(clock: ManualClock | None) -> Store:
         return open_store(url, clock=clock)
 
@@ -122,6 +135,8 @@ def run_command(
     if mode == "stateful":
         report = _stateful(url, examples, seed)
     else:
+        from localqueue_harness.runner import run
+
         with tempfile.TemporaryDirectory(prefix="localqueue-harness-") as tmp:
             report = run(
                 url,

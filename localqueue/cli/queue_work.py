@@ -17,7 +17,6 @@ from localqueue.cli.exec_handler import RunningCommands, make_exec_handler
 from localqueue.cli.output import DURATION, emit_json, json_option
 from localqueue.observability import event_log
 from localqueue.spec import Backoff
-from localqueue.worker import persistent_worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,6 +88,10 @@ def _run(
         raise click.UsageError("--backoff-max needs --backoff")
     if options["log_events"]:
         event_log.enable()
+    # Imported here, not at the top: every command loads this module, and
+    # only the worker commands need the worker.
+    from localqueue.worker import persistent_worker
+
     q = open_queue(queue, warn_empty=True)
     backoff = None
     if options["backoff"] is not None:

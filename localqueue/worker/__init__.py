@@ -13,6 +13,9 @@ live beside :class:`~localqueue.spec.QueueSpec` and are re-exported here.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from localqueue.spec import PersistentWorkerConfig
 from localqueue.worker.hook_types import (
     Action,
@@ -24,12 +27,34 @@ from localqueue.worker.hook_types import (
     RetryDecision,
     WorkerView,
 )
-from localqueue.worker.runner import (
-    PersistentWorker,
-    WorkerAborted,
-    WorkerSummary,
-    persistent_worker,
+
+if TYPE_CHECKING:
+    from localqueue.worker.runner import (
+        PersistentWorker,
+        WorkerAborted,
+        WorkerSummary,
+        persistent_worker,
+    )
+
+# The runner (and asyncio with it) is imported on first use: the built-in
+# policies import this package for its hook types in every process that
+# loads plugins, producers and ``localqueue --version`` included.
+_RUNNER_NAMES = frozenset(
+    {"PersistentWorker", "WorkerAborted", "WorkerSummary", "persistent_worker"}
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _RUNNER_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("localqueue.worker.runner"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Action",
