@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 import traceback as tb
 from typing import Any
 
@@ -14,6 +17,12 @@ __all__ = [
 ]
 
 TRACEBACK_TAIL_CHARS = 4000
+
+# The libraries localqueue calls a handler through, besides itself: pluggy
+# for the handler hook, asyncio for an async handler. Looked up when an error
+# is recorded, so that importing this module imports neither (a library
+# that was never imported has no frames to drop).
+_PLUMBING_MODULES = ("pluggy", "asyncio")
 
 _UNSET: Any = object()
 
@@ -159,7 +168,7 @@ def error_info(error: BaseException | ErrorInfo | str | None, now: float) -> Err
     if error is None or isinstance(error, ErrorInfo):
         return error
     if isinstance(error, BaseException):
-        text = "".join(tb.format_exception(type(error), error, error.__traceback__))
+        text = _traceback_text(error)
         return ErrorInfo(
             type=type(error).__qualname__,
             message=str(error),
@@ -171,3 +180,53 @@ def error_info(error: BaseException | ErrorInfo | str | None, now: float) -> Err
     raise ValueError(
         f"error must be an exception, a string or ErrorInfo, got {type(error).__name__}"
     )
+
+
+def _traceback_text(error: BaseException) -> str:
+    """The formatted traceback, without the frames that led from localqueue to
+    the handler: they are the same for every failure, and the stored text is
+    a tail, so they would only push the handler's own frames out of it."""
+    exception = tb.TracebackException(type(error), error, error.__traceback__, compact=True)
+    seen: set[int] = set()
+    pending = [exception]
+    while pending:  # the exception, its causes and contexts, a group's members
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        _drop_plumbing(current.stack)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        pending.extend(getattr(current, "exceptions", None) or ())
+    return "".join(exception.format())
+
+
+def _drop_plumbing(stack: tb.StackSummary) -> None:
+    """Drop the outermost frames up to the first one that is neither
+    localqueue's nor pluggy's or asyncio's: the user's code starts there.
+    Everything from there on stays, localqueue frames too (a handler that
+    calls into localqueue should see where that call failed). A traceback
+    with no such frame (the error came from localqueue itself) is kept whole."""
+    plumbing = _plumbing_dirs()
+    for index, frame in enumerate(stack):
+        if not _real(frame.filename).startswith(plumbing):
+            del stack[:index]
+            return
+
+
+def _plumbing_dirs() -> tuple[str, ...]:
+    dirs = [_real_dir(__file__)]
+    for name in _PLUMBING_MODULES:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(path, str):
+            dirs.append(_real_dir(path))
+    return tuple(dirs)
+
+
+def _real_dir(path: str) -> str:
+    return os.path.join(os.path.dirname(_real(path)), "")
+
+
+@functools.lru_cache(maxsize=512)
+def _real(filename: str) -> str:
+    # Cached: a worker whose jobs keep failing records the same few files.
+    return os.path.realpath(filename)

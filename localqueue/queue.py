@@ -183,7 +183,7 @@ class PersistentQueue:
             priority=check_priority(priority),
             dedupe_key=dedupe_key,
         )
-        record = self._enqueue([new])[0]
+        record = self._enqueue([new]).records[0]
         if record.receipt is not None:  # a dedupe hit on an inflight message
             return self._observed(record)
         # A deduplicated put returns the stored message, whose value may differ.
@@ -199,6 +199,33 @@ class PersistentQueue:
         dedupe_keys: Sequence[str | None] | None = None,
     ) -> list[Message]:
         """Store many values in one transaction: all are added or none."""
+        messages, _ = self._put_many(values, delay, priority, dedupe_keys)
+        return messages
+
+    def put_many_results(
+        self,
+        values: Iterable[Any],
+        *,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedupe_keys: Sequence[str | None] | None = None,
+    ) -> list[tuple[Message, bool]]:
+        """:meth:`put_many` that also tells, for each value, whether it was added.
+
+        One ``(message, added)`` pair per value, in order: ``added`` is False
+        for a dedupe hit (``message`` is then the live message holding that
+        key, or the earlier value in this batch with the same key).
+        """
+        messages, added = self._put_many(values, delay, priority, dedupe_keys)
+        return list(zip(messages, added, strict=True))
+
+    def _put_many(
+        self,
+        values: Iterable[Any],
+        delay: float,
+        priority: int,
+        dedupe_keys: Sequence[str | None] | None,
+    ) -> tuple[list[Message], list[bool]]:
         delay = check_seconds("delay", delay)
         priority = check_priority(priority)
         values = list(values)
@@ -210,8 +237,11 @@ class PersistentQueue:
         if dedupe_keys is None:
             # No keys: nothing can be a dedupe hit, so every record is new, has
             # no receipt, and its value is the one given.
-            records = self._enqueue([NewMessage(p, delay, priority) for p in payloads])
-            return [Message(r, serializer, v) for r, v in zip(records, values, strict=True)]
+            result = self._enqueue([NewMessage(p, delay, priority) for p in payloads])
+            messages = [
+                Message(r, serializer, v) for r, v in zip(result.records, values, strict=True)
+            ]
+            return messages, result.added
         keys = list(dedupe_keys)
         if len(keys) != len(payloads):
             raise ValueError(
@@ -224,10 +254,11 @@ class PersistentQueue:
             NewMessage(payload=p, delay=delay, priority=priority, dedupe_key=k)
             for p, k in zip(payloads, keys, strict=True)
         ]
+        result = self._enqueue(batch)
         # A dedupe hit may return an inflight message: never with its receipt.
-        return [self._observed(r) for r in self._enqueue(batch)]
+        return [self._observed(r) for r in result.records], result.added
 
-    def _enqueue(self, batch: list[NewMessage]) -> list[MessageRecord]:
+    def _enqueue(self, batch: list[NewMessage]) -> EnqueueResult:
         """Store ``batch`` (one record per message, in order) and tell observers
         which messages were added and which were dedupe hits."""
         result = self.store.enqueue(self.name, batch)
@@ -236,7 +267,7 @@ class PersistentQueue:
         observers = listening()
         if observers:
             queue_events.enqueued(observers, self.worker_id, batch, result.records, result.added)
-        return result.records
+        return result
 
     # -- consuming -----------------------------------------------------------------
 

@@ -249,7 +249,8 @@ class PersistentWorkerConfig(PolicySettings):
         ):
             raise ValueError(f"heartbeat_fraction must be between 0 and 1, got {fraction!r}")
         check_seconds("poll_interval", self.poll_interval, positive=True)
-        if self.heartbeat_interval < MIN_HEARTBEAT_INTERVAL:
+        # The tolerance lets 0.03 s * (1/3), which is 0.00999..98 in floats, pass.
+        if self.heartbeat_interval < MIN_HEARTBEAT_INTERVAL - 1e-12:
             raise ValueError(
                 f"lease_timeout * heartbeat_fraction must be at least {MIN_HEARTBEAT_INTERVAL}s "
                 f"(a heartbeat more often would hammer the store), got {self.heartbeat_interval!r}"

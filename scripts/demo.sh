@@ -4,4 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/python examples/demo.py "$@"
+status=0
+.venv/bin/python examples/demo.py "$@" || status=$?
+cat <<EOF
+
+The localqueue command is installed in $PWD/.venv/bin. To use it from this shell:
+    source .venv/bin/activate      # or: export PATH="$PWD/.venv/bin:\$PATH"
+    localqueue --help
+EOF
+exit "$status"

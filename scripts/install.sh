@@ -35,5 +35,9 @@ done
 if [ -f examples/store_plugin/pyproject.toml ]; then
     targets+=(-e ./examples/store_plugin)
 fi
-pip_install "${targets[@]}"
+# Strict editable installs: a plain .pth path and a tree of links to the
+# sources, which mypy, pyright and IDEs can follow (the default mode's import
+# hook is invisible to them, so py.typed would be ignored). Edits show at
+# once; a new module appears after running this script again.
+pip_install --config-settings editable_mode=strict "${targets[@]}"
 echo "installed into .venv: ${targets[*]}"

@@ -76,6 +76,10 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
     """Seconds, as a number or with a unit: 30, 1.5, 500ms, 5m, 2h, 1d."""
 
     name = "seconds"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
     _units: ClassVar[dict[str, float]] = {
         "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
     }  # fmt: skip
@@ -94,9 +98,19 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
             seconds = float(match.group(1)) * self._units[match.group(2) or "s"]
         if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
             self.fail(f"{value!r} is not a duration >= 0", param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is shorter than the minimum, {self.minimum:g}s", param, ctx)
         if seconds > MAX_DURATION:
             self.fail(f"{value!r} is longer than 10 years; use a smaller duration", param, ctx)
         return seconds
 
 
 DURATION = Duration()
+
+# SQLite's (and PostgreSQL's bigint) largest integer: message ids and counts
+# beyond it could never match, and would fail deep in the store.
+MAX_INTEGER = 2**63 - 1
+MESSAGE_ID = click.IntRange(1, MAX_INTEGER)
+POSITIVE_INT = click.IntRange(1, MAX_INTEGER)
+NON_NEGATIVE_INT = click.IntRange(0, MAX_INTEGER)
+PRIORITY = click.IntRange(-(2**31), 2**31 - 1)  # what every store keeps (check_priority)

@@ -12,7 +12,8 @@ from typing import IO, Any
 import click
 
 from localqueue.cli.common import open_queue
-from localqueue.cli.output import DURATION, emit_json, json_option
+from localqueue.cli.completion import queue_argument
+from localqueue.cli.output import DURATION, PRIORITY, emit_json, json_option
 from localqueue.errors import LocalQueueError
 from localqueue.serializers import MAX_JSON_DEPTH
 
@@ -50,12 +51,12 @@ def _parse(text: str, raw: bool, where: str) -> Any:
 
 
 @click.command("add")
-@click.argument("queue")
+@queue_argument()
 @click.option("--value", metavar="JSON", help="The message value as JSON (default: read stdin).")
 @click.option("--raw", is_flag=True, help="Take the value (or each line) as a plain string.")
 @click.option("--ndjson", is_flag=True, help="Add one message per stdin line, in batches.")
 @click.option("--delay", type=DURATION, default=0.0, help="Deliver after this many seconds.")
-@click.option("--priority", type=int, default=0, help="Higher is delivered first.")
+@click.option("--priority", type=PRIORITY, default=0, help="Higher is delivered first (32-bit).")
 @click.option("--dedupe-key", help="Skip the add if a message with this key is live.")
 @json_option
 def add_command(
@@ -91,16 +92,27 @@ def add_command(
     if raw and value is None:
         # Like the shell's $(...): one trailing newline from stdin is not data.
         text = text.removesuffix("\n").removesuffix("\r")
-    message = q.put(
-        _parse(text if raw else text.strip(), raw, "the value"),
+    [(message, created)] = q.put_many_results(
+        [_parse(text if raw else text.strip(), raw, "the value")],
         delay=delay,
         priority=priority,
-        dedupe_key=dedupe_key,
+        dedupe_keys=[dedupe_key],
     )
     if as_json:
-        emit_json({"queue": queue, "id": message.id, "state": message.state.value})
-    else:
-        click.echo(f"{message.id}")
+        document: dict[str, Any] = {"queue": queue, "id": message.id, "state": message.state.value}
+        if dedupe_key is not None:
+            # Without a key every add creates a message: nothing to tell.
+            document.update(created=created, deduplicated=not created, dedupe_key=dedupe_key)
+        emit_json(document)
+        return
+    # The id alone stays on stdout, so that `id=$(localqueue queue add ...)`
+    # gets an id either way; a dedupe hit is told on stderr.
+    click.echo(f"{message.id}")
+    if not created:
+        click.echo(
+            f"already queued as #{message.id} (dedupe key {dedupe_key}); nothing added",
+            err=True,
+        )
 
 
 def _add_lines(q: Any, stream: IO[str], raw: bool, delay: float, priority: int) -> list[int]:

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import sys
 from collections import Counter
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import click
 
 from localqueue.cli.common import open_queue
-from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
+from localqueue.cli.completion import queue_argument
+from localqueue.cli.output import (
+    DURATION,
+    MESSAGE_ID,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    emit_json,
+    human_age,
+    json_option,
+    table,
+)
 from localqueue.message import Message
-from localqueue.store import MessageFilter, State
+from localqueue.store import ErrorInfo, MessageFilter, State
+
+# How `queue exec` records a failed command (cli/exec_handler.py): the error
+# type CommandFailed and a message of the form "command exited with code N;
+# stdout tail: '...'; stderr tail: '...'" (or "command timed out after 5s and
+# was killed; ..."), the tails as Python string literals. Only that text is
+# stored, so the dead letter views read it back from there.
+COMMAND_FAILED = "CommandFailed"
+_EXITED = re.compile(r"command exited with code (-?\d+);")
+_TIMED_OUT = re.compile(r"command timed out after ([^ ;]+) and was killed;")
+STDERR_CELL_WIDTH = 50
 
 
 def stdin_is_terminal() -> bool:
@@ -56,7 +79,7 @@ def filter_options(func: Any) -> Any:
             ),
             click.option(
                 "--min-attempts",
-                type=click.IntRange(min=0),
+                type=NON_NEGATIVE_INT,
                 default=None,
                 help="Only those delivered at least this often.",
             ),
@@ -72,11 +95,98 @@ def filter_options(func: Any) -> Any:
     return func
 
 
+@dataclass(frozen=True)
+class CommandFailure:
+    """A failed ``queue exec`` command, as read back from its stored error."""
+
+    exit_code: int | None  # None when it was killed on timeout
+    timed_out: bool
+    stdout_tail: str
+    stderr_tail: str
+
+
+def command_failure(error: ErrorInfo | None) -> CommandFailure | None:
+    """The failed command behind ``error``, or None for any other error (or
+    a CommandFailed text that is not in the form exec records)."""
+    if error is None or error.type != COMMAND_FAILED:
+        return None
+    text = error.message
+    exited, timed_out = _EXITED.match(text), _TIMED_OUT.match(text)
+    if exited is None and timed_out is None:
+        return None
+    stderr = _last_literal(text, "; stderr tail: ")
+    if stderr is None:
+        return None
+    stdout = _last_literal(text[: stderr[0]], "; stdout tail: ")
+    return CommandFailure(
+        exit_code=int(exited.group(1)) if exited is not None else None,
+        timed_out=timed_out is not None,
+        stdout_tail=stdout[1] if stdout is not None else "",
+        stderr_tail=stderr[1],
+    )
+
+
+def _last_literal(text: str, label: str) -> tuple[int, str] | None:
+    """Where ``label`` starts and the string literal after it, up to the end
+    of ``text``. Tried from the right: a label-like text inside an earlier
+    tail is followed by more than one literal, so it does not parse."""
+    at = text.rfind(label)
+    while at != -1:
+        try:
+            value = ast.literal_eval(text[at + len(label) :])
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, str):
+            return at, value
+        at = text.rfind(label, 0, at)
+    return None
+
+
+def _error_cell(error: ErrorInfo | None, failure: CommandFailure | None) -> str | None:
+    if error is None:
+        return None
+    if failure is not None:  # the tails have their own column, or are in --json
+        what = f"exit code {failure.exit_code}" if failure.exit_code is not None else ""
+        if failure.timed_out:
+            match = _TIMED_OUT.match(error.message)
+            what = f"timed out after {match.group(1)}" if match else "timed out"
+        return f"{error.type}: {what}"
+    return f"{error.type}: {error.message}"[:70]
+
+
+def _stderr_cell(failure: CommandFailure | None) -> str | None:
+    """The end of a failed command's stderr: its last non-blank line, whose
+    end is kept when it is too long (that is where a message usually says why)."""
+    if failure is None:
+        return None
+    lines = [line.strip() for line in failure.stderr_tail.splitlines() if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    if len(last) > STDERR_CELL_WIDTH:
+        last = "..." + last[-(STDERR_CELL_WIDTH - 3) :]
+    return last
+
+
+def _exit_code_group(message: Message) -> str:
+    failure = command_failure(message.last_error)
+    if failure is None:
+        return "none"
+    return "timeout" if failure.exit_code is None else str(failure.exit_code)
+
+
 @click.command("dead")
-@click.argument("queue")
+@queue_argument()
 @filter_options
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N.")
-@click.option("--summary", is_flag=True, help="Group by error type instead of listing.")
+@click.option("--limit", type=POSITIVE_INT, default=None, help="Show at most N.")
+@click.option("--summary", is_flag=True, help="Count by error type (or --by) instead of listing.")
+@click.option(
+    "--by",
+    "group_by",
+    type=click.Choice(["error-type", "exit-code"]),
+    default=None,
+    help="With --summary: group by error type (default) or by exit code of failed exec commands.",
+)
 @json_option
 def dead_command(
     queue: str,
@@ -85,9 +195,12 @@ def dead_command(
     failed_within: float | None,
     limit: int | None,
     summary: bool,
+    group_by: str | None,
     as_json: bool,
 ) -> None:
     """Dead letters of QUEUE with payload, attempts and latest error."""
+    if group_by is not None and not summary:
+        raise click.UsageError("--by chooses how --summary groups; pass --summary too")
     q = open_queue(queue, warn_empty=True, existing=True)
     flt = _filter((), error_contains, min_attempts, failed_within, q.store.clock.now())
     records = q.store.list_messages(
@@ -95,14 +208,24 @@ def dead_command(
     )
     messages = [Message(r._replace(receipt=None), q.serializer) for r in records]
     if summary:
-        counts = Counter(m.last_error.type if m.last_error else "(no error)" for m in messages)
-        if as_json:
-            emit_json({"queue": queue, "dead": len(messages), "by_error_type": dict(counts)})
+        if group_by == "exit-code":
+            counts = Counter(_exit_code_group(m) for m in messages)
+            key, header = "by_exit_code", "exit code"
         else:
-            click.echo(table(list(counts.most_common()), ["error type", "count"]))
+            counts = Counter(m.last_error.type if m.last_error else "(no error)" for m in messages)
+            key, header = "by_error_type", "error type"
+        if as_json:
+            emit_json({"queue": queue, "dead": len(messages), key: dict(counts)})
+        else:
+            click.echo(table(list(counts.most_common()), [header, "count"]))
         return
+    failures = [command_failure(m.last_error) for m in messages]
     if as_json:
-        emit_json({"queue": queue, "messages": [m.as_dict() for m in messages]})
+        documents = [
+            {**m.as_dict(), "command": None if f is None else asdict(f)}
+            for m, f in zip(messages, failures, strict=True)
+        ]
+        emit_json({"queue": queue, "messages": documents})
         return
     if not messages:
         click.echo(f"no dead letters in {queue}")
@@ -113,17 +236,23 @@ def dead_command(
             m.id,
             m.attempts,
             human_age(now - m.failed_at) if m.failed_at else "-",
-            f"{m.last_error.type}: {m.last_error.message}"[:70] if m.last_error else "-",
+            _error_cell(m.last_error, f),
+            _stderr_cell(f),
             _short(_value(m), 40),
         ]
-        for m in messages
+        for m, f in zip(messages, failures, strict=True)
     ]
-    click.echo(table(rows, ["id", "attempts", "failed", "latest error", "value"]))
+    headers = ["id", "attempts", "failed", "latest error", "stderr tail", "value"]
+    if not any(f is not None for f in failures):
+        # Only a queue worked by `queue exec` has command output to show.
+        rows = [row[:4] + row[5:] for row in rows]
+        headers = headers[:4] + headers[5:]
+    click.echo(table(rows, headers))
 
 
 @click.command("requeue-dead")
-@click.argument("queue")
-@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@queue_argument()
+@click.argument("ids", nargs=-1, type=MESSAGE_ID)
 @click.option("--all", "all_", is_flag=True, help="Requeue every dead letter of QUEUE.")
 @filter_options
 @click.option("--delay", type=DURATION, default=0.0, help="Make them ready after this long.")
@@ -171,8 +300,8 @@ def requeue_dead_command(
 
 
 @click.command("inspect")
-@click.argument("queue")
-@click.argument("message_id", required=False, type=click.IntRange(min=1))
+@queue_argument()
+@click.argument("message_id", required=False, type=MESSAGE_ID)
 @click.option(
     "--state",
     "state_name",
@@ -180,9 +309,12 @@ def requeue_dead_command(
     default=None,
     help="List messages in this state.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=POSITIVE_INT, default=50, show_default=True)
 @click.option(
-    "--after", type=click.IntRange(min=0), default=None, help="Page: list ids after this one."
+    "--after",
+    type=NON_NEGATIVE_INT,
+    default=None,
+    help="Page: list ids after this one.",
 )
 @json_option  # fmt: skip
 def inspect_command(
@@ -221,7 +353,7 @@ def inspect_command(
 
 
 @click.command("purge")
-@click.argument("queue")
+@queue_argument()
 @click.option(
     "--state",
     "state_name",

@@ -14,7 +14,16 @@ from typing import Any
 import click
 
 from localqueue.cli.common import open_queue
-from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
+from localqueue.cli.completion import queue_argument
+from localqueue.cli.output import (
+    DURATION,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    emit_json,
+    human_age,
+    json_option,
+    table,
+)
 from localqueue.cli.queue_recover import _short
 from localqueue.cli.state import cli_state, existing_store
 from localqueue.cli.store_commands import maintenance_store
@@ -49,7 +58,7 @@ def note_if_unknown(store: Store, queue: str) -> None:
 
 
 @click.command("prune")
-@click.argument("queue")
+@queue_argument()
 @click.option(
     "--dead-older-than",
     type=DURATION,
@@ -106,7 +115,7 @@ def prune_command(
 
 
 @click.command("retention")
-@click.argument("queue")
+@queue_argument()
 @click.option(
     "--keep-acked",
     metavar="SECONDS|off",
@@ -139,9 +148,9 @@ def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None
 
 
 @click.command("acked")
-@click.argument("queue")
-@click.option("--after", type=click.IntRange(min=0), default=0, help="Only ids above this.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@queue_argument()
+@click.option("--after", type=NON_NEGATIVE_INT, default=0, help="Only ids above this.")
+@click.option("--limit", type=POSITIVE_INT, default=50, show_default=True)
 @json_option
 def acked_command(queue: str, after: int, limit: int, as_json: bool) -> None:
     """List archived acked messages of QUEUE (a queue with --keep-acked retention)."""

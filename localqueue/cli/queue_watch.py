@@ -11,7 +11,16 @@ from typing import Any
 import click
 
 from localqueue.cli.common import no_messages_text, open_queue
-from localqueue.cli.output import DURATION, emit_json, human_age, json_option, table
+from localqueue.cli.completion import queue_argument
+from localqueue.cli.output import (
+    DURATION,
+    NON_NEGATIVE_INT,
+    Duration,
+    emit_json,
+    human_age,
+    json_option,
+    table,
+)
 from localqueue.cli.state import cli_state, existing_store
 from localqueue.store import QueueStats, State, Store, redact_url
 from localqueue.store.capabilities import SupportsAckedRetention
@@ -33,10 +42,10 @@ def render_stats(stats: QueueStats) -> str:
 
 
 @click.command("stats")
-@click.argument("queue")
+@queue_argument()
 @click.option("--watch", is_flag=True, help="Refresh until interrupted.")
-@click.option("--interval", type=DURATION, default=2.0, show_default=True,
-              help="Seconds between refreshes with --watch.")  # fmt: skip
+@click.option("--interval", type=Duration(minimum=0.1), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch (at least 0.1).")  # fmt: skip
 @json_option
 def stats_command(queue: str, watch: bool, interval: float, as_json: bool) -> None:
     """Counts of QUEUE: ready, delayed, inflight, dead, oldest ready age, inflight by worker."""
@@ -45,8 +54,6 @@ def stats_command(queue: str, watch: bool, interval: float, as_json: bool) -> No
         stats = q.stats()
         emit_json(stats.as_dict()) if as_json else click.echo(render_stats(stats))
         return
-    if interval <= 0:
-        raise click.UsageError("--interval must be > 0")
     in_place = sys.stdout.isatty() and not as_json
     try:
         while True:
@@ -89,7 +96,7 @@ def queue_state(store: Store, queue: str, stats: QueueStats) -> str:
 
 
 @click.command("health")
-@click.argument("queue")
+@queue_argument()
 @click.option(
     "--stale-after",
     type=DURATION,
@@ -99,7 +106,7 @@ def queue_state(store: Store, queue: str, stats: QueueStats) -> str:
 )
 @click.option(
     "--max-dead",
-    type=click.IntRange(min=0),
+    type=NON_NEGATIVE_INT,
     default=None,
     help="Unhealthy with more dead letters than this.",
 )
@@ -111,7 +118,7 @@ def queue_state(store: Store, queue: str, stats: QueueStats) -> str:
 )
 @click.option(
     "--max-stale-workers",
-    type=click.IntRange(min=0),
+    type=NON_NEGATIVE_INT,
     default=None,
     help="Unhealthy with more stale workers than this.",
 )

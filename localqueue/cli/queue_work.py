@@ -13,10 +13,18 @@ from typing import Any, TypeVar
 import click
 
 from localqueue.cli.common import open_queue
+from localqueue.cli.completion import queue_argument
 from localqueue.cli.exec_handler import RunningCommands, make_exec_handler
-from localqueue.cli.output import DURATION, emit_json, json_option
+from localqueue.cli.output import (
+    DURATION,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    Duration,
+    emit_json,
+    json_option,
+)
 from localqueue.observability import event_log
-from localqueue.spec import Backoff
+from localqueue.spec import DEFAULT_HEARTBEAT_FRACTION, MIN_HEARTBEAT_INTERVAL, Backoff
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,10 +45,15 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+# The worker extends a lease every third of it, and no more often than
+# MIN_HEARTBEAT_INTERVAL: a shorter lease is refused as a usage error.
+LEASE_TIMEOUT = Duration(minimum=round(MIN_HEARTBEAT_INTERVAL / DEFAULT_HEARTBEAT_FRACTION, 6))
+
+
 def worker_options(func: F) -> F:
     """The worker policy flags shared by exec and process."""
     options = [
-        click.option("--max-tries", type=click.IntRange(min=1), default=4, show_default=True,
+        click.option("--max-tries", type=POSITIVE_INT, default=4, show_default=True,
                      help="Deliveries per message before it is exhausted."),
         click.option("--release-delay", type=DURATION, default=0.0,
                      help="Wait this long before a failed message is tried again."),
@@ -50,18 +63,18 @@ def worker_options(func: F) -> F:
                      help="Cap of the backoff delay."),
         click.option("--min-interval", type=DURATION, default=0.0,
                      help="At least this long between job starts."),
-        click.option("--breaker-threshold", type=click.IntRange(min=1), default=None,
+        click.option("--breaker-threshold", type=POSITIVE_INT, default=None,
                      help="Pause after this many consecutive failures."),
         click.option("--breaker-cooldown", type=DURATION, default=None,
                      help="How long the breaker pauses fetching."),
         click.option("--dead-letter-on-failure/--no-dead-letter-on-failure", default=True,
                      show_default=True,
                      help="Dead-letter exhausted messages, or keep retrying them slowly."),
-        click.option("--lease-timeout", type=DURATION, default=30.0, show_default=True,
+        click.option("--lease-timeout", type=LEASE_TIMEOUT, default=30.0, show_default=True,
                      help="Seconds a message stays leased (extended while the job runs)."),
-        click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+        click.option("--concurrency", type=POSITIVE_INT, default=1, show_default=True,
                      help="Handler threads in this worker."),
-        click.option("--max-jobs", type=click.IntRange(min=0), default=None,
+        click.option("--max-jobs", type=NON_NEGATIVE_INT, default=None,
                      help="Stop after this many jobs."),
         click.option("--until-empty", is_flag=True,
                      help="Stop once no message is ready (delayed ones do not count)."),
@@ -100,19 +113,24 @@ def _run(
             multiplier=2.0,
             max=max(options["backoff_max"], options["backoff"]),
         )
-    worker = persistent_worker(
-        q,
-        worker_id=options["worker_id"],
-        max_retries=options["max_tries"] - 1,
-        release_delay=options["release_delay"],
-        backoff=backoff,
-        min_interval=options["min_interval"],
-        breaker_threshold=options["breaker_threshold"],
-        breaker_cooldown=options["breaker_cooldown"],
-        dead_letter_on_failure=options["dead_letter_on_failure"],
-        lease_timeout=options["lease_timeout"],
-        concurrency=options["concurrency"],
-    )(handler)
+    try:
+        worker = persistent_worker(
+            q,
+            worker_id=options["worker_id"],
+            max_retries=options["max_tries"] - 1,
+            release_delay=options["release_delay"],
+            backoff=backoff,
+            min_interval=options["min_interval"],
+            breaker_threshold=options["breaker_threshold"],
+            breaker_cooldown=options["breaker_cooldown"],
+            dead_letter_on_failure=options["dead_letter_on_failure"],
+            lease_timeout=options["lease_timeout"],
+            concurrency=options["concurrency"],
+        )(handler)
+    except ValueError as exc:
+        # The worker's settings refused a combination of options (a lease too
+        # short for its heartbeat, say): a usage error, like an out-of-range value.
+        raise click.UsageError(str(exc)) from None
     aborted = True
     with contextlib.ExitStack() as stack:
         if options["as_json"]:
@@ -137,7 +155,7 @@ def _run(
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
-@click.argument("queue")
+@queue_argument()
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @click.option("--timeout", type=DURATION, default=None, help="Kill the command after this long.")
 @worker_options
@@ -169,7 +187,7 @@ def exec_command(
 
 
 @click.command("process")
-@click.argument("queue")
+@queue_argument()
 @click.argument("handler", metavar="MODULE:FUNCTION")
 @worker_options
 def process_command(queue: str, handler: str, **options: Any) -> None:

@@ -22,6 +22,8 @@ from localqueue.store import ErrorInfo
 __all__ = [
     "EVENT_TYPES",
     "Acked",
+    "BreakerClosed",
+    "BreakerOpened",
     "DeadLettered",
     "Enqueued",
     "Event",
@@ -189,6 +191,30 @@ class HandlerFinished(Event):
     error_type: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerOpened(Event):
+    """A worker's circuit breaker opened: ``failures`` consecutive failures
+    (at least its threshold; more when a half-open trial failed) stop its
+    fetching for ``cooldown`` seconds, until ``open_until`` (store clock).
+    ``message_id`` and ``attempt`` are the delivery whose failure
+    opened it."""
+
+    kind: ClassVar[str] = "breaker_opened"
+
+    failures: int = 0
+    cooldown: float = 0.0
+    open_until: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerClosed(Event):
+    """A worker's open (or half-open) circuit breaker closed: a job succeeded,
+    and fetching goes on as normal. ``message_id`` and ``attempt`` are that
+    delivery."""
+
+    kind: ClassVar[str] = "breaker_closed"
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     Enqueued,
     Leased,
@@ -201,4 +227,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WorkerStarted,
     WorkerStopped,
     HandlerFinished,
+    BreakerOpened,
+    BreakerClosed,
 )

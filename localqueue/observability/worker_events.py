@@ -10,7 +10,14 @@ import time
 from typing import TYPE_CHECKING
 
 from localqueue.message import Message
-from localqueue.observability.events import HandlerFinished, Released, WorkerStarted, WorkerStopped
+from localqueue.observability.events import (
+    BreakerClosed,
+    BreakerOpened,
+    HandlerFinished,
+    Released,
+    WorkerStarted,
+    WorkerStopped,
+)
 from localqueue.observability.observers import Observer, emit
 
 if TYPE_CHECKING:
@@ -49,3 +56,25 @@ def given_back(observers: tuple[Observer, ...], worker_id: str, message: Message
     """A message handed back untouched (the worker stopped): a release with no error."""
     event = Released(message.queue, message.id, message.attempts, worker_id, time.time(), 0.0)
     emit(observers, event)
+
+
+def breaker_opened(
+    observers: tuple[Observer, ...],
+    worker_id: str,
+    message: Message,
+    failures: int,
+    cooldown: float,
+    open_until: float,
+) -> None:
+    event = BreakerOpened(
+        message.queue, message.id, message.attempts, worker_id, time.time(),
+        failures, cooldown, open_until,
+    )  # fmt: skip
+    emit(observers, event)
+
+
+def breaker_closed(observers: tuple[Observer, ...], worker_id: str, message: Message) -> None:
+    emit(
+        observers,
+        BreakerClosed(message.queue, message.id, message.attempts, worker_id, time.time()),
+    )

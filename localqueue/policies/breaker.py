@@ -5,12 +5,23 @@ After the cooldown one job is let through (half-open): success closes the
 breaker, failure opens it again for another cooldown. Failures here are jobs
 released or dead-lettered; a lost lease is not the handler's fault and does
 not count.
+
+Opening and closing are each logged in one line on ``localqueue.worker`` and
+sent as ``breaker_opened`` / ``breaker_closed`` events.
 """
 
 from __future__ import annotations
 
+import logging
+
 from localqueue.hookspecs import hookimpl
+from localqueue.observability import worker_events
+from localqueue.observability.observers import listening
 from localqueue.worker.hook_types import FetchGate, JobOutcome, Outcome
+
+# The worker's logger: a breaker belongs to one worker, and operators
+# already watch this logger for its warnings.
+log = logging.getLogger("localqueue.worker")
 
 FAILURES = "breaker.consecutive_failures"
 OPEN_UNTIL = "breaker.open_until"
@@ -33,17 +44,62 @@ def localqueue_job_finished(outcome: JobOutcome) -> None:
     threshold, cooldown = config.breaker_threshold, config.breaker_cooldown
     if threshold is None or cooldown is None or outcome.outcome is Outcome.LEASE_LOST:
         return
-    state = outcome.worker.state
-    with outcome.worker.lock:
+    worker = outcome.worker
+    state = worker.state
+    opened_until: float | None = None
+    with worker.lock:
         if outcome.succeeded:
             state[FAILURES] = 0
-            state.pop(OPEN_UNTIL, None)
-            return
-        failures = int(state.get(FAILURES, 0)) + 1
-        state[FAILURES] = failures
-        if failures >= threshold:
-            # Open (or, after a failed half-open trial, re-open) the breaker.
-            state[OPEN_UNTIL] = outcome.finished_at + cooldown
+            closed = state.pop(OPEN_UNTIL, None) is not None
+        else:
+            closed = False
+            failures = int(state.get(FAILURES, 0)) + 1
+            state[FAILURES] = failures
+            if failures >= threshold:
+                # Open (or, after a failed half-open trial, re-open) the breaker.
+                previous = state.get(OPEN_UNTIL)
+                state[OPEN_UNTIL] = outcome.finished_at + cooldown
+                # A job that was already running when the breaker opened and
+                # fails meanwhile extends the cooldown: no new opening to tell.
+                if previous is None or outcome.finished_at >= previous:
+                    opened_until = outcome.finished_at + cooldown
+    # Told outside the lock: observers and log handlers may be slow.
+    if opened_until is not None:
+        _tell_opened(outcome, failures, cooldown, opened_until)
+    elif closed:
+        _tell_closed(outcome)
+
+
+def _tell_opened(outcome: JobOutcome, failures: int, cooldown: float, open_until: float) -> None:
+    worker, message = outcome.worker, outcome.message
+    log.warning(
+        "circuit breaker of worker %s on queue %r opened after %d consecutive failures "
+        "(latest: message %s); fetching nothing for %gs",
+        worker.worker_id,
+        worker.queue,
+        failures,
+        message.id,
+        cooldown,
+    )
+    observers = listening()
+    if observers:
+        worker_events.breaker_opened(
+            observers, worker.worker_id, message, failures, cooldown, open_until
+        )
+
+
+def _tell_closed(outcome: JobOutcome) -> None:
+    worker, message = outcome.worker, outcome.message
+    # At the level of the opening, so whoever saw the breaker open sees it close.
+    log.warning(
+        "circuit breaker of worker %s on queue %r closed: message %s succeeded; fetching again",
+        worker.worker_id,
+        worker.queue,
+        message.id,
+    )
+    observers = listening()
+    if observers:
+        worker_events.breaker_closed(observers, worker.worker_id, message)
 
 
 def is_open(state: dict[str, object], now: float) -> bool:

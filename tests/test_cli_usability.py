@@ -1,0 +1,149 @@
+"""Issue 15, item 14: what a newcomer meets in the first hour.
+
+Out-of-range option values are usage errors (exit 2, one line naming the
+option); every command's help shows an example; Tab completes queue names
+from the store in force without ever creating one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from localqueue import PersistentQueue
+from localqueue.cli import build_cli
+from localqueue.cli.completion import complete_queue_names
+
+
+def store_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def store_with_queues(tmp_path: Path) -> str:
+    url = store_url(tmp_path / "queues.db")
+    for name in ("emails", "events", "thumbnails"):
+        with PersistentQueue(name, store=url) as q:
+            q.put({"n": 1})
+    return url
+
+
+def run(args: list[str]) -> click.testing.Result:
+    return CliRunner().invoke(build_cli(), args, prog_name="localqueue")
+
+
+def every_command(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[
+    tuple[tuple[str, ...], click.Command]
+]:
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from every_command(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+# --- out-of-range values: exit 2, one line naming the option ---------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["queue", "exec", "q", "--lease-timeout", "0.0001", "--max-jobs", "0", "--", "true"],
+        ["queue", "process", "q", "mod:fn", "--lease-timeout", "10ms"],
+        ["queue", "exec", "q", "--timeout", "0", "--", "true"],
+        ["queue", "exec", "q", "--max-tries", "0", "--", "true"],
+        ["queue", "exec", "q", "--concurrency", "0", "--", "true"],
+        ["queue", "stats", "q", "--watch", "--interval", "0"],
+        ["queue", "process", "q", "mod:fn", "--release-delay", "11y"],
+        ["queue", "process", "q", "mod:fn", "--backoff", "-1"],
+    ],
+)
+def test_out_of_range_values_are_usage_errors(args: list[str], tmp_path: Path) -> None:
+    db = tmp_path / "none.db"
+    result = run(["--store", store_url(db), *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    assert "--help" in lines[0]
+    assert not db.exists()  # refused before anything was opened
+
+
+def test_lease_timeout_at_the_minimum_is_accepted(tmp_path: Path) -> None:
+    result = run(
+        ["--store", store_url(tmp_path / "q.db"), "queue", "exec", "q",
+         "--lease-timeout", "0.03", "--max-jobs", "0", "--", "true"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+# --- shell completion -------------------------------------------------------
+
+
+def complete(words: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """What bash completion offers for the last word, through click's protocol."""
+    full_env = dict(
+        os.environ,
+        COMP_WORDS=" ".join(["localqueue", *words]),
+        COMP_CWORD=str(len(words)),
+        _LOCALQUEUE_COMPLETE="bash_complete",
+        **(env or {}),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "localqueue"],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # nothing may land in the user's shell
+    return [line.split(",", 1)[1] for line in done.stdout.splitlines() if line]
+
+
+def test_tab_completes_queue_names_from_the_store_in_force(store_with_queues: str) -> None:
+    env = {"LOCALQUEUE_STORE": store_with_queues}
+    assert complete(["queue", "stats", "e"], env) == ["emails", "events"]
+    assert complete(["queue", "dead", ""], env) == ["emails", "events", "thumbnails"]
+    # --store on the line wins over the environment.
+    assert complete(["--store", store_with_queues, "queue", "stats", "t"]) == ["thumbnails"]
+
+
+def test_completion_never_creates_a_store_nor_prints_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    assert complete(["--store", store_url(missing), "queue", "stats", ""]) == []
+    assert complete(["--store", "nosuchscheme://x", "queue", "stats", ""]) == []
+    assert not missing.exists()
+
+
+def test_every_queue_argument_completes_queue_names(store_with_queues: str) -> None:
+    cli = build_cli()
+    checked = []
+    for path, command in every_command(cli):
+        for param in command.params:
+            if isinstance(param, click.Argument) and param.name == "queue":
+                root = click.Context(cli)
+                root.params["store_url"] = store_with_queues
+                ctx = click.Context(command, parent=root, info_name=path[-1])
+                offered = [item.value for item in param.shell_complete(ctx, "em")]
+                assert offered == ["emails"], path
+                checked.append(path)
+    assert ("queue", "add") in checked and ("queue", "stats") in checked
+    assert len(checked) >= 10
+
+
+def test_completion_function_tolerates_an_unreadable_store(tmp_path: Path) -> None:
+    not_a_db = tmp_path / "junk.db"
+    not_a_db.write_bytes(b"this is not sqlite" * 100)
+    root = click.Context(build_cli())
+    root.params["store_url"] = store_url(not_a_db)
+    ctx = click.Context(click.Command("stats"), parent=root)
+    assert complete_queue_names(ctx, click.Argument(["queue"]), "") == []
+    assert not_a_db.read_bytes() == b"this is not sqlite" * 100
