@@ -39,9 +39,9 @@ def run(args: list[str]) -> click.testing.Result:
     return CliRunner().invoke(build_cli(), args, prog_name="localqueue")
 
 
-def every_command(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[
-    tuple[tuple[str, ...], click.Command]
-]:
+def every_command(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
             yield from every_command(command, (*path, name))
@@ -147,3 +147,47 @@ def test_completion_function_tolerates_an_unreadable_store(tmp_path: Path) -> No
     ctx = click.Context(click.Command("stats"), parent=root)
     assert complete_queue_names(ctx, click.Argument(["queue"]), "") == []
     assert not_a_db.read_bytes() == b"this is not sqlite" * 100
+
+
+# --- every command's help shows an example ------------------------------------
+
+
+def test_every_command_help_shows_an_example_of_itself() -> None:
+    cli = build_cli()
+    commands = list(every_command(cli))
+    assert len(commands) >= 20
+    for path, _ in [((), cli), *commands]:
+        result = run([*path, "--help"])
+        assert result.exit_code == 0, path
+        tail = result.output.split("Example:\n", 1)
+        assert len(tail) == 2, f"localqueue {' '.join(path)} --help has no example"
+        first = tail[1].splitlines()[0].strip()
+        assert first.startswith("$ localqueue "), (path, first)
+        assert f" {' '.join(path)}" in first, (path, first)
+
+
+def test_upper_bounds_are_enforced_but_not_shown_in_help(tmp_path: Path) -> None:
+    result = run(["queue", "inspect", "--help"])
+    assert "9223372036854775807" not in result.output
+    url = store_url(tmp_path / "q.db")
+    with PersistentQueue("q", store=url) as q:
+        q.put(1)
+    for args in (
+        ["queue", "inspect", "q", str(2**63)],
+        ["queue", "dead", "q", "--limit", str(2**63)],
+        ["queue", "add", "q", "--value", "1", "--priority", str(2**31)],
+        ["queue", "requeue-dead", "q", str(2**70)],
+    ):
+        result = run(["--store", url, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith("Error: Invalid value"), (args, result.stderr)
+    assert run(["--store", url, "queue", "add", "q", "--value", "1", "--priority",
+                str(2**31 - 1)]).exit_code == 0  # fmt: skip
+
+
+def test_store_copy_completes_queues_of_the_source(store_with_queues: str, tmp_path: Path) -> None:
+    other = store_url(tmp_path / "other.db")
+    offered = complete(
+        ["--store", other, "store", "copy", store_with_queues, other, "--queue", "th"]
+    )
+    assert offered == ["thumbnails"]

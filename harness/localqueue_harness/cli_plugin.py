@@ -70,7 +70,11 @@ def harness_group() -> None:
     """Check a store against the delivery contract (localqueue-harness)."""
 
 
-@harness_group.command("run")
+@harness_group.command(
+    "run",
+    epilog="\b\nExample:\n  $ localqueue harness run --store jsonfile:///tmp/contract.json"
+    " --mode crash-recovery --kills 5",
+)
 @click.option(
     "--store",
     "store_url",
@@ -101,7 +105,7 @@ def harness_group() -> None:
     show_default=True,
     help="State-machine examples in stateful mode.",
 )
-@click.option("--seed", type=int, default=None, help="Reproduce an earlier run.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Reproduce an earlier run.")
 @click.option(
     "--report",
     "report_path",

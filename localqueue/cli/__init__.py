@@ -8,6 +8,15 @@ command the store the user chose with ``--store`` (or ``$LOCALQUEUE_STORE``);
 """
 
 from localqueue.cli.app import USER_ERRORS, build_cli, main
+from localqueue.cli.completion import complete_queue_names
 from localqueue.cli.state import CliState, cli_state, existing_store
 
-__all__ = ["USER_ERRORS", "CliState", "build_cli", "cli_state", "existing_store", "main"]
+__all__ = [
+    "USER_ERRORS",
+    "CliState",
+    "build_cli",
+    "cli_state",
+    "complete_queue_names",
+    "existing_store",
+    "main",
+]

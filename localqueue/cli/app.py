@@ -103,7 +103,13 @@ def build_cli(*, allow_plugin_failures: bool = False) -> click.Group:
     unless ``allow_plugin_failures`` (then the tree lacks its commands).
     """
 
-    @click.group(cls=LocalQueueGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(
+        cls=LocalQueueGroup,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        epilog='\b\nExample:\n  $ localqueue queue add emails --value \'{"to": "ann@example.com"}\''
+        "\n  $ localqueue queue exec emails -- python send_email.py"
+        "\n\nDocs: docs/cli.md. Shell completion: docs/cli.md#shell-completion.",
+    )
     @click.option(
         "--store",
         "store_url",

@@ -110,7 +110,26 @@ DURATION = Duration()
 # SQLite's (and PostgreSQL's bigint) largest integer: message ids and counts
 # beyond it could never match, and would fail deep in the store.
 MAX_INTEGER = 2**63 - 1
-MESSAGE_ID = click.IntRange(1, MAX_INTEGER)
-POSITIVE_INT = click.IntRange(1, MAX_INTEGER)
-NON_NEGATIVE_INT = click.IntRange(0, MAX_INTEGER)
 PRIORITY = click.IntRange(-(2**31), 2**31 - 1)  # what every store keeps (check_priority)
+
+
+def example(*command_lines: str) -> str:
+    """A command's help epilog: its example, printed as written (click's
+    ``\\b`` keeps the lines from being rewrapped)."""
+    return "\b\nExample:\n" + "\n".join(f"  $ {line}" for line in command_lines)
+
+
+class StoreInt(click.IntRange):
+    """A whole number from ``minimum`` up to what a store can hold (63 bits);
+    help shows only the lower bound, the upper one is no choice to make."""
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(minimum, MAX_INTEGER)
+
+    def _describe_range(self) -> str:
+        return f"x>={self.min}"
+
+
+MESSAGE_ID = StoreInt(1)
+POSITIVE_INT = StoreInt(1)
+NON_NEGATIVE_INT = StoreInt(0)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import click
 
 from localqueue import __version__
-from localqueue.cli.output import emit_json, json_option, table
+from localqueue.cli.output import emit_json, example, json_option, table
 from localqueue.plugins import list_plugins, plugin_failures
 from localqueue.store.url import store_schemes
 
 
-@click.command("plugins")
+@click.command("plugins", epilog=example("localqueue plugins --json"))
 @json_option
 @click.pass_context
 def plugins_command(ctx: click.Context, as_json: bool) -> None:

@@ -13,7 +13,7 @@ import click
 
 from localqueue.cli.common import open_queue
 from localqueue.cli.completion import queue_argument
-from localqueue.cli.output import DURATION, PRIORITY, emit_json, json_option
+from localqueue.cli.output import DURATION, PRIORITY, emit_json, example, json_option
 from localqueue.errors import LocalQueueError
 from localqueue.serializers import MAX_JSON_DEPTH
 
@@ -50,7 +50,12 @@ def _parse(text: str, raw: bool, where: str) -> Any:
         ) from None
 
 
-@click.command("add")
+@click.command(
+    "add",
+    epilog=example(
+        'localqueue queue add emails --value \'{"to": "ann@example.com"}\' --dedupe-key welcome:ann'
+    ),
+)
 @queue_argument()
 @click.option("--value", metavar="JSON", help="The message value as JSON (default: read stdin).")
 @click.option("--raw", is_flag=True, help="Take the value (or each line) as a plain string.")

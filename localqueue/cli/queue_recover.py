@@ -20,6 +20,7 @@ from localqueue.cli.output import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
     emit_json,
+    example,
     human_age,
     json_option,
     table,
@@ -175,7 +176,7 @@ def _exit_code_group(message: Message) -> str:
     return "timeout" if failure.exit_code is None else str(failure.exit_code)
 
 
-@click.command("dead")
+@click.command("dead", epilog=example("localqueue queue dead thumbnails --summary --by exit-code"))
 @queue_argument()
 @filter_options
 @click.option("--limit", type=POSITIVE_INT, default=None, help="Show at most N.")
@@ -250,7 +251,10 @@ def dead_command(
     click.echo(table(rows, headers))
 
 
-@click.command("requeue-dead")
+@click.command(
+    "requeue-dead",
+    epilog=example("localqueue queue requeue-dead emails --error-contains timeout --dry-run"),
+)
 @queue_argument()
 @click.argument("ids", nargs=-1, type=MESSAGE_ID)
 @click.option("--all", "all_", is_flag=True, help="Requeue every dead letter of QUEUE.")
@@ -299,7 +303,7 @@ def requeue_dead_command(
         sys.exit(1)
 
 
-@click.command("inspect")
+@click.command("inspect", epilog=example("localqueue queue inspect emails 42"))
 @queue_argument()
 @click.argument("message_id", required=False, type=MESSAGE_ID)
 @click.option(
@@ -352,7 +356,9 @@ def inspect_command(
     )
 
 
-@click.command("purge")
+@click.command(
+    "purge", epilog=example("localqueue queue purge emails --state dead --older-than 30d --dry-run")
+)
 @queue_argument()
 @click.option(
     "--state",

@@ -20,6 +20,7 @@ from localqueue.cli.output import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
     emit_json,
+    example,
     human_age,
     json_option,
     table,
@@ -57,7 +58,10 @@ def note_if_unknown(store: Store, queue: str) -> None:
     )
 
 
-@click.command("prune")
+@click.command(
+    "prune",
+    epilog=example("localqueue queue prune emails --dead-older-than 30d --acked-older-than 7d"),
+)
 @queue_argument()
 @click.option(
     "--dead-older-than",
@@ -114,7 +118,7 @@ def prune_command(
     click.echo(f"{verb} {' and '.join(parts)} from {queue}")
 
 
-@click.command("retention")
+@click.command("retention", epilog=example("localqueue queue retention emails --keep-acked 7d"))
 @queue_argument()
 @click.option(
     "--keep-acked",
@@ -147,7 +151,7 @@ def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None
         )
 
 
-@click.command("acked")
+@click.command("acked", epilog=example("localqueue queue acked emails --limit 20"))
 @queue_argument()
 @click.option("--after", type=NON_NEGATIVE_INT, default=0, help="Only ids above this.")
 @click.option("--limit", type=POSITIVE_INT, default=50, show_default=True)

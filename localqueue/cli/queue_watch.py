@@ -17,6 +17,7 @@ from localqueue.cli.output import (
     NON_NEGATIVE_INT,
     Duration,
     emit_json,
+    example,
     human_age,
     json_option,
     table,
@@ -41,7 +42,7 @@ def render_stats(stats: QueueStats) -> str:
     return text
 
 
-@click.command("stats")
+@click.command("stats", epilog=example("localqueue queue stats emails --watch --interval 5"))
 @queue_argument()
 @click.option("--watch", is_flag=True, help="Refresh until interrupted.")
 @click.option("--interval", type=Duration(minimum=0.1), default=2.0, show_default=True,
@@ -95,7 +96,9 @@ def queue_state(store: Store, queue: str, stats: QueueStats) -> str:
     return "unseen"
 
 
-@click.command("health")
+@click.command(
+    "health", epilog=example("localqueue queue health emails --max-dead 0 --max-ready-age 10m")
+)
 @queue_argument()
 @click.option(
     "--stale-after",
@@ -238,7 +241,7 @@ def health_report(
     return stats, state, stale, errors, checks
 
 
-@click.command("list")
+@click.command("list", epilog=example("localqueue queue list --json"))
 @json_option
 def list_command(as_json: bool) -> None:
     """Every queue in the store with its counts."""

@@ -21,6 +21,7 @@ from localqueue.cli.output import (
     POSITIVE_INT,
     Duration,
     emit_json,
+    example,
     json_option,
 )
 from localqueue.observability import event_log
@@ -154,7 +155,13 @@ def _run(
         )
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True})
+@click.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True},
+    epilog=example(
+        "localqueue queue exec thumbnails --timeout 5m --max-tries 3 -- python make_thumbnail.py"
+    ),
+)
 @queue_argument()
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @click.option("--timeout", type=DURATION, default=None, help="Kill the command after this long.")
@@ -186,7 +193,9 @@ def exec_command(
     _run(queue, handler, options, on_abort=running.kill_all)
 
 
-@click.command("process")
+@click.command(
+    "process", epilog=example("localqueue queue process emails mailer.tasks:send --concurrency 4")
+)
 @queue_argument()
 @click.argument("handler", metavar="MODULE:FUNCTION")
 @worker_options

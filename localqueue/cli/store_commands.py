@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from localqueue.cli.output import emit_json, json_option, table
+from localqueue.cli.output import emit_json, example, json_option, table
 from localqueue.cli.state import cli_state
 from localqueue.cli.store_copy import copy_command
 from localqueue.store import Store
@@ -62,7 +62,9 @@ def info_document(info: StoreInfo) -> dict[str, Any]:
     }
 
 
-@click.command("info")
+@click.command(
+    "info", epilog=example("localqueue --store sqlite:///var/lib/app/queue.db store info")
+)
 @json_option
 def info_command(as_json: bool) -> None:
     """Schema version, settings in force, file sizes and message counts."""
@@ -87,7 +89,7 @@ def info_command(as_json: bool) -> None:
     click.echo(table(rows, ["queue", *states]) if rows else "no messages")
 
 
-@click.command("check")
+@click.command("check", epilog=example("localqueue store check --json"))
 @json_option
 def check_command(as_json: bool) -> None:
     """Integrity check of the whole store; exit 1 when anything is wrong."""
@@ -104,7 +106,7 @@ def check_command(as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@click.command("backup")
+@click.command("backup", epilog=example("localqueue store backup /backups/queue-$(date +%F).db"))
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace DEST if it exists (a regular file only).")
 @json_option
@@ -123,7 +125,7 @@ def backup_command(dest: Path, force: bool, as_json: bool) -> None:
     )
 
 
-@click.command("vacuum")
+@click.command("vacuum", epilog=example("localqueue store vacuum"))
 @json_option
 def vacuum_command(as_json: bool) -> None:
     """Rewrite the store compactly and report the bytes given back to the filesystem."""
@@ -146,7 +148,7 @@ def vacuum_command(as_json: bool) -> None:
     )
 
 
-@click.command("migrate")
+@click.command("migrate", epilog=example("localqueue store migrate --dry-run"))
 @click.option("--dry-run", is_flag=True, help="List the pending steps; change nothing.")
 @json_option
 def migrate_command(dry_run: bool, as_json: bool) -> None:

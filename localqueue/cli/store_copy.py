@@ -13,8 +13,10 @@ from __future__ import annotations
 import sys
 
 import click
+from click.shell_completion import CompletionItem
 
-from localqueue.cli.output import emit_json, json_option, table
+from localqueue.cli.completion import queue_names_in_store
+from localqueue.cli.output import emit_json, example, json_option, table
 from localqueue.errors import StoreNotFound
 from localqueue.store import State, Store
 from localqueue.store.copy import copy_messages
@@ -38,11 +40,29 @@ def open_destination(url: str, dry_run: bool) -> Store | None:
         return None
 
 
-@click.command("copy")
+def _complete_source_queues(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """--queue completes with the queues of SRC_URL (not of the store in force)."""
+    # Click fills params only when the line parses; with "--queue" still
+    # waiting for its value it does not, and the arguments are left in args.
+    source = ctx.params.get("src_url") or (ctx.args[0] if ctx.args else None)
+    if source is None:
+        return []
+    names = queue_names_in_store(source)
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+@click.command(
+    "copy",
+    epilog=example(
+        "localqueue store copy sqlite:///var/lib/app/queue.db postgresql://app@db/app --dry-run"
+    ),
+)
 @click.argument("src_url")
 @click.argument("dst_url")
 @click.option(
-    "--queue", "queues", multiple=True, metavar="QUEUE",
+    "--queue", "queues", multiple=True, metavar="QUEUE", shell_complete=_complete_source_queues,
     help="Copy only this queue (repeat for more); default: every queue.",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Check and count; copy nothing.")

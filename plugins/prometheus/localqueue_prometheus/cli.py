@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from localqueue.cli import CliState, existing_store
+from localqueue.cli import CliState, complete_queue_names, existing_store
 from localqueue.store import Store, check_queue_name, redact_url
 
 # prometheus_client is imported inside the commands, not here: this module
@@ -35,6 +35,7 @@ queue_option = click.option(
     multiple=True,
     metavar="QUEUE",
     callback=_check_queues,
+    shell_complete=complete_queue_names,
     help="Report this queue (repeat for more); default: every queue that holds a message.",
 )
 
@@ -56,7 +57,9 @@ def metrics_group() -> None:
     """Prometheus metrics of the store (localqueue-prometheus)."""
 
 
-@metrics_group.command("serve")
+@metrics_group.command(
+    "serve", epilog="\b\nExample:\n  $ localqueue metrics serve --port 9464 --queue emails"
+)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -104,7 +107,11 @@ def serve_command(host: str, port: int, queues: tuple[str, ...]) -> None:
         thread.join(timeout=5)
 
 
-@metrics_group.command("write")
+@metrics_group.command(
+    "write",
+    epilog="\b\nExample:"
+    "\n  $ localqueue metrics write /var/lib/node_exporter/textfile/localqueue.prom",
+)
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 @queue_option
 def write_command(file: str, queues: tuple[str, ...]) -> None:
