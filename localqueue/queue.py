@@ -426,7 +426,8 @@ class PersistentQueue:
     def extend_lease(self, message: Message, seconds: float) -> Message:
         """Keep working: the lease now ends ``seconds`` from now. Returns the updated message."""
         self._check_own(message)
-        seconds = check_seconds("seconds", seconds, positive=True)
+        # A lease shorter than the clock can tell would end as it is granted.
+        seconds = check_lease_timeout(seconds, "seconds")
         until = self.store.extend(self.name, message.lease, seconds)
         observers = listening()
         if until is None:

@@ -160,6 +160,16 @@ def test_item8_a_lease_below_the_minimum_is_refused(lease: float) -> None:
         QueueSpec("jobs", lease_timeout=lease)
 
 
+@pytest.mark.parametrize("seconds", [1e-300, 5e-324, 0.0009])
+def test_item8_extend_lease_below_the_minimum_is_refused(seconds: float) -> None:
+    queue = PersistentQueue("jobs", store=MemoryStore())
+    queue.put(1)
+    message = queue.get(block=False)
+    with pytest.raises(ValueError, match=r"seconds must be at least 0\.001 seconds"):
+        queue.extend_lease(message, seconds)
+    queue.ack(message)  # the lease was left as it was
+
+
 def test_item8_the_minimum_lease_works_end_to_end() -> None:
     assert MIN_LEASE_TIMEOUT == 0.001
     assert time.time() + MIN_LEASE_TIMEOUT > time.time()
