@@ -8,12 +8,13 @@ are refused, not bent, when SQLite cannot honour them.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from localqueue import PersistentQueue, open_store
+from localqueue import PersistentQueue, open_store, resolve_store_url
 from localqueue.cli import build_cli
 from localqueue.stores.sqlite import SQLiteStore, parse_sqlite_url
 
@@ -103,6 +104,27 @@ def test_awkward_file_names_open_every_time(tmp_path: Path, name: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
         name
     ]
+
+
+def test_a_file_name_that_is_not_utf8_works_as_a_bare_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Latin-1 "café.db": the bytes os.fsdecode turns into a lone surrogate.
+    name = os.fsdecode(b"caf\xe9.db")
+    path = tmp_path / name
+    url = resolve_store_url(str(path))  # used to raise UnicodeEncodeError
+    assert url.endswith("/caf%E9.db")
+    with PersistentQueue("jobs", store=url) as q:
+        q.put(1)
+        reopened_url = q.store.url
+    assert os.fsencode(path) in [os.fsencode(p) for p in tmp_path.iterdir()]
+    for again in (url, reopened_url, str(path)):
+        with PersistentQueue("jobs", store=again) as q:
+            assert q.stats().total == 1
+    monkeypatch.setenv("LOCALQUEUE_STORE", str(path))
+    result = run("queue", "stats", "jobs", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ready"] == 1
 
 
 def test_store_info_through_the_cli_on_a_four_slash_url(tmp_path: Path) -> None:

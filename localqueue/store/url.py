@@ -77,7 +77,7 @@ def default_store_url() -> str:
     """``sqlite:///<XDG data home>/localqueue/queue.sqlite3``."""
     data_home = os.environ.get("XDG_DATA_HOME") or ""
     base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return f"sqlite://{quote(str(base / 'localqueue' / 'queue.sqlite3'))}"
+    return f"sqlite://{_path_in_url(base / 'localqueue' / 'queue.sqlite3')}"
 
 
 def resolve_store_url(url: str | None = None) -> str:
@@ -94,8 +94,15 @@ def resolve_store_url(url: str | None = None) -> str:
             )
         # A bare path is a SQLite file; make it absolute so the URL means one file.
         # Percent-encode it: '%' and '?' in a file name are not URL syntax.
-        chosen = f"sqlite://{quote(str(Path(chosen).expanduser().absolute()))}"
+        chosen = f"sqlite://{_path_in_url(Path(chosen).expanduser().absolute())}"
     return chosen
+
+
+def _path_in_url(path: Path) -> str:
+    # The file system's bytes, percent-encoded: a name that is not valid
+    # UTF-8 (a Latin-1 file name, say) survives the round trip through the
+    # SQLite store's URL parsing, which decodes with os.fsdecode.
+    return quote(os.fsencode(path), safe="/")
 
 
 def url_scheme(url: str) -> str:
