@@ -356,6 +356,24 @@ def test_the_event_loop_that_ran_an_async_handler_is_left_out() -> None:
     assert "in handle" in info.traceback and "asyncio" not in info.traceback
 
 
+def test_a_real_worker_records_where_an_async_handler_raised() -> None:
+    # The worker used to run a failed handler's task a second time, raising
+    # its exception again from inside the worker: the stored traceback then
+    # ended in asyncio, and the handler's own frames were gone.
+    q = PersistentQueue("async-tb", store="memory://async-traceback")
+    q.put(1)
+
+    async def handle(value: int) -> None:
+        await asyncio.sleep(0)
+        parse_order(value)
+
+    persistent_worker(q, max_retries=0, handle_signals=False)(handle).run(max_jobs=1)
+    error = q.dead_letters()[0].last_error
+    assert error is not None and error.traceback is not None
+    assert [Path(f).name for f in frames(error.traceback)] == ["test_operator_view.py"] * 2
+    assert "in handle" in error.traceback and "parse_order" in error.traceback
+
+
 def test_a_traceback_of_only_localqueue_frames_is_kept() -> None:
     try:
         PersistentQueue("q", store="memory://", lease_timeout=-1)

@@ -328,9 +328,12 @@ class PersistentWorker:
         except BaseException:
             # Interrupted (a second signal, KeyboardInterrupt): cancel the
             # coroutine now, so it can never finish later inside another job.
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(task)
+            # A task that is done (the handler raised) is left alone: running
+            # it again would raise its exception a second time, from here.
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(task)
             raise
 
     def _work(self, run: _RunState, message: Message) -> Outcome:
