@@ -7,6 +7,7 @@ the blocking ``get`` on top of the store's ``claim`` and ``wait``.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue as stdlib_queue
 import socket
@@ -14,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from localqueue.errors import MessageNotFound, SerializationError, StoreError, stale_lease_error
 from localqueue.message import _UNSET, Message, error_info
@@ -30,17 +31,35 @@ from localqueue.store import (
     MessageRecord,
     NewMessage,
     QueueStats,
+    Settlement,
+    SettleResult,
     State,
     Store,
+    SupportsSettleAndClaim,
     check_dedupe_key,
     check_message_id,
     check_positive_int,
     check_priority,
     check_queue_name,
     check_seconds,
+    settle_then_claim,
 )
 from localqueue.store.url import open_store
 from localqueue.store.validation import check_lease_timeout
+
+
+class _SettleAndClaim(Protocol):
+    def __call__(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> SettleResult: ...
+
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -121,6 +140,13 @@ class PersistentQueue:
             self._owns_store = False
         else:
             raise ValueError(f"store must be a URL, a path or a Store, got {store!r}")
+        # Settle-and-claim in one transaction where the store can; checked
+        # once here, not on every job (a runtime protocol check is not free).
+        self._settle_and_claim: _SettleAndClaim = (
+            self.store.settle_and_claim
+            if isinstance(self.store, SupportsSettleAndClaim)
+            else functools.partial(settle_then_claim, self.store)
+        )
         self._closed = False
         # Find the event observers now (loading the plugins if nothing has),
         # so that the first put or get does not pay for it. Never raises.
@@ -305,14 +331,9 @@ class PersistentQueue:
             )
             if not isinstance(claimed, ClaimResult):
                 raise _outdated_store(self.store, "claim", claimed)
-            records, dead = claimed
-            if records or dead:
-                observers = listening()
-                if observers:
-                    queue_events.dead_lettered_by_claim(observers, worker, dead)
-                    queue_events.leased(observers, worker, self.lease_timeout, records)
-            if records:
-                return [self._message(r) for r in records]
+            messages = self._claimed(claimed, worker)
+            if messages:
+                return messages
             if not block:
                 raise stdlib_queue.Empty
             if deadline is None:
@@ -322,6 +343,58 @@ class PersistentQueue:
             if remaining <= 0:
                 raise stdlib_queue.Empty
             self.store.wait(self.name, remaining)
+
+    def _claimed(self, claimed: ClaimResult, worker: str) -> list[Message]:
+        """The messages a claim leased, after telling observers what it did."""
+        records, dead = claimed
+        if records or dead:
+            observers = listening()
+            if observers:
+                queue_events.dead_lettered_by_claim(observers, worker, dead)
+                queue_events.leased(observers, worker, self.lease_timeout, records)
+        return [self._message(r) for r in records]
+
+    def ack_and_get(
+        self,
+        message: Message,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        leased_by: str | None = None,
+    ) -> Message:
+        """Ack ``message`` and lease the next one, in one store transaction
+        where the store offers it (SQLite, PostgreSQL): one commit per job
+        instead of two.
+
+        Raises LeaseExpired (and leases nothing) if the lease was lost. When
+        nothing is claimable the ack stands and, as :meth:`get`, it waits
+        (``block``, ``timeout``) or raises ``queue.Empty``.
+        """
+        self._check_own(message)
+        worker = leased_by or self.worker_id
+        result = self._settle_and_claim(
+            self.name,
+            [Settlement(message.lease)],
+            worker_id=worker,
+            limit=1,
+            lease_seconds=self.lease_timeout,
+            max_attempts=self.max_attempts,
+        )
+        observers = listening()
+        if result.stale:
+            if observers:
+                queue_events.lease_expired(observers, self.worker_id, [message], "ack")
+            raise stale_lease_error([message.id])
+        if observers:
+            queue_events.acked(observers, self.worker_id, [message])
+        if not isinstance(result.claimed, ClaimResult):
+            raise _outdated_store(self.store, "settle_and_claim", result.claimed)
+        messages = self._claimed(result.claimed, worker)
+        if messages:
+            return messages[0]
+        if not block:
+            raise stdlib_queue.Empty
+        return self.get(block=True, timeout=timeout, leased_by=leased_by)
 
     def _check_own(self, message: Message) -> None:
         if not isinstance(message, Message):

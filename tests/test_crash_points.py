@@ -39,6 +39,13 @@ CASES = {
         "old": State.DELAYED}),
     "dead_letter:after_commit": ("m = q.get(block=False)\nq.dead_letter(m, error='x')", {
         "old": State.DEAD}),
+    # One transaction: a crash inside it loses both halves, after it keeps both.
+    "settle_and_claim:mid": (
+        "q.put('next')\nm = q.get(block=False)\nq.ack_and_get(m, block=False)",
+        {"old": State.INFLIGHT, "next": State.READY}),
+    "settle_and_claim:after_commit": (
+        "q.put('next')\nm = q.get(block=False)\nq.ack_and_get(m, block=False)",
+        {"next": State.INFLIGHT}),
 }  # fmt: skip
 
 

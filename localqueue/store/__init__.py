@@ -6,8 +6,8 @@ A third-party store imports from here and nowhere else in localqueue:
   (:class:`MessageRecord`, :class:`NewMessage`, :class:`Lease`,
   :class:`ClaimResult`, :class:`EnqueueResult`, ...);
 * the errors a store raises (:class:`StoreError` and its subclasses);
-* the optional capabilities a store may add (import, info, migrate, backup,
-  vacuum, acked retention);
+* the optional capabilities a store may add (settling and claiming in one
+  transaction, import, info, migrate, backup, vacuum, acked retention);
 * helpers that give the protocol's states, filters and receipts one meaning
   (:func:`derived_state`, :func:`matches`, :func:`new_receipt`, ...) and the
   argument checks (``check_*``);
@@ -74,6 +74,14 @@ from localqueue.store.records import (
     QueueStats,
     State,
 )
+from localqueue.store.settle import (
+    SettleAction,
+    Settlement,
+    SettleResult,
+    SupportsSettleAndClaim,
+    settle_and_claim,
+    settle_then_claim,
+)
 from localqueue.store.url import (
     default_store_url,
     open_store,
@@ -117,6 +125,9 @@ __all__ = [
     "QueueStats",
     "SchemaStatus",
     "SchemaVersionError",
+    "SettleAction",
+    "SettleResult",
+    "Settlement",
     "State",
     "Store",
     "StoreBusyError",
@@ -131,6 +142,7 @@ __all__ = [
     "SupportsImport",
     "SupportsInfo",
     "SupportsMigrate",
+    "SupportsSettleAndClaim",
     "SupportsVacuum",
     "SystemClock",
     "UnknownStoreError",
@@ -155,6 +167,8 @@ __all__ = [
     "open_store",
     "redact_url",
     "resolve_store_url",
+    "settle_and_claim",
+    "settle_then_claim",
     "stored_state",
     "url_scheme",
 ]

@@ -23,10 +23,13 @@ from localqueue.store import (
     MessageRecord,
     NewMessage,
     QueueStats,
+    Settlement,
+    SettleResult,
     State,
     batch_order,
     check_positive_int,
     delivery_order,
+    settle_then_claim,
 )
 from localqueue.store.helpers import (
     DEAD,
@@ -214,6 +217,30 @@ class MemoryStore:
             # The same order the SQLite store returns a batch in.
             out.sort(key=batch_order)
             return ClaimResult(out, dead)
+
+    def settle_and_claim(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> SettleResult:
+        """The single operations under one hold of the (reentrant) lock: no
+        other thread sees the settlements without the claim."""
+        self._check_open()
+        with self._data.changed:
+            return settle_then_claim(
+                self,
+                queue,
+                settlements,
+                worker_id=worker_id,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                max_attempts=max_attempts,
+            )
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         self._check_open()

@@ -67,6 +67,8 @@ OUTAGE_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 # Store errors that go away by waiting: the worker rides them out.
 TRANSIENT_STORE_ERRORS = (StoreConnectionLost, StoreBusyError)
 
+LOST_BEFORE_RECORDED = "lease lost before the result could be recorded; not recorded"
+
 _worker_numbers = itertools.count(1)
 
 
@@ -255,12 +257,20 @@ class PersistentWorker:
             if loop is not None and not loop.is_closed():
                 loop.close()
 
-    def _work_until_done(
-        self,
-        run: _RunState,
-    ) -> None:
+    def _work_until_done(self, run: _RunState) -> None:
+        # A job whose handler succeeded is acked together with the claim of
+        # the next message: one store transaction per job instead of two.
+        # Until then it waits in this thread's slot; every way out of the
+        # loop acks it first.
+        slot = _Slot()
+        try:
+            self._work_loop(run, slot)
+        finally:
+            self._ack_pending(run, slot)
+
+    def _work_loop(self, run: _RunState, slot: _Slot) -> None:
         clock = self.view.clock
-        pm, budget, summary = run.pm, run.budget, run.summary
+        pm, budget = run.pm, run.budget
         outage = 0  # fetches in a row that lost the store's connection
         while not run.stop.is_set():
             if not budget.take():
@@ -271,12 +281,11 @@ class PersistentWorker:
                 wait = max((d for d in delays if d), default=0.0)
             if wait > 0:
                 budget.give_back()
+                self._ack_pending(run, slot)  # not worth holding through a wait
                 run.stop.wait(min(wait, self.config.poll_interval))
                 continue
             try:
-                message = self.queue.get(
-                    block=not run.until_empty, timeout=self.config.poll_interval
-                )
+                message = self._fetch(run, slot)
             except stdlib_queue.Empty:
                 budget.give_back()
                 outage = 0
@@ -292,7 +301,9 @@ class PersistentWorker:
                 budget.give_back()
                 delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
                 outage += 1
-                log.warning("%s; fetching again in %gs", exc, delay)
+                unrecorded = "; the result may not be recorded" if slot.unrecorded else ""
+                slot.unrecorded = False
+                log.warning("%s%s; fetching again in %gs", exc, unrecorded, delay)
                 run.stop.wait(delay)
                 continue
             outage = 0
@@ -300,17 +311,57 @@ class PersistentWorker:
                 # Stopped while we waited: start nothing new.
                 self._give_back(message)
                 return
-            outcome = self._work(run, message)
-            with run.lock:
-                summary.processed += 1
-                if outcome is Outcome.ACKED:
-                    summary.acked += 1
-                elif outcome is Outcome.RELEASED:
-                    summary.released += 1
-                elif outcome is Outcome.DEAD:
-                    summary.dead += 1
-                elif outcome is Outcome.LEASE_LOST:
-                    summary.lease_lost += 1
+            ran = self._work(run, message)
+            if isinstance(ran, _Ran):
+                slot.ran = ran  # acked with the next claim, or on the way out
+            else:
+                self._count(run, ran)
+
+    def _fetch(self, run: _RunState, slot: _Slot) -> Message:
+        """The next message; a pending ack rides on its claim."""
+        pending, slot.ran = slot.ran, None
+        if pending is not None:
+            try:
+                message = self.queue.ack_and_get(pending.message, block=False)
+            except LeaseExpired:
+                log.warning(LOST_BEFORE_RECORDED)
+                self._complete(run, pending, Outcome.LEASE_LOST)
+            except stdlib_queue.Empty:
+                # Acked, and nothing is due: the loop decides what next (stop,
+                # with until_empty, or a blocking fetch), as after any fetch.
+                self._complete(run, pending, Outcome.ACKED)
+                raise
+            except TRANSIENT_STORE_ERRORS:
+                # Nothing committed: the lease expires and the message is
+                # delivered again (at least once). The fetch's own handler
+                # says so, in the one line it writes.
+                slot.unrecorded = True
+                self._complete(run, pending, Outcome.LEASE_LOST)
+                raise
+            else:
+                self._complete(run, pending, Outcome.ACKED)
+                return message
+        return self.queue.get(block=not run.until_empty, timeout=self.config.poll_interval)
+
+    def _ack_pending(self, run: _RunState, slot: _Slot) -> None:
+        pending, slot.ran = slot.ran, None
+        if pending is not None:
+            message = pending.message
+            outcome = self._finish(lambda: self.queue.ack(message), Outcome.ACKED)
+            self._complete(run, pending, outcome)
+
+    def _count(self, run: _RunState, outcome: Outcome) -> None:
+        with run.lock:
+            summary = run.summary
+            summary.processed += 1
+            if outcome is Outcome.ACKED:
+                summary.acked += 1
+            elif outcome is Outcome.RELEASED:
+                summary.released += 1
+            elif outcome is Outcome.DEAD:
+                summary.dead += 1
+            elif outcome is Outcome.LEASE_LOST:
+                summary.lease_lost += 1
 
     def _call(self, message: Message) -> Any:
         args = (message.value, message) if self._pass_message else (message.value,)
@@ -336,10 +387,12 @@ class PersistentWorker:
                     loop.run_until_complete(task)
             raise
 
-    def _work(self, run: _RunState, message: Message) -> Outcome:
+    def _work(self, run: _RunState, message: Message) -> Outcome | _Ran:
+        """Run the handler on ``message`` and record what happened: an
+        Outcome, or, when the handler succeeded, the job to ack (with the
+        next claim)."""
         pm, keeper = run.pm, run.keeper
-        clock = self.view.clock
-        started = clock.now()
+        started = self.view.clock.now()
         timer = time.perf_counter()
         error: Exception | None = None
         lease = keeper.track(message)
@@ -363,9 +416,10 @@ class PersistentWorker:
             keeper.forget(lease)
             self._give_back(lease.current)
             raise
-        duration = time.perf_counter() - timer  # the handler alone, not the ack or release
+        duration = time.perf_counter() - timer
         keeper.forget(lease)
-        current = lease.current
+        # lease.current: the message as last extended by the heartbeat.
+        ran = _Ran(lease.current, started, duration, error)
         if lease.lost:
             log.warning(
                 "lease of message %s in %r was lost while its handler ran; not acked "
@@ -375,23 +429,37 @@ class PersistentWorker:
             )
             outcome = Outcome.LEASE_LOST
         elif error is None:
-            outcome = self._finish(lambda: self.queue.ack(current), Outcome.ACKED)
+            return ran
         else:
-            outcome = self._fail(pm, current, error)
+            # Failures are recorded at once, not with the next claim: a policy
+            # that reacts to them (the circuit breaker) must see this one
+            # before the next fetch.
+            outcome = self._fail(pm, ran.message, error)
+        self._complete(run, ran, outcome, count=False)
+        return outcome
+
+    def _complete(self, run: _RunState, ran: _Ran, outcome: Outcome, *, count: bool = True) -> None:
+        """Tell the hooks and observers how a job ended (and count it)."""
         if self._hooks.finished:
-            self._notify(pm, JobOutcome(self.view, current, outcome, error, started, clock.now()))
+            self._notify(
+                run.pm,
+                JobOutcome(
+                    self.view, ran.message, outcome, ran.error, ran.started, self.view.clock.now()
+                ),
+            )
         observers = listening()
         if observers:
             worker_events.handler_finished(
-                observers, self.worker_id, current, duration, outcome, error
+                observers, self.worker_id, ran.message, ran.duration, outcome, ran.error
             )
-        return outcome
+        if count:
+            self._count(run, outcome)
 
     def _finish(self, action: Callable[[], object], outcome: Outcome) -> Outcome:
         try:
             action()
         except LeaseExpired:
-            log.warning("lease lost before the result could be recorded; not recorded")
+            log.warning(LOST_BEFORE_RECORDED)
             return Outcome.LEASE_LOST
         except TRANSIENT_STORE_ERRORS as exc:
             # Unknown whether it was recorded (a busy store did not record
@@ -469,6 +537,26 @@ class PersistentWorker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+@dataclass
+class _Ran:
+    """A job whose handler has returned: what its outcome hooks need."""
+
+    message: Message
+    started: float  # store clock
+    duration: float  # the handler alone, not the ack or release
+    error: Exception | None
+
+
+class _Slot:
+    """One handler thread's job waiting for its ack (None: none)."""
+
+    __slots__ = ("ran", "unrecorded")
+
+    def __init__(self) -> None:
+        self.ran: _Ran | None = None
+        self.unrecorded = False  # the last fetch failed with an ack riding on it
 
 
 class _RunState:

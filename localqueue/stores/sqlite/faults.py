@@ -22,6 +22,8 @@ POINTS = (
     "ack:after_commit",
     "release:after_commit",
     "dead_letter:after_commit",
+    "settle_and_claim:mid",  # settlements applied, claim not made, not committed
+    "settle_and_claim:after_commit",
 )
 
 # Points inside maintenance operations (kept apart: the harness covers POINTS).

@@ -39,6 +39,9 @@ from localqueue.store import (
     MessageRecord,
     NewMessage,
     QueueStats,
+    SettleAction,
+    Settlement,
+    SettleResult,
     State,
     batch_order,
     check_positive_int,
@@ -379,54 +382,121 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         lease_seconds: float,
         max_attempts: int | None = None,
     ) -> ClaimResult:
+        try:
+            return self._claim_on(
+                self._pool.get(), queue, worker_id, limit, lease_seconds, max_attempts,
+                autocommit=True,
+            )  # fmt: skip
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+
+    def _claim_on(
+        self,
+        conn: sqlite3.Connection,
+        queue: str,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None,
+        *,
+        autocommit: bool,
+    ) -> ClaimResult:
+        """The claim, one statement per priority level. ``autocommit``: each
+        statement commits on its own (a plain claim); otherwise they are part
+        of the caller's transaction (settle_and_claim)."""
         out: list[MessageRecord] = []
         dead: list[MessageRecord] = []
         max_priority = PRIORITY_CEILING
         # Filled by lq_reclaimed() while CLAIM_SQL runs, in this thread.
         reclaimed: set[int] = set()
         _claim_notes.reclaimed = reclaimed
-        try:
-            conn = self._pool.get()
-            while len(out) < limit:
-                now = self._now()
-                params = {
-                    "queue": queue,
-                    "max_priority": max_priority,
-                    "now": now,
-                    "until": now + lease_seconds,
-                    "worker": worker_id,
-                    "limit": limit - len(out),
-                    "max": max_attempts,
-                }
-                try:
-                    rows = conn.execute(CLAIM_SQL, params).fetchall()
-                except sqlite3.Error:
-                    if out or dead:
-                        # Earlier passes committed: return their leases
-                        # rather than strand them with nobody holding them.
-                        break
-                    raise
-                if faults.armed:
-                    faults.hit("claim:after_commit")
-                if not rows:
-                    break  # nothing due at or below max_priority
-                leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
-                if len(leased) < len(rows):  # the claim dead-lettered exhausted leases
-                    dead.extend(self._record(r, now) for r in rows if r[3] != INFLIGHT)
-                if reclaimed:
-                    leased = [r._replace(reclaimed=r.id in reclaimed) for r in leased]
-                out.extend(leased)
-                if len(leased) == len(rows):
-                    # This level gave all it had due; go on below it.
-                    max_priority = rows[0][4] - 1
-                # else: some were dead-lettered; the same level may hold more.
-        except sqlite3.Error as exc:
-            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        while len(out) < limit:
+            now = self._now()
+            params = {
+                "queue": queue,
+                "max_priority": max_priority,
+                "now": now,
+                "until": now + lease_seconds,
+                "worker": worker_id,
+                "limit": limit - len(out),
+                "max": max_attempts,
+            }
+            try:
+                rows = conn.execute(CLAIM_SQL, params).fetchall()
+            except sqlite3.Error:
+                if autocommit and (out or dead):
+                    # Earlier passes committed: return their leases
+                    # rather than strand them with nobody holding them.
+                    break
+                raise
+            if autocommit and faults.armed:
+                faults.hit("claim:after_commit")
+            if not rows:
+                break  # nothing due at or below max_priority
+            leased = [self._record(r, now) for r in rows if r[3] == INFLIGHT]
+            if len(leased) < len(rows):  # the claim dead-lettered exhausted leases
+                dead.extend(self._record(r, now) for r in rows if r[3] != INFLIGHT)
+            if reclaimed:
+                leased = [r._replace(reclaimed=r.id in reclaimed) for r in leased]
+            out.extend(leased)
+            if len(leased) == len(rows):
+                # This level gave all it had due; go on below it.
+                max_priority = rows[0][4] - 1
+            # else: some were dead-lettered; the same level may hold more.
         if len(out) > 1:
             # RETURNING does not keep the subquery's order; the protocol's batch
             # order is priority (highest first), then id.
             out.sort(key=batch_order)
         return ClaimResult(out, dead)
+
+    def settle_and_claim(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> SettleResult:
+        """Settle and claim under one BEGIN IMMEDIATE: one commit for both."""
+        stale: list[Lease] = []
+        released = False
+        try:
+            with self._pool.transaction() as conn:
+                now = self._now()
+                for settlement in settlements:
+                    lease = settlement.lease
+                    if settlement.action is SettleAction.ACK:
+                        sql, params = ACK_SQL, [lease.id, queue, lease.receipt, now]
+                    elif settlement.action is SettleAction.RELEASE:
+                        ep = error_params(settlement.error)
+                        sql = RELEASE_SQL
+                        params = [now + settlement.delay, *ep, lease.id, queue, lease.receipt, now]
+                    else:
+                        ep = error_params(settlement.error)
+                        sql = DEAD_LETTER_SQL
+                        params = [now, now, *ep, lease.id, queue, lease.receipt, now]
+                    if conn.execute(sql, params).rowcount != 1:
+                        stale.append(lease)
+                    elif settlement.action is SettleAction.RELEASE:
+                        released = True
+                if faults.armed:
+                    faults.hit("settle_and_claim:mid")
+                if stale:
+                    claimed = ClaimResult([], [])
+                else:
+                    claimed = self._claim_on(
+                        conn, queue, worker_id, limit, lease_seconds, max_attempts,
+                        autocommit=False,
+                    )  # fmt: skip
+            if faults.armed:
+                faults.hit("settle_and_claim:after_commit")
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path, self.busy_timeout) from exc
+        if released:
+            self._notifier.notify()
+        return SettleResult(stale, claimed)
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         stale: list[Lease] = []
