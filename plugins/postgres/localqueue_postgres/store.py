@@ -15,12 +15,15 @@ Design (docs/postgres.md has the long form):
   changed means the lease is no longer held.
 * Autocommit connections, one per thread: no transaction stays open between
   calls, which is what keeps a busy queue table vacuumable.
+* A worker's ack and its next claim are one statement (``settle_and_claim``,
+  ``ACK_AND_CLAIM``): one round trip and one commit per job.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +40,9 @@ from localqueue.store import (
     MessageRecord,
     NewMessage,
     QueueStats,
+    SettleAction,
+    Settlement,
+    SettleResult,
     State,
     StoreError,
     batch_order,
@@ -59,6 +65,7 @@ PAGE = 500
 def _statements(schema: str) -> dict[str, str]:
     names = [
         *("ENQUEUE_ONE", "ENQUEUE_MANY", "NOTIFY", "BY_KEYS", "CLAIM", "ACK_ONE", "ACK_MANY"),
+        "ACK_AND_CLAIM",
         *("RELEASE", "DEAD_LETTER", "EXTEND", "REQUEUE", "STATS", "NEXT_DUE", "QUEUES"),
         *("HEARTBEAT", "WORKER_STOPPED"),
     ]
@@ -78,7 +85,7 @@ class PostgresStore:
         # Quoted, so that a schema named like a keyword ("order") works.
         self._qschema = f'"{self.schema}"'
         self._sql = _statements(self._qschema)
-        self._claim_by_limit: dict[int, str] = {}
+        self._claim_by_limit: dict[tuple[str, int], str] = {}
         self._table = f"{self._qschema}.lq_messages"
         self._channel = f"lq_{self.schema}"[:63]
         self._conns = ThreadConnections(parsed.conninfo, self.url, prepare=parsed.prepare)
@@ -154,12 +161,12 @@ class PostgresStore:
             None, None, None, None, None, msg.dedupe_key,
         )  # fmt: skip
 
-    def _claim_sql(self, limit: int) -> str:
-        text = self._claim_by_limit.get(limit)
+    def _claim_sql(self, limit: int, statement: str = "CLAIM") -> str:
+        text = self._claim_by_limit.get((statement, limit))
         if text is None:
-            text = self._sql["CLAIM"].format(limit=int(limit))
+            text = self._sql[statement].format(limit=int(limit))
             if len(self._claim_by_limit) < 64:  # batch sizes are few; do not grow forever
-                self._claim_by_limit[limit] = text
+                self._claim_by_limit[statement, limit] = text
         return text
 
     def _changed(self, queue: str) -> None:
@@ -318,6 +325,125 @@ class PostgresStore:
                 expired=EXPIRED_ERROR_TYPE,
             ),
         )
+
+    def _leased_rows(
+        self, rows: Sequence[Sequence[Any]]
+    ) -> tuple[list[MessageRecord], list[MessageRecord]]:
+        """Claimed rows (16 columns, the time, reclaimed) as leased and dead-lettered records."""
+        leased = [self._record(row, row[16], bool(row[17])) for row in rows if row[3] == INFLIGHT]
+        dead = [self._record(row, row[16]) for row in rows if row[3] != INFLIGHT]
+        return leased, dead
+
+    def settle_and_claim(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        *,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+    ) -> SettleResult:
+        """Acks and the claim in one statement; releases and dead letters, with
+        the claim, in one transaction."""
+        if not settlements or any(s.action is not SettleAction.ACK for s in settlements):
+            return self._settle_and_claim_in_transaction(
+                queue, settlements, worker_id, limit, lease_seconds, max_attempts
+            )
+        leases = [s.lease for s in settlements]
+        rows = self._rows(
+            "settle_and_claim",
+            self._claim_sql(limit, "ACK_AND_CLAIM"),
+            self._params(
+                queue=queue,
+                ids=[lease.id for lease in leases],
+                receipts=[lease.receipt for lease in leases],
+                n=len(leases),
+                worker=storable(worker_id),
+                lease=lease_seconds,
+                max=max_attempts,
+                expired=EXPIRED_ERROR_TYPE,
+            ),
+        )
+        _, acked_ids, acked_receipts = rows[0][:3]
+        acked = Counter(zip(acked_ids or [], acked_receipts or [], strict=True))
+        stale: list[Lease] = []
+        for lease in leases:
+            if acked[lease.id, lease.receipt] > 0:
+                acked[lease.id, lease.receipt] -= 1  # the same lease twice: once only
+            else:
+                stale.append(lease)
+        claimed = [row[3:] for row in rows if row[3] is not None]
+        leased, dead = self._leased_rows(claimed)
+        if dead and len(leased) < limit:
+            # Exhausted leases took places in the batch (rare): claim the rest
+            # as claim() does, in statements of their own.
+            more = self.claim(
+                queue,
+                worker_id=worker_id,
+                limit=limit - len(leased),
+                lease_seconds=lease_seconds,
+                max_attempts=max_attempts,
+            )
+            leased.extend(more.leased)
+            dead.extend(more.dead_lettered)
+        if len(leased) > 1:
+            leased.sort(key=batch_order)
+        return SettleResult(stale, ClaimResult(leased, dead))
+
+    def _settle_and_claim_in_transaction(
+        self,
+        queue: str,
+        settlements: Sequence[Settlement],
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int | None,
+    ) -> SettleResult:
+        def action(conn: Conn) -> SettleResult:
+            stale: list[Lease] = []
+            released = False
+            with conn.transaction():
+                for settlement in settlements:
+                    lease = settlement.lease
+                    params = self._params(id=lease.id, queue=queue, receipt=lease.receipt)
+                    if settlement.action is SettleAction.ACK:
+                        statement = "ACK_ONE"
+                    else:
+                        params.update(self._error_params(settlement.error))
+                        statement = "DEAD_LETTER"
+                        if settlement.action is SettleAction.RELEASE:
+                            params.update(delay=settlement.delay, channel=self._channel)
+                            statement = "RELEASE"
+                    if conn.execute(self._sql[statement], params).rowcount != 1:
+                        stale.append(lease)
+                    elif settlement.action is SettleAction.RELEASE:
+                        released = True
+                leased: list[MessageRecord] = []
+                dead: list[MessageRecord] = []
+                while not stale and len(leased) < limit:
+                    rows = conn.execute(
+                        self._claim_sql(limit - len(leased)),
+                        self._params(
+                            queue=queue,
+                            worker=storable(worker_id),
+                            lease=lease_seconds,
+                            max=max_attempts,
+                            expired=EXPIRED_ERROR_TYPE,
+                        ),
+                    ).fetchall()
+                    more_leased, more_dead = self._leased_rows(rows)
+                    leased.extend(more_leased)
+                    dead.extend(more_dead)
+                    if not more_dead:
+                        break  # nothing was dead-lettered: that was everything due
+            if released:
+                self._changed(queue)
+            if len(leased) > 1:
+                leased.sort(key=batch_order)
+            return SettleResult(stale, ClaimResult(leased, dead))
+
+        return self._conns.run("settle_and_claim", action)
 
     def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
         if not leases:
