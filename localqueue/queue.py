@@ -202,14 +202,15 @@ class PersistentQueue:
         With a ``dedupe_key`` that is live in this queue (any state until
         acked or purged), nothing is added and the existing message returns.
         """
-        check_dedupe_key(dedupe_key)
+        if dedupe_key is not None:
+            check_dedupe_key(dedupe_key)
+        # Positional: this runs on every put, and keywords cost a NamedTuple more.
         new = NewMessage(
-            payload=self._dump(value),
-            delay=check_seconds("delay", delay),
-            priority=check_priority(priority),
-            dedupe_key=dedupe_key,
+            self._dump(value), check_seconds("delay", delay), check_priority(priority), dedupe_key
         )
         record = self._enqueue([new]).records[0]
+        if dedupe_key is None:
+            return Message(record, self.serializer, value)  # new, and holding this value
         if record.receipt is not None:  # a dedupe hit on an inflight message
             return self._observed(record)
         # A deduplicated put returns the stored message, whose value may differ.

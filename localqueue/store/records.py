@@ -43,9 +43,9 @@ class ErrorInfo:
         }
 
 
-@dataclass(frozen=True)
-class NewMessage:
-    """One message to enqueue."""
+class NewMessage(NamedTuple):
+    """One message to enqueue. (A NamedTuple, as MessageRecord: one is made
+    on every put, and a frozen dataclass costs several times more to build.)"""
 
     payload: bytes
     delay: float = 0.0

@@ -61,6 +61,9 @@ def _is_utf8(text: str) -> bool:
 
 def check_seconds(name: str, value: float, *, positive: bool = False) -> float:
     """Durations are finite numbers >= 0 (or > 0); the error names the argument."""
+    cls = value.__class__
+    if (cls is float or cls is int) and (0 < value < math.inf or (value == 0 and not positive)):
+        return float(value)  # the common case first: this runs on every put and get
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number of seconds, got {value!r}")
     if math.isnan(value) or math.isinf(value):
@@ -90,6 +93,8 @@ def check_positive_int(name: str, value: int) -> int:
 
 
 def check_priority(value: int) -> int:
+    if value.__class__ is int and -(2**31) <= value < 2**31:
+        return value  # the common case first: this runs on every put (bool is not int here)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"priority must be an integer, got {value!r}")
     if not -(2**31) <= value < 2**31:

@@ -284,17 +284,26 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         return result
 
     def _enqueue_one(self, queue: str, msg: NewMessage) -> list[MessageRecord]:
-        now = self._now()
+        now = self.clock.now()
+        available_at = now + msg.delay
         if faults.armed:
             faults.hit("put:before")
-        cursor = self._pool.get().execute(
-            INSERT_SQL, (queue, msg.payload, msg.priority, now, now + msg.delay, None)
+        new_id = (
+            self._pool.get()
+            .execute(INSERT_SQL, (queue, msg.payload, msg.priority, now, available_at, None))
+            .lastrowid
         )
         if faults.armed:
             faults.hit("put:after_commit")
-        new_id = cursor.lastrowid
         assert new_id is not None
-        return [self._new_record(new_id, queue, msg, now)]
+        # Compare the sum, not the delay: a delay below the clock's float
+        # resolution leaves available_at == now, and the message is ready.
+        return [
+            MessageRecord(
+                new_id, queue, msg.payload, _DELAYED if available_at > now else _READY,
+                msg.priority, 0, now, available_at, None, None, None, None, None, None,
+            )
+        ]  # fmt: skip
 
     def _new_record(self, id_: int, queue: str, msg: NewMessage, now: float) -> MessageRecord:
         # Compare the sum, not the delay: a delay below the clock's float
@@ -806,6 +815,7 @@ def _least(a: str | None, b: str | None) -> str | None:
 # Per thread, as each thread has its own connection: the ids that the claim
 # running in this thread took over from an expired lease.
 _claim_notes = threading.local()
+_READY, _DELAYED = State.READY, State.DELAYED  # module constants: read on every put
 
 
 def _note_reclaimed(id_: int) -> int:
