@@ -366,8 +366,8 @@ class PersistentWorker:
     def _call(self, message: Message) -> Any:
         args = (message.value, message) if self._pass_message else (message.value,)
         result = self.handler(*args)
-        if not inspect.isawaitable(result):
-            return result
+        if result is None or not inspect.isawaitable(result):
+            return result  # None first: what most handlers return
         # async def handlers, and objects with an async __call__: one event
         # loop per handler thread, reused across jobs.
         loop = getattr(self._loops, "loop", None)

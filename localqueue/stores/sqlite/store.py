@@ -20,6 +20,7 @@ Design (docs/stores.md has the long form):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -472,8 +473,11 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         stale: list[Lease] = []
         released = False
         try:
-            with self._pool.transaction() as conn:
-                now = self._now()
+            # The pool's transaction(), written out: this runs once per job.
+            conn = self._pool.get()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = self.clock.now()
                 for settlement in settlements:
                     lease = settlement.lease
                     if settlement.action is SettleAction.ACK:
@@ -499,6 +503,12 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                         conn, queue, worker_id, limit, lease_seconds, max_attempts,
                         autocommit=False,
                     )  # fmt: skip
+                conn.execute("COMMIT")
+            except BaseException:
+                # Also a failed COMMIT: never leave the transaction open.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
             if faults.armed:
                 faults.hit("settle_and_claim:after_commit")
         except sqlite3.Error as exc:
