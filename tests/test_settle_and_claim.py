@@ -9,6 +9,7 @@ The harness checks the operation on every store as part of the contract.
 from __future__ import annotations
 
 import queue as stdlib_queue
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from localqueue import LeaseExpired, ManualClock, PersistentQueue, State, Store
+from localqueue import LeaseExpired, ManualClock, PersistentQueue, State, Store, StoreError
 from localqueue.store import (
     ClaimResult,
     ErrorInfo,
@@ -285,3 +286,44 @@ def test_protocol_only_store_workers_still_work(store: Store) -> None:
 
 def test_memory_store_is_used_natively() -> None:
     assert isinstance(MemoryStore(), SupportsSettleAndClaim)
+
+
+class FailingCommit:
+    """A connection whose next COMMIT fails, as on a full disk."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.fail = True
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+@pytest.mark.parametrize("operation", ["settle_and_claim", "transaction"])
+def test_a_failed_commit_rolls_back_and_the_store_goes_on(
+    tmp_path: Any, operation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    ids = put(store, b"a", b"b")
+    (lease,) = claim(store)
+    real = store._pool.get()
+    failing = FailingCommit(real)
+    monkeypatch.setattr(store._pool, "get", lambda: failing)
+    with pytest.raises(StoreError, match="full"):
+        if operation == "settle_and_claim":
+            store.settle_and_claim(
+                "q", [Settlement(lease)], worker_id="w", limit=1, lease_seconds=30
+            )
+        else:
+            store.enqueue("q", [NewMessage(b"c"), NewMessage(b"d")])  # one transaction
+    assert not real.in_transaction  # rolled back, not left open
+    # Nothing of the failed transaction stayed, and the store works on.
+    assert store.get("q", ids[0]) is not None and store.stats("q").total == 2
+    assert store.ack("q", [lease]) == []
+    store.close()
