@@ -6,16 +6,21 @@ Prints msgs/s for:
    UPDATE SKIP LOCKED RETURNING`` and one ``DELETE`` per message, on a
    minimal table of its own), then ``PersistentQueue.get`` + ``ack``;
 2. the same batched by 100 (``get_many(100)`` + ``ack_many``);
-3. 4 worker processes (``persistent_worker`` with a no-op handler) draining
+3. one transaction per job: ``ack_and_get`` in a loop (each ack and the
+   next claim in one statement), and one no-op ``persistent_worker``
+   in-process (which does the same), against the bare loop's two round
+   trips per message;
+4. 4 worker processes (``persistent_worker`` with a no-op handler) draining
    one queue together, against 1 such process.
 
-Targets: the plugin at >= 0.8x the bare loop, one at a time and batched.
+Targets: the plugin at >= 0.8x the bare loop, one at a time and batched;
+``ack_and_get`` at >= 1.3x the bare loop.
 The bare loop is measured in the same run on the same server, so the
 ratios hold on any machine; the absolute numbers depend on the server's
 durability settings (printed).
 
     python examples/postgres_benchmark.py [--url postgresql://...] [--messages N]
-        [--repeats R] [--json]
+        [--repeats R] [--json] [--save FILE]
 
 Without ``--url`` (or LOCALQUEUE_TEST_POSTGRES_URL) it starts a throwaway
 durable server with scripts/postgres-server.sh and stops it afterwards.
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from bench_record import record
 
 from localqueue import PersistentQueue
 from localqueue.worker import persistent_worker
@@ -136,6 +142,30 @@ def plugin_rate(url: str, count: int, batch: int) -> float:
         return count / (time.perf_counter() - started)
 
 
+def combined_rate(url: str, count: int) -> float:
+    """ack_and_get in a loop: one statement (one round trip) per message."""
+    fill(url, count)
+    analyze(url)
+    with PersistentQueue("bench", store=url) as q:
+        started = time.perf_counter()
+        message = q.get(block=False)
+        for _ in range(count - 1):
+            message.value  # noqa: B018  (decoded, as the bare loop does)
+            message = q.ack_and_get(message, block=False)
+        q.ack(message)
+        return count / (time.perf_counter() - started)
+
+
+def worker_rate(url: str, count: int) -> float:
+    fill(url, count)
+    analyze(url)
+    started = time.perf_counter()
+    acked = worker_drain(url)
+    elapsed = time.perf_counter() - started
+    assert acked == count, (acked, count)
+    return count / elapsed
+
+
 def worker_drain(url: str) -> int:
     with PersistentQueue("bench", store=url) as q:
 
@@ -187,6 +217,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", metavar="FILE", help="append this run to a JSON file")
     args = parser.parse_args()
     # Measure the store alone: other installed plugins (an exporter observing
     # every event, say) are not part of it. Worker processes inherit this.
@@ -219,6 +250,20 @@ def main() -> None:
             results[label] = {"bare": bare, "plugin": lib, "ratio": lib / bare}
             say(f"claim+ack {label:15} bare psycopg {bare:9,.0f}/s   localqueue-postgres "
                 f"{lib:9,.0f}/s   ratio {lib / bare:.2f}x (target >= 0.8x)")  # fmt: skip
+        bare = results["one at a time"]["bare"]
+        combined = best(args.repeats, lambda: combined_rate(schema_url(), n))
+        worker = best(args.repeats, lambda: worker_rate(schema_url(), n))
+        results["one transaction per job"] = {
+            "bare two round trips": bare,
+            "ack_and_get": combined,
+            "ratio": combined / bare,
+            "worker, in-process": worker,
+            "worker ratio": worker / bare,
+        }
+        say(f"ack_and_get      bare psycopg {bare:9,.0f}/s   ack_and_get {combined:9,.0f}/s   "
+            f"ratio {combined / bare:.2f}x (target >= 1.3x)")  # fmt: skip
+        say(f"no-op worker     bare psycopg {bare:9,.0f}/s   1 worker    {worker:9,.0f}/s   "
+            f"ratio {worker / bare:.2f}x")  # fmt: skip
         one = best(args.repeats, lambda: processes_rate(schema_url(), n, 1))
         four = best(args.repeats, lambda: processes_rate(schema_url(), n, 4))
         results["workers"] = {"1 process": one, "4 processes": four, "ratio": four / one}
@@ -228,6 +273,8 @@ def main() -> None:
         if not args.url:
             stop = ["bash", str(ROOT / "scripts" / "postgres-server.sh"), "stop", server_dir]
             subprocess.run(stop, check=False)
+    if args.save:
+        record(args.save, "postgres", results, sys.argv)
     if args.json:
         print(json.dumps(results))
 

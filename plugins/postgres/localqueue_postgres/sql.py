@@ -82,13 +82,15 @@ WHERE queue = %(queue)s AND dedupe_key = ANY(%(keys)s::text[])
 # array of the taken-over ids, computed once per statement (a subquery per
 # row made a claim of 100 a third slower).
 _EXHAUSTED = "m.state = 1 AND m.attempts >= %(max)s::int"
-# The three parts of a claim, shared by CLAIM and ACK_AND_CLAIM.
-_PICK_DUE = """
+CLAIM = f"""
+WITH t AS (SELECT {NOW} AS now),
+picked AS (
+    SELECT c.id, c.state AS was FROM {{s}}.lq_messages c
     WHERE c.queue = %(queue)s AND c.state < 2 AND c.available_at <= (SELECT now FROM t)
     ORDER BY c.priority DESC, c.available_at, c.id
-    LIMIT {{limit}}
-"""
-_LEASE_PICKED = f"""
+    LIMIT {{{{limit}}}}
+    FOR UPDATE SKIP LOCKED
+)
 UPDATE {{s}}.lq_messages m SET
     state = CASE WHEN {_EXHAUSTED} THEN 2 ELSE 1 END,
     attempts = CASE WHEN {_EXHAUSTED} THEN m.attempts ELSE m.attempts + 1 END,
@@ -105,40 +107,6 @@ UPDATE {{s}}.lq_messages m SET
 FROM t
 WHERE m.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING {M_COLUMNS}, t.now, m.id = ANY(ARRAY(SELECT id FROM picked WHERE was = 1))
-"""
-CLAIM = f"""
-WITH t AS (SELECT {NOW} AS now),
-picked AS (
-    SELECT c.id, c.state AS was FROM {{s}}.lq_messages c
-    {_PICK_DUE}
-    FOR UPDATE SKIP LOCKED
-)
-{_LEASE_PICKED}"""
-
-# Ack leases and claim the next messages in one statement (one round trip,
-# one commit): the worker's every job. The claim happens only if every
-# lease was current (settled.n = %(n)s); the first row always comes (the
-# LEFT JOIN), carrying what was acked, followed by one row per claimed
-# message. The picked rows never include the acked ones: those are inflight
-# with a lease still running in the statement's snapshot, so not due.
-ACK_AND_CLAIM = f"""
-WITH t AS (SELECT {NOW} AS now),
-acked AS (
-    DELETE FROM {{s}}.lq_messages
-    WHERE queue = %(queue)s AND state = 1 AND available_at > (SELECT now FROM t)
-        AND (id, receipt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(receipts)s::text[]))
-    RETURNING id, receipt
-),
-settled AS (SELECT count(*) AS n, array_agg(id) AS ids, array_agg(receipt) AS receipts FROM acked),
-picked AS (
-    SELECT c.id, c.state AS was FROM {{s}}.lq_messages c
-    {_PICK_DUE.replace("WHERE", "WHERE (SELECT n FROM settled) = %(n)s AND", 1)}
-    FOR UPDATE OF c SKIP LOCKED
-),
-claimed AS (
-    {_LEASE_PICKED}
-)
-SELECT settled.n, settled.ids, settled.receipts, claimed.* FROM settled LEFT JOIN claimed ON true
 """
 
 FENCE = (

@@ -1,5 +1,5 @@
-"""The PostgreSQL store's settle_and_claim: acks and the next claim in one
-statement, releases and dead letters with the claim in one transaction.
+"""The PostgreSQL store's settle_and_claim: the settlements and the next
+claim in one transaction.
 (The contract of the operation runs here through the harness's
 StoreContract, in test_postgres_contract.py.)"""
 
@@ -53,7 +53,7 @@ def test_the_same_lease_twice_is_acked_once_and_reported_stale(store: PostgresSt
     assert store.get(Q, lease.id) is None
 
 
-def test_many_acks_and_a_batch_claim_in_one_statement(store: PostgresStore) -> None:
+def test_many_acks_and_a_batch_claim_in_one_transaction(store: PostgresStore) -> None:
     ids = [r.id for r in store.enqueue(Q, [NewMessage(b"%d" % n) for n in range(10)]).records]
     held = leases(store, 4)
     result = store.settle_and_claim(
