@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL server on 127.0.0.1 for tests and benchmarks.
 #
 #   scripts/postgres-server.sh start DIR [--durable]   # prints the server's URL
+#   scripts/postgres-server.sh restart DIR               # same port, same data
 #   scripts/postgres-server.sh stop DIR
 #
 # start: finds PostgreSQL's binaries (PG_BINDIR, else the newest
@@ -14,6 +15,12 @@
 # server runs with fsync off: test data is thrown away, and the tests kill
 # clients, never the server. Everything it prints besides the URL goes to
 # stderr; it exits non-zero with a one-line reason if it cannot start.
+#
+# restart: stops the server DIR holds (fast shutdown: clients are
+# disconnected, everything committed is written out) and starts it again
+# with the same options, port and data - a server outage for the clients,
+# as `localqueue harness run --restart-cmd` needs. It prints nothing on
+# success.
 set -euo pipefail
 
 die() { echo "postgres-server: $*" >&2; exit 1; }
@@ -88,6 +95,17 @@ start() {
     echo "postgresql://postgres@127.0.0.1:$port/localqueue_test"
 }
 
+restart() {
+    local dir=$1
+    [ -d "$dir/data" ] || die "no server in $dir (start one first: $0 start $dir)"
+    local bindir
+    bindir=$(cat "$dir/bindir" 2>/dev/null || find_bindir) || die "no PostgreSQL binaries found"
+    # Without -o, pg_ctl restart starts the server with the options it was
+    # started with (postmaster.opts): the same port and socket directory.
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart \
+        >/dev/null 2>&1 || die_with_log "$dir/server.log" "the server did not restart (its log is above)"
+}
+
 stop() {
     local dir=$1
     [ -d "$dir/data" ] || return 0
@@ -99,6 +117,7 @@ stop() {
 
 case "${1:-}" in
     start) [ $# -ge 2 ] || die "usage: $0 start DIR [--durable]"; start "$2" "${3:-}" ;;
+    restart) [ $# -ge 2 ] || die "usage: $0 restart DIR"; restart "$2" ;;
     stop) [ $# -ge 2 ] || die "usage: $0 stop DIR"; stop "$2" ;;
-    *) die "usage: $0 start DIR [--durable] | stop DIR" ;;
+    *) die "usage: $0 start DIR [--durable] | restart DIR | stop DIR" ;;
 esac

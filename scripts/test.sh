@@ -44,6 +44,22 @@ fi
 echo "== pytest"
 pytest "$@"
 
+echo "== the conformance harness through a PostgreSQL restart (--restart-cmd)"
+# A crash-recovery run that restarts the throwaway server mid-run: producers
+# and consumers must ride out the outage and lose nothing. Only on the server
+# this script started (a server given by LOCALQUEUE_TEST_POSTGRES_URL is not
+# ours to restart), and after pytest, which shares that server.
+if [ -n "${pg_dir:-}" ]; then
+    restart_report=$(mktemp)
+    localqueue harness run --store "$LOCALQUEUE_TEST_POSTGRES_URL?schema=lq_harness_restart" \
+        --mode crash-recovery --producers 2 --consumers 2 --kills 3 --messages 600 \
+        --deadline 120 --restart-cmd "bash scripts/postgres-server.sh restart $pg_dir/server" \
+        --report "$restart_report"
+    rm -f "$restart_report"
+else
+    echo "skipped: no PostgreSQL server started by this script" >&2
+fi
+
 echo "== the conformance harness on the example store (jsonfile://, examples/store_plugin)"
 # The harness as a store author runs it, on the store docs/stores.md builds:
 # the whole contract, state machine included (its output must show that the

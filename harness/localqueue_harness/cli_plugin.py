@@ -23,46 +23,18 @@ from localqueue.hookspecs import hookimpl
 from localqueue.store import resolve_store_url
 
 if TYPE_CHECKING:
-    from localqueue.clock import ManualClock
-    from localqueue.store import Store
     from localqueue_harness.runner import Report
+
+# The multi-process run's time limit unless --deadline says otherwise (the
+# same as localqueue_harness.runner.DEFAULT_DEADLINE, which is not imported
+# here: this module must stay light).
+DEFAULT_DEADLINE = 600
 
 
 def _stateful(url: str, examples: int, seed: int) -> Report:
-    import hypothesis.core as hypothesis_core
-    from hypothesis import HealthCheck, settings
-    from hypothesis.stateful import run_state_machine_as_test
+    from localqueue_harness.stateful_run import run_stateful
 
-    from localqueue.store import open_store
-    from localqueue_harness.runner import Report
-    from localqueue_harness.state_machine import machine_for
-
-    def opener(clock: ManualClock | None) -> Store:
-        return open_store(url, clock=clock)
-
-    report = Report(url, "stateful", seed, 0, 0, 0)
-    # The same switch as pytest's --hypothesis-seed: one seed, one sequence of examples.
-    previous = hypothesis_core.global_force_seed
-    hypothesis_core.global_force_seed = seed  # type: ignore[assignment]
-    try:
-        run_state_machine_as_test(
-            machine_for(opener),
-            settings=settings(
-                max_examples=examples,
-                stateful_step_count=40,
-                deadline=None,
-                derandomize=False,
-                database=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
-        )
-        report.invariants = {"the store agrees with the contract model": True}
-    except Exception as exc:  # an assertion, a store error, or several (an ExceptionGroup)
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        report.invariants = {f"the store agrees with the contract model ({first})": False}
-    finally:
-        hypothesis_core.global_force_seed = previous
-    return report
+    return run_stateful(url, examples, seed)
 
 
 @click.group("harness")
@@ -107,6 +79,22 @@ def harness_group() -> None:
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Reproduce an earlier run.")
 @click.option(
+    "--deadline",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_DEADLINE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time limit of a throughput or crash-recovery run; past it, every process "
+    "of the run is killed and the run fails.",
+)
+@click.option(
+    "--restart-cmd",
+    metavar="CMD",
+    default=None,
+    help="Shell command run once mid-run (throughput, crash-recovery), e.g. one that "
+    "restarts the store's server; it must exit 0 and the run must still lose nothing.",
+)
+@click.option(
     "--report",
     "report_path",
     type=click.Path(dir_okay=False),
@@ -123,13 +111,18 @@ def run_command(
     kills: int,
     examples: int,
     seed: int | None,
+    deadline: float,
+    restart_cmd: str | None,
     report_path: str | None,
     as_json: bool,
 ) -> None:
     """Run the harness on the store given by --store / LOCALQUEUE_STORE.
 
-    Exits 1 when any invariant fails.
+    Exits 1 when any invariant fails, 130 on Ctrl-C, 143 on SIGTERM; no
+    process of the run is left running.
     """
+    if restart_cmd is not None and mode == "stateful":
+        raise click.UsageError("--restart-cmd needs --mode throughput or crash-recovery")
     state = click.get_current_context().find_object(CliState)
     if store_url is not None:
         url = resolve_store_url(store_url)
@@ -139,20 +132,32 @@ def run_command(
     if mode == "stateful":
         report = _stateful(url, examples, seed)
     else:
+        from localqueue_harness.process_group import Interrupted
         from localqueue_harness.runner import run
 
         with tempfile.TemporaryDirectory(prefix="localqueue-harness-") as tmp:
-            report = run(
-                url,
-                mode=mode,
-                producers=producers,
-                consumers=consumers,
-                messages=messages,
-                kills=kills if mode == "crash-recovery" else 0,
-                seed=seed,
-                workdir=Path(tmp),
-                progress=lambda line: click.echo(line, err=True),
-            )
+            try:
+                report = run(
+                    url,
+                    mode=mode,
+                    producers=producers,
+                    consumers=consumers,
+                    messages=messages,
+                    kills=kills if mode == "crash-recovery" else 0,
+                    seed=seed,
+                    workdir=Path(tmp),
+                    deadline=deadline,
+                    restart_cmd=restart_cmd,
+                    progress=lambda line: click.echo(line, err=True),
+                )
+            except (Interrupted, KeyboardInterrupt) as exc:
+                code = exc.exit_code if isinstance(exc, Interrupted) else 130
+                click.echo(
+                    f"harness run {exc or 'interrupted by SIGINT'}: every process of the run "
+                    "was stopped; no report was written",
+                    err=True,
+                )
+                sys.exit(code)
     document = report.as_dict()
     # Every run leaves its report behind, named after its mode and seed.
     path = Path(report_path or f"localqueue-harness-{mode}-{seed}.json")

@@ -86,3 +86,20 @@ def test_store_copy_dry_run_into_a_new_postgres_schema_never_shows_the_password(
         assert ":***@" in json.loads(result.stdout)["destination"]
     else:
         assert "would copy 2 message(s)" in result.stdout and ":***@" in result.stdout
+
+
+def test_restart_command_lines_never_show_the_password(secret_url: str, tmp_path: Path) -> None:
+    # The restart command names the store with its password (as a script
+    # that restarts the server might be given it): the lines that say it
+    # ran, the summary and the report show it redacted.
+    report_file = tmp_path / "report.json"
+    argv = ["harness", "run", "--store", secret_url, "--mode", "crash-recovery",
+            "--producers", "1", "--consumers", "1", "--messages", "40", "--kills", "1",
+            "--seed", "3", "--restart-cmd", f"echo {secret_url} >/dev/null",
+            "--report", str(report_file)]  # fmt: skip
+    result = CliRunner().invoke(build_cli(), argv)
+    assert result.exit_code == 0, result.output
+    _clean(result.stdout, result.stderr, report_file.read_text())
+    saved = json.loads(report_file.read_text())
+    assert ":***@" in saved["restarts"][0]["command"]
+    assert "restart: running echo postgresql://" in result.stderr
