@@ -60,12 +60,16 @@ def run_stateful(
     from hypothesis.reporting import with_reporter
     from hypothesis.stateful import run_state_machine_as_test
 
+    from localqueue_harness.contract import clock_refusal
     from localqueue_harness.state_machine import machine_for
 
     def default_opener(clock: ManualClock | None) -> Store:
         return open_store(url, clock=clock)
 
     report = Report(url, "stateful", seed, 0, 0, 0)
+    store_opener = opener or default_opener
+    # A store that keeps its own time runs the machine without moving time.
+    own_clock = clock_refusal(store_opener) is not None
     printed: list[str] = []
     # The same switch as pytest's --hypothesis-seed: one seed, one sequence of examples.
     previous = hypothesis_core.global_force_seed
@@ -73,7 +77,7 @@ def run_stateful(
     try:
         with with_reporter(lambda value: printed.append(str(value))):
             run_state_machine_as_test(
-                machine_for(opener or default_opener),
+                machine_for(store_opener, own_clock=own_clock),
                 settings=settings(
                     max_examples=examples,
                     stateful_step_count=STEP_COUNT,
