@@ -9,7 +9,7 @@ status=0
 cat <<EOF
 
 The localqueue command is installed in $PWD/.venv/bin. To use it from this shell:
-    source .venv/bin/activate      # or: export PATH="$PWD/.venv/bin:\$PATH"
+    source $PWD/.venv/bin/activate      # or: export PATH="$PWD/.venv/bin:\$PATH"
     localqueue --help
 EOF
 exit "$status"

@@ -68,12 +68,27 @@ def assert_warned_once(stderr: str) -> None:
     assert SKIP_HINT in lines[0]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--version"], ["queue", "--help"]])
-def test_help_and_version_work_and_warn_once(broken: Path, args: list[str]) -> None:
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["queue", "--help"]])
+def test_help_works_and_warns_once(broken: Path, args: list[str]) -> None:
     out = run_cli(broken, *args)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
     assert_warned_once(out.stderr)
+
+
+def test_version_loads_no_plugin(broken: Path) -> None:
+    out = run_cli(broken, "--version")
+    assert out.returncode == 0 and out.stdout.startswith("localqueue, version ")
+    assert out.stderr == ""
+
+
+def test_completion_prints_nothing_but_completions(broken: Path) -> None:
+    out = run_cli(
+        broken, _LOCALQUEUE_COMPLETE="bash_complete", COMP_WORDS="localqueue qu", COMP_CWORD="1"
+    )
+    assert out.returncode == 0
+    assert out.stdout.splitlines() == ["plain,queue"]
+    assert out.stderr == ""  # a shell shows stderr on every Tab
 
 
 def test_plugins_lists_the_broken_plugin_with_its_error(broken: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,11 +41,13 @@ def run(args: list[str]) -> click.testing.Result:
 
 
 def every_command(
-    group: click.Group, path: tuple[str, ...] = ()
+    group: click.Group, path: tuple[str, ...] = (), *, groups: bool = False
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
-            yield from every_command(command, (*path, name))
+            if groups:
+                yield (*path, name), command
+            yield from every_command(command, (*path, name), groups=groups)
         else:
             yield (*path, name), command
 
@@ -60,6 +63,7 @@ def every_command(
         ["queue", "exec", "q", "--timeout", "0", "--", "true"],
         ["queue", "exec", "q", "--max-tries", "0", "--", "true"],
         ["queue", "exec", "q", "--concurrency", "0", "--", "true"],
+        ["queue", "exec", "q", "--concurrency", "100000", "--", "true"],
         ["queue", "stats", "q", "--watch", "--interval", "0"],
         ["queue", "process", "q", "mod:fn", "--release-delay", "11y"],
         ["queue", "process", "q", "mod:fn", "--backoff", "-1"],
@@ -154,8 +158,8 @@ def test_completion_function_tolerates_an_unreadable_store(tmp_path: Path) -> No
 
 def test_every_command_help_shows_an_example_of_itself() -> None:
     cli = build_cli()
-    commands = list(every_command(cli))
-    assert len(commands) >= 20
+    commands = list(every_command(cli, groups=True))  # groups too: `queue --help`
+    assert len(commands) >= 24 and ("queue",) in [path for path, _ in commands]
     for path, _ in [((), cli), *commands]:
         result = run([*path, "--help"])
         assert result.exit_code == 0, path
@@ -181,6 +185,9 @@ def test_upper_bounds_are_enforced_but_not_shown_in_help(tmp_path: Path) -> None
         result = run(["--store", url, *args])
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith("Error: Invalid value"), (args, result.stderr)
+        # The message names the limit the value broke, not only the one help shows.
+        assert "at most" in result.stderr or "range" in result.stderr, result.stderr
+        assert "x>=" not in result.stderr, result.stderr
     assert run(["--store", url, "queue", "add", "q", "--value", "1", "--priority",
                 str(2**31 - 1)]).exit_code == 0  # fmt: skip
 
@@ -191,3 +198,20 @@ def test_store_copy_completes_queues_of_the_source(store_with_queues: str, tmp_p
         ["--store", other, "store", "copy", store_with_queues, other, "--queue", "th"]
     )
     assert offered == ["thumbnails"]
+
+
+def test_completion_gives_up_on_a_store_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A PostgreSQL server that accepts the connection and never answers,
+    # say: Tab must not freeze the user's shell.
+    from localqueue.cli import completion
+
+    def hangs(url: str | None) -> list[str]:
+        time.sleep(60)
+        return ["late"]
+
+    monkeypatch.setattr(completion, "_read_queue_names", hangs)
+    started = time.monotonic()
+    assert completion.queue_names_in_store("sqlite:///whatever.db") == []
+    assert time.monotonic() - started < completion.COMPLETION_TIMEOUT + 1.0

@@ -51,7 +51,7 @@ def test_demo_ends_by_saying_how_to_put_localqueue_on_path(tmp_path: Path) -> No
     )
     assert tail[1].split() == [
         "source",
-        ".venv/bin/activate",
+        f"{venv_bin}/activate",  # absolute: right from wherever demo.sh was started
         "#",
         "or:",
         "export",

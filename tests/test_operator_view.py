@@ -239,6 +239,20 @@ def test_dead_shows_the_stderr_tail_of_failed_commands(db: Path) -> None:
     assert listing[4]["command"] is None
 
 
+def test_tables_show_control_characters_as_escapes(db: Path) -> None:
+    # A failed command's stderr (or any error message) may hold terminal
+    # escape sequences: clearing the screen, setting the window title.
+    q = queue(db)
+    q.put_many(["a", "b"])
+    first, second = q.get_many(2, block=False)
+    q.dead_letter(first, error=command_failed(4, "ok\x1b[2J\x1b]0;pwned\x07FAKE\n"))
+    q.dead_letter(second, error=ValueError("bad \x1b[31mred\x9b"))
+    out = ok("queue", "dead", "jobs").stdout
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "\\x1b[2J\\x1b]0;pwned\\x07FAKE" in out
+    assert "bad \\x1b[31mred\\x9b" in out
+
+
 def test_dead_summary_groups_by_exit_code(db: Path) -> None:
     command_dead_letters(db)
     assert doc("queue", "dead", "jobs", "--summary", "--by", "exit-code") == {

@@ -37,7 +37,10 @@ def _stateful(url: str, examples: int, seed: int) -> Report:
     return run_stateful(url, examples, seed)
 
 
-@click.group("harness")
+@click.group(
+    "harness",
+    epilog="\b\nExample:\n  $ localqueue harness run --store sqlite:///tmp/check.db",
+)
 def harness_group() -> None:
     """Check a store against the delivery contract (localqueue-harness)."""
 

@@ -16,6 +16,7 @@ not run without a store or policy plugin the user installed.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -134,6 +135,9 @@ def build_cli(*, allow_plugin_failures: bool = False) -> click.Group:
     return cli
 
 
+# The variable click's shell completion sets (prog name "localqueue").
+COMPLETE_ENV = "_LOCALQUEUE_COMPLETE"
+
 # Root options that take a value, so the value is not taken for a command.
 _ROOT_OPTIONS_WITH_VALUE = ("--store",)
 
@@ -170,10 +174,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     # the operator on stderr, one line each.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = list(argv) if argv is not None else sys.argv[1:]
-    tolerant = _survives_broken_plugins(args)
+    if args == ["--version"]:
+        # Asked often (scripts, bug reports): answered without loading a plugin.
+        click.echo(f"localqueue, version {__version__}")
+        sys.exit(0)
+    # Tab completion (click's _LOCALQUEUE_COMPLETE): whatever happens, nothing
+    # may be printed into the user's shell but the completions themselves.
+    completing = bool(os.environ.get(COMPLETE_ENV))
+    tolerant = "help" if completing else _survives_broken_plugins(args)
     try:
         cli = build_cli(allow_plugin_failures=tolerant is not None)
-        failures = plugin_failures() if tolerant is not None else []
+        failures = plugin_failures() if tolerant is not None and not completing else []
     except USER_ERRORS as exc:  # e.g. a plugin that fails to load
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

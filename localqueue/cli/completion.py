@@ -10,6 +10,7 @@ nothing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,9 +19,27 @@ from click.shell_completion import CompletionItem
 
 from localqueue.store.url import open_store, resolve_store_url
 
+# A shell waits for Tab's answer: a store that does not answer in this long
+# (a PostgreSQL server that accepts the connection and then hangs) completes
+# nothing rather than freezing the user's shell.
+COMPLETION_TIMEOUT = 2.0
+
 
 def queue_names_in_store(store_url: str | None) -> list[str]:
-    """The queues of an existing store, or none if it cannot be read."""
+    """The queues of an existing store, or none if it cannot be read in time."""
+    names: list[str] = []
+
+    def read() -> None:
+        names.extend(_read_queue_names(store_url))
+
+    # A daemon thread: if it hangs, the completing process still exits.
+    reader = threading.Thread(target=read, name="localqueue-completion", daemon=True)
+    reader.start()
+    reader.join(COMPLETION_TIMEOUT)
+    return list(names) if not reader.is_alive() else []
+
+
+def _read_queue_names(store_url: str | None) -> list[str]:
     try:
         store = open_store(resolve_store_url(store_url), existing=True, as_found=True)
     except Exception:  # a missing store, a bad URL, a broken plugin: complete nothing

@@ -49,12 +49,23 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join([line(list(headers)), *(line(row) for row in cells)])
 
 
+# C0 and C1 control characters and DEL, shown as escapes: a cell holds text a
+# job wrote (an error message, a command's stderr), and an escape sequence in
+# it must not clear the operator's screen or retitle the terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as ``\\xNN`` escapes."""
+    return text.translate(_CONTROLS)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.3f}".rstrip("0").rstrip(".")
-    return str(value)
+    return printable(str(value))
 
 
 def human_age(seconds: float | None) -> str:
@@ -128,6 +139,12 @@ class StoreInt(click.IntRange):
 
     def _describe_range(self) -> str:
         return f"x>={self.min}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = value if isinstance(value, int) else click.INT.convert(value, param, ctx)
+        if number > MAX_INTEGER:
+            self.fail(f"{number} is more than a store can hold (at most {MAX_INTEGER})", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 MESSAGE_ID = StoreInt(1)

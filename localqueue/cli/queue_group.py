@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from localqueue.cli.output import example
 from localqueue.cli.queue_add import add_command
 from localqueue.cli.queue_recover import (
     dead_command,
@@ -17,7 +18,13 @@ from localqueue.cli.queue_work import exec_command, process_command
 
 
 def queue_group() -> click.Group:
-    @click.group("queue")
+    @click.group(
+        "queue",
+        epilog=example(
+            'localqueue queue add emails --value \'{"to": "ann@example.com"}\'',
+            "localqueue queue stats emails",
+        ),
+    )
     def queue() -> None:
         """Add work, run workers, watch queues and recover dead letters."""
 

@@ -51,6 +51,12 @@ def _stdout_to_stderr() -> Iterator[None]:
 LEASE_TIMEOUT = Duration(minimum=round(MIN_HEARTBEAT_INTERVAL / DEFAULT_HEARTBEAT_FRACTION, 6))
 
 
+# Each handler thread holds a store connection (3 files for SQLite) and an
+# exec command's pipes: far beyond this the process runs out of file
+# descriptors, and fails with a misleading store error instead of at once.
+MAX_CONCURRENCY = 1024
+
+
 def worker_options(func: F) -> F:
     """The worker policy flags shared by exec and process."""
     options = [
@@ -73,8 +79,8 @@ def worker_options(func: F) -> F:
                      help="Dead-letter exhausted messages, or keep retrying them slowly."),
         click.option("--lease-timeout", type=LEASE_TIMEOUT, default=30.0, show_default=True,
                      help="Seconds a message stays leased (extended while the job runs)."),
-        click.option("--concurrency", type=POSITIVE_INT, default=1, show_default=True,
-                     help="Handler threads in this worker."),
+        click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=1,
+                     show_default=True, help="Handler threads in this worker."),
         click.option("--max-jobs", type=NON_NEGATIVE_INT, default=None,
                      help="Stop after this many jobs."),
         click.option("--until-empty", is_flag=True,

@@ -183,7 +183,7 @@ def migrate_command(dry_run: bool, as_json: bool) -> None:
 
 
 def store_group() -> click.Group:
-    @click.group("store")
+    @click.group("store", epilog=example("localqueue store info"))
     def store() -> None:
         """Inspect, check, back up, vacuum and migrate the store."""
 

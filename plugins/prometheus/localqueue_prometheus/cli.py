@@ -52,7 +52,7 @@ def _store() -> Store:
     return existing_store()
 
 
-@click.group("metrics")
+@click.group("metrics", epilog="\b\nExample:\n  $ localqueue metrics serve --port 9464")
 def metrics_group() -> None:
     """Prometheus metrics of the store (localqueue-prometheus)."""
 
