@@ -1,6 +1,6 @@
 """How long the ``localqueue`` command takes to start, against bare Python.
 
-    python examples/startup_benchmark.py [--runs 15]
+    python examples/startup_benchmark.py [--runs 15] [--json] [--save FILE]
 
 Times ``localqueue --version``, ``localqueue queue add`` (one message into a
 throwaway SQLite file) and ``localqueue queue stats``, each the median of
@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_record import record
+
 
 def median_seconds(argv: list[str], env: dict[str, str], runs: int) -> float:
     times = []
@@ -39,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--save", metavar="FILE", help="append this run to a JSON file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="localqueue-startup-") as tmp:
@@ -64,6 +67,8 @@ def main() -> None:
                 name: median_seconds(argv, plugin_env, args.runs) for name, argv in cases.items()
             }
 
+    if args.save:
+        record(args.save, "startup", {"baseline_python_s": baseline, "median_s": results}, sys.argv)
     if args.json:
         print(json.dumps({"baseline_python_s": baseline, "median_s": results}))
         return

@@ -389,7 +389,10 @@ def walk(
 ) -> list[tuple[tuple[str, ...], click.Command]]:
     found = [(path, command)]
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):  # lazy subcommands included
+            sub = command.get_command(ctx, name)
+            assert sub is not None, name
             found += walk(sub, (*path, name))
     return found
 

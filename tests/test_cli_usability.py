@@ -43,7 +43,10 @@ def run(args: list[str]) -> click.testing.Result:
 def every_command(
     group: click.Group, path: tuple[str, ...] = (), *, groups: bool = False
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # lazy subcommands included
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         if isinstance(command, click.Group):
             if groups:
                 yield (*path, name), command

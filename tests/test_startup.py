@@ -54,8 +54,13 @@ def modules_loaded_by(args: list[str], tmp_path: Path) -> set[str]:
 )
 def test_command_imports_nothing_it_does_not_need(args: list[str], tmp_path: Path) -> None:
     loaded = modules_loaded_by(args, tmp_path)
-    assert "localqueue.cli.app" in loaded  # the probe did run the command
+    assert "localqueue.cli" in loaded  # the probe did run the command
     assert sorted(loaded & set(NOT_AT_STARTUP)) == []
+    if args == ["--version"]:
+        # Answered before the command tree (click, the plugins) is imported.
+        assert not {"click", "localqueue.cli.app", "localqueue.plugins"} & loaded
+    else:
+        assert "localqueue.cli.app" in loaded
 
 
 def test_import_localqueue_is_lazy_but_complete() -> None:
@@ -84,3 +89,18 @@ def test_worker_package_names_resolve() -> None:
         assert getattr(worker, name) is not None, name
     with pytest.raises(AttributeError):
         worker.nope  # noqa: B018
+
+
+def test_queue_add_imports_no_other_command(tmp_path: Path) -> None:
+    # The queue and store groups import a subcommand's module when it runs.
+    loaded = modules_loaded_by(["queue", "add", "jobs", "--value", "1"], tmp_path)
+    assert "localqueue.cli.queue_add" in loaded
+    others = {
+        "localqueue.cli.queue_recover",
+        "localqueue.cli.queue_watch",
+        "localqueue.cli.queue_work",
+        "localqueue.cli.queue_retention",
+        "localqueue.cli.exec_handler",
+        "localqueue.cli.store_copy",
+    }
+    assert sorted(loaded & others) == []

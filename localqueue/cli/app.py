@@ -169,15 +169,11 @@ def _survives_broken_plugins(args: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (``localqueue`` and ``python -m localqueue``)."""
+    """The command line (``localqueue.cli.main`` answers ``--version`` first)."""
     # Warnings from workers and stores (a lost lease, a stop signal) reach
     # the operator on stderr, one line each.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     args = list(argv) if argv is not None else sys.argv[1:]
-    if args == ["--version"]:
-        # Asked often (scripts, bug reports): answered without loading a plugin.
-        click.echo(f"localqueue, version {__version__}")
-        sys.exit(0)
     # Tab completion (click's _LOCALQUEUE_COMPLETE): whatever happens, nothing
     # may be printed into the user's shell but the completions themselves.
     completing = bool(os.environ.get(COMPLETE_ENV))

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import click
 
+from localqueue.cli.lazy_group import LazyGroup
 from localqueue.cli.output import example
-from localqueue.cli.queue_add import add_command
-from localqueue.cli.queue_recover import (
-    dead_command,
-    inspect_command,
-    purge_command,
-    requeue_dead_command,
-)
-from localqueue.cli.queue_retention import acked_command, prune_command, retention_command
-from localqueue.cli.queue_watch import health_command, list_command, stats_command
-from localqueue.cli.queue_work import exec_command, process_command
+
+# Imported when used: `queue add` does not pay for the worker or the views.
+QUEUE_COMMANDS = {
+    "add": "localqueue.cli.queue_add:add_command",
+    "exec": "localqueue.cli.queue_work:exec_command",
+    "process": "localqueue.cli.queue_work:process_command",
+    "stats": "localqueue.cli.queue_watch:stats_command",
+    "health": "localqueue.cli.queue_watch:health_command",
+    "list": "localqueue.cli.queue_watch:list_command",
+    "dead": "localqueue.cli.queue_recover:dead_command",
+    "requeue-dead": "localqueue.cli.queue_recover:requeue_dead_command",
+    "inspect": "localqueue.cli.queue_recover:inspect_command",
+    "purge": "localqueue.cli.queue_recover:purge_command",
+    "prune": "localqueue.cli.queue_retention:prune_command",
+    "retention": "localqueue.cli.queue_retention:retention_command",
+    "acked": "localqueue.cli.queue_retention:acked_command",
+}
 
 
 def queue_group() -> click.Group:
     @click.group(
         "queue",
+        cls=LazyGroup,
+        lazy=QUEUE_COMMANDS,
         epilog=example(
             'localqueue queue add emails --value \'{"to": "ann@example.com"}\'',
             "localqueue queue stats emails",
@@ -28,20 +38,4 @@ def queue_group() -> click.Group:
     def queue() -> None:
         """Add work, run workers, watch queues and recover dead letters."""
 
-    for command in (
-        add_command,
-        exec_command,
-        process_command,
-        stats_command,
-        health_command,
-        dead_command,
-        requeue_dead_command,
-        inspect_command,
-        purge_command,
-        prune_command,
-        retention_command,
-        acked_command,
-        list_command,
-    ):
-        queue.add_command(command)
     return queue

@@ -19,9 +19,9 @@ from typing import Any
 
 import click
 
+from localqueue.cli.lazy_group import LazyGroup
 from localqueue.cli.output import emit_json, example, json_option, table
 from localqueue.cli.state import cli_state
-from localqueue.cli.store_copy import copy_command
 from localqueue.store import Store
 from localqueue.store.capabilities import (
     StoreInfo,
@@ -183,11 +183,15 @@ def migrate_command(dry_run: bool, as_json: bool) -> None:
 
 
 def store_group() -> click.Group:
-    @click.group("store", epilog=example("localqueue store info"))
+    @click.group(
+        "store",
+        cls=LazyGroup,
+        lazy={"copy": "localqueue.cli.store_copy:copy_command"},
+        epilog=example("localqueue store info"),
+    )
     def store() -> None:
         """Inspect, check, back up, vacuum and migrate the store."""
 
     for command in (info_command, check_command, backup_command, vacuum_command, migrate_command):
         store.add_command(command)
-    store.add_command(copy_command)
     return store
