@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench_record import record
+
 import localqueue
 from localqueue import PersistentQueue
 
@@ -60,8 +62,11 @@ if TYPE_CHECKING:
 QUEUE = "bench"
 LEASE_SECONDS = 30.0  # long enough that no lease expires during a run
 PAYLOAD_TARGET_BYTES = 100
-PUT_MANY_TARGET = 200_000.0  # msgs/s, absolute
-FLOOR_RATIO_TARGET = 0.8  # localqueue >= 0.8 x floor
+# localqueue >= this x the floor, per operation (the library's own work per
+# message may cost at most 10% of the transaction, 15% for get+ack).
+PUT_TARGET = 0.9
+PUT_MANY_TARGET = 0.9
+GET_ACK_TARGET = 0.85
 BACKLOG_TOLERANCE = 0.2  # the two backlog rates within 20 % of each other
 
 
@@ -552,14 +557,14 @@ def settle() -> None:
     os.sync()
 
 
-def floor_row(name: str, lq: list[float], floor: list[float]) -> Row:
+def floor_row(name: str, lq: list[float], floor: list[float], target: float) -> Row:
     ratio = _best(lq) / _best(floor)
     return Row(
         name,
         _best(lq),
         _best(floor),
-        f">= {FLOOR_RATIO_TARGET:g}x floor",
-        ratio >= FLOOR_RATIO_TARGET,
+        f">= {target:g}x floor",
+        ratio >= target,
         ratio,
         {"localqueue": lq, "floor": floor},
     )
@@ -592,7 +597,7 @@ def section_put(cfg: Config) -> list[Row]:
     lq, fl = _interleaved(
         cfg.repeats, lambda: lq_put(base, count), lambda: floor_put_rate(base, count)
     )
-    return [floor_row("put (1 msg/txn)", lq, fl)]
+    return [floor_row("put (1 msg/txn)", lq, fl, PUT_TARGET)]
 
 
 def section_put_many(cfg: Config) -> list[Row]:
@@ -602,17 +607,14 @@ def section_put_many(cfg: Config) -> list[Row]:
         lambda: lq_put_many(base, count, batch),
         lambda: floor_put_many_rate(base, count, batch),
     )
-    row = floor_row(f"put_many({batch})", lq, fl)
-    row.target = f">= {PUT_MANY_TARGET:,.0f} msg/s"
-    row.passed = row.localqueue >= PUT_MANY_TARGET
-    return [row]
+    return [floor_row(f"put_many({batch})", lq, fl, PUT_MANY_TARGET)]
 
 
 def section_consume(cfg: Config) -> list[Row]:
     args = (cfg.tmpdir, cfg.backlog, cfg.consume_count, cfg.consume_chunk)
     with lq_consumer(*args) as lq_run, floor_consumer(*args) as floor_run:
         lq, fl = _interleaved(cfg.repeats, lq_run, floor_run)
-    return [floor_row(f"get+ack @{_short(cfg.backlog)} backlog", lq, fl)]
+    return [floor_row(f"get+ack @{_short(cfg.backlog)} backlog", lq, fl, GET_ACK_TARGET)]
 
 
 def section_processes(cfg: Config) -> list[Row]:
@@ -621,7 +623,9 @@ def section_processes(cfg: Config) -> list[Row]:
     for _ in range(cfg.repeats):
         lq_runs.append(run_processes("localqueue", cfg.tmpdir, cfg.mp_messages))
         fl_runs.append(run_processes("floor", cfg.tmpdir, cfg.mp_messages))
-    row = floor_row("2 prod + 2 cons (procs)", [d.rate for d in lq_runs], [d.rate for d in fl_runs])
+    row = floor_row(
+        "2 prod + 2 cons (procs)", [d.rate for d in lq_runs], [d.rate for d in fl_runs], 0.0
+    )
     row.target = "0 lost (ratio: info)"
     row.passed = sum(d.lost for d in lq_runs + fl_runs) == 0
     row.extra = {
@@ -785,6 +789,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts (~30 s)")
     parser.add_argument("--json", action="store_true", help="print a JSON document, not a table")
+    parser.add_argument("--save", metavar="FILE", help="append this run to a JSON file")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; best kept")
     parser.add_argument("--put-count", type=int, help="messages for put (1 per call)")
     parser.add_argument("--put-many-count", type=int, help="messages for put_many")
@@ -899,14 +904,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "synchronous": "NORMAL",
         "best_of": cfg.repeats,
     }
+    doc = {
+        "environment": env,
+        "config": vars(cfg),
+        "results": [row.as_dict() for row in rows],
+        "lost": lost,
+        "elapsed_seconds": round(elapsed, 1),
+    }
+    if args.save:
+        record(args.save, "sqlite", doc, list(sys.argv))
     if args.json:
-        doc = {
-            "environment": env,
-            "config": vars(cfg),
-            "results": [row.as_dict() for row in rows],
-            "lost": lost,
-            "elapsed_seconds": round(elapsed, 1),
-        }
         print(json.dumps(doc, indent=2))
     else:
         print(
