@@ -1,7 +1,7 @@
 """settle_and_claim on PostgreSQL: the store has no native one, and the
 queue's default (the ack, then the claim, as two autocommit statements) is
-what workers use. Measured, that default beat one statement doing both
-(re-planned on every call) and one transaction (two more round trips); see
+what workers use: one statement doing both (re-planned on every call)
+measured slower, and one transaction (two more round trips) no faster; see
 docs/postgres.md. (The operation's contract runs here through the harness's
 StoreContract, in test_postgres_contract.py.)"""
 
