@@ -34,6 +34,7 @@ PUBLIC_MODULES = frozenset(
         "localqueue.observability.events",
         "localqueue.observability.observers",
         "localqueue.plugins",
+        "localqueue.processes",
         "localqueue.queue",
         "localqueue.serializers",
         "localqueue.spec",

@@ -11,12 +11,10 @@ exit), or leave them working on the store.
 Three layers:
 
 1. **The runner kills what it started.** ``reap`` SIGKILLs each process it
-   is given together with everything below it -- read from ``/proc`` (the
-   parent pid of every process), every process stopped (SIGSTOP) first so
-   that none can fork or exit while the tree is read, then killed children
-   first -- and joins it with a time limit. (The same idea as the tree kill
-   of ``localqueue queue exec``.) Elsewhere than Linux, only the process
-   itself is killed.
+   is given together with everything below it
+   (:func:`localqueue.processes.kill_process_tree`: the tree frozen, then
+   killed children first) and joins it with a time limit. Elsewhere than
+   Linux, only the process itself is killed.
 2. **A child dies with the runner.** ``child_setup`` runs first in every
    producer and consumer: on Linux it asks the kernel to SIGKILL the child
    when the runner dies (``PR_SET_PDEATHSIG``), so that even a runner killed
@@ -40,14 +38,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from multiprocessing.process import BaseProcess
+
+from localqueue.processes import kill_process_tree
 
 LINUX = sys.platform.startswith("linux")
 PR_SET_PDEATHSIG = 1
-# A tree that keeps growing (something we may not stop keeps forking) must
-# not keep us forever.
-MAX_ROUNDS = 50
 
 
 class Interrupted(BaseException):
@@ -130,79 +127,14 @@ def reap(processes: Iterable[BaseProcess], timeout: float = 5.0) -> list[int]:
     for proc in procs:
         if proc.pid is not None and proc.is_alive():
             killed.append(proc.pid)
-            kill_tree(proc.pid)
+            kill_process_tree(proc.pid)
     for proc in procs:
         if proc.pid is not None:
             proc.join(timeout)
     return killed
 
 
-def kill_tree(root: int) -> None:
-    """SIGKILL ``root`` and every process below it (on Linux, read from
-    /proc after stopping the tree; elsewhere ``root`` alone)."""
-    if LINUX:
-        with contextlib.suppress(OSError):
-            _freeze_and_kill(root)
-    _signal(root, signal.SIGKILL)
-
-
 def kill_group(pgid: int) -> None:
     """SIGKILL the process group ``pgid`` (a command started in a new session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-
-
-def descendants(root: int) -> list[int]:
-    """``root``'s descendants now, parents before their children (Linux)."""
-    return _walk(root, _tree())[1:]
-
-
-def _freeze_and_kill(root: int) -> None:
-    if os.readlink("/proc/self") != str(os.getpid()):
-        return  # a /proc of another pid namespace: its pids are not ours to signal
-    stopped: set[int] = set()
-    tree = _tree()
-    for _ in range(MAX_ROUNDS):
-        new = [pid for pid in _walk(root, tree) if pid not in stopped]
-        if not new:
-            break
-        for pid in new:
-            _signal(pid, signal.SIGSTOP)
-        stopped.update(new)
-        tree = _tree()
-    for pid in reversed(_walk(root, tree)):  # children before parents, root last
-        _signal(pid, signal.SIGKILL)
-
-
-def _tree() -> dict[int, list[int]]:
-    """Children by parent pid, of every live process on the machine."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                data = stat.read()
-        except OSError:  # gone since the listing
-            continue
-        # The command name may hold spaces and parentheses: the fields after
-        # it start after its last ")".
-        state, ppid = data[data.rindex(b")") + 2 :].split(maxsplit=2)[:2]
-        if state != b"Z":
-            children.setdefault(int(ppid), []).append(int(name))
-    return children
-
-
-def _walk(root: int, children: Mapping[int, list[int]]) -> list[int]:
-    order, seen = [root], {root}
-    for pid in order:  # grows while it is read: breadth first
-        for child in children.get(pid, ()):
-            if child not in seen:
-                seen.add(child)
-                order.append(child)
-    return order
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)

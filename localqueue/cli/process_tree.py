@@ -15,19 +15,9 @@ a descendant that calls ``setsid`` (every daemon does) leaves it, and
    command any more. The launcher is a Python process started with ``-I
    -S`` (about 10 ms per command); it is preferred to ``preexec_fn``, which
    is documented as unsafe in a process with threads, as a worker is.
-2. **The tree is frozen before anything is killed.** The tree is read from
-   ``/proc/*/stat`` (the parent pid of every process) and every process in
-   it gets SIGSTOP; this repeats until a reading finds nobody new. A
-   stopped process can neither fork nor exit, so the last reading is the
-   whole tree and stays true. Killing first and looking afterwards would
-   race: a killed parent's children are reparented (to init, once the
-   command itself is dead) and are lost from the tree, and a running
-   process can fork between the reading and the kill.
-3. **Then SIGKILL, children before their parents, the command last**, and
-   finally the command's process group. The order matters: when a process
-   dies, the kernel sends SIGCONT to stopped processes in process groups
-   its death orphans; by then they already hold a SIGKILL, so they die
-   without running again.
+2. **Then the tree is frozen and killed**, children before their parents,
+   the command last (:func:`localqueue.processes.kill_process_tree`, which
+   says why in that order), and finally the command's process group.
 
 A cgroup would contain the tree as well, but creating one needs write access
 to a delegated cgroup hierarchy, which a worker started from a shell or a
@@ -47,16 +37,14 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
+from localqueue.processes import kill_process_tree
+
 # Whether the command is started as a subreaper and its tree killed through
 # /proc; elsewhere only its process group is killed. The launcher needs a
 # Python interpreter: a frozen application's executable is not one.
 TREE_KILL = (
     sys.platform.startswith("linux") and bool(sys.executable) and not getattr(sys, "frozen", False)
 )
-
-# A reading of the tree that keeps finding new processes (something we may not
-# stop keeps forking) must not keep us forever.
-MAX_ROUNDS = 100
 
 # Run as ``python -I -S -c LAUNCHER LC_CTYPE CMD ARGS...``. Python's start-up
 # changes two things the command would inherit through exec: it may set
@@ -99,59 +87,6 @@ def kill_tree(pid: int) -> None:
     """SIGKILL ``pid``, everything below it and its process group (``pid`` must
     lead a process group: the command is started in a new session)."""
     if TREE_KILL:
-        with contextlib.suppress(OSError):  # no /proc: the process group only
-            _freeze_and_kill(pid)
+        kill_process_tree(pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def _freeze_and_kill(root: int) -> None:
-    if os.readlink("/proc/self") != str(os.getpid()):
-        return  # a /proc of another pid namespace: its pids are not ours to signal
-    stopped: set[int] = set()
-    tree = _tree()
-    for _ in range(MAX_ROUNDS):
-        new = [pid for pid in _walk(root, tree) if pid not in stopped]
-        if not new:
-            break
-        for pid in new:
-            _signal(pid, signal.SIGSTOP)
-        stopped.update(new)
-        tree = _tree()
-    for pid in reversed(_walk(root, tree)):  # children before parents, root last
-        _signal(pid, signal.SIGKILL)
-
-
-def _tree() -> dict[int, list[int]]:
-    """Children by parent pid, of every process still running on the machine."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                data = stat.read()
-        except OSError:  # gone since the listing
-            continue
-        # The command name (field 2) may hold spaces and parentheses: the
-        # fields after it start after its last ")".
-        state, ppid = data[data.rindex(b")") + 2 :].split(maxsplit=2)[:2]
-        if state != b"Z":  # a zombie has no children left and cannot be killed
-            children.setdefault(int(ppid), []).append(int(name))
-    return children
-
-
-def _walk(root: int, children: Mapping[int, list[int]]) -> list[int]:
-    """``root`` and its descendants, every parent before its children."""
-    order, seen = [root], {root}
-    for pid in order:  # grows while it is read: breadth first
-        for child in children.get(pid, ()):
-            if child not in seen:  # a reading is no atomic snapshot: be safe
-                seen.add(child)
-                order.append(child)
-    return order
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
