@@ -25,6 +25,8 @@ from localqueue.stores.memory import MemoryStore
 from localqueue_harness import machine_for
 from localqueue_harness.runner import run
 
+from .broken_plugins import LOSING_PLUGIN, install_plugin
+
 
 class AcceptsStaleReceipts(MemoryStore):
     """Broken on purpose: acks whatever lease it is given."""
@@ -105,49 +107,12 @@ def test_throughput_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "tp" / "report.json").read_text())["passed"] is True
 
 
-LOSING_PLUGIN = """
-from localqueue.store import ClaimResult, StoreScheme, hookimpl, settle_then_claim
-from localqueue.stores.sqlite import SQLiteStore
-
-
-class LosingStore(SQLiteStore):
-    # Broken on purpose: every 7th message vanishes when it is handed out.
-    def claim(self, queue, **kwargs):
-        leased, dead = super().claim(queue, **kwargs)
-        for record in leased:
-            if record.id % 7 == 0:
-                self._pool.get().execute("DELETE FROM lq_messages WHERE id = ?", (record.id,))
-        return ClaimResult(leased, dead)
-
-    # An ack with the next claim goes through the broken claim too.
-    def settle_and_claim(self, queue, settlements, **kwargs):
-        return settle_then_claim(self, queue, settlements, **kwargs)
-
-
-def open_losing(url, *, clock=None):
-    return LosingStore(url.split("://", 1)[1], clock=clock)
-
-
-@hookimpl
-def localqueue_store_schemes():
-    return [StoreScheme("losing", open_losing)]
-"""
-
-
 def test_the_process_runner_catches_a_store_that_loses_held_messages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A store plugin installed the way any is (an entry point on sys.path),
     # so that the runner's spawned producers and consumers use it too.
-    site = tmp_path / "site"
-    (site / "losing_store-0.dist-info").mkdir(parents=True)
-    (site / "losing_store.py").write_text(LOSING_PLUGIN)
-    (site / "losing_store-0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: losing-store\nVersion: 0\n"
-    )
-    (site / "losing_store-0.dist-info" / "entry_points.txt").write_text(
-        "[localqueue]\nlosing = losing_store\n"
-    )
+    site = install_plugin(tmp_path, "losing_store", LOSING_PLUGIN)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", str(site))
     reset_plugin_manager()

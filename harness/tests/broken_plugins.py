@@ -1,0 +1,70 @@
+"""Store plugins broken on purpose, and a way to install one as any plugin
+is installed (an entry point on ``sys.path``), so that processes the runner
+spawns load it too. Shared by the runner's tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LOSING_PLUGIN = """
+from localqueue.store import ClaimResult, StoreScheme, hookimpl, settle_then_claim
+from localqueue.stores.sqlite import SQLiteStore
+
+
+class LosingStore(SQLiteStore):
+    # Broken on purpose: every 7th message vanishes when it is handed out.
+    def claim(self, queue, **kwargs):
+        leased, dead = super().claim(queue, **kwargs)
+        for record in leased:
+            if record.id % 7 == 0:
+                self._pool.get().execute("DELETE FROM lq_messages WHERE id = ?", (record.id,))
+        return ClaimResult(leased, dead)
+
+    # An ack with the next claim goes through the broken claim too.
+    def settle_and_claim(self, queue, settlements, **kwargs):
+        return settle_then_claim(self, queue, settlements, **kwargs)
+
+
+def open_losing(url, *, clock=None):
+    return LosingStore(url.split("://", 1)[1], clock=clock)
+
+
+@hookimpl
+def localqueue_store_schemes():
+    return [StoreScheme("losing", open_losing)]
+"""
+
+HANGING_PLUGIN = """
+import time
+from localqueue.store import StoreScheme, hookimpl
+from localqueue.stores.sqlite import SQLiteStore
+
+
+class HangingStore(SQLiteStore):
+    # Broken on purpose: a claim never returns, so consumers never finish.
+    def claim(self, queue, **kwargs):
+        time.sleep(3600)
+
+    def settle_and_claim(self, queue, settlements, **kwargs):
+        time.sleep(3600)
+
+
+def open_hanging(url, *, clock=None):
+    return HangingStore(url.split("://", 1)[1], clock=clock)
+
+
+@hookimpl
+def localqueue_store_schemes():
+    return [StoreScheme("hanging", open_hanging)]
+"""
+
+
+def install_plugin(tmp_path: Path, name: str, source: str) -> Path:
+    """A store plugin installed the way any is: an entry point on sys.path."""
+    site = tmp_path / "site"
+    info = site / f"{name}-0.dist-info"
+    info.mkdir(parents=True)
+    (site / f"{name}.py").write_text(source)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(f"[localqueue]\n{name} = {name}\n")
+    return site
