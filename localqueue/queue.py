@@ -13,9 +13,9 @@ import queue as stdlib_queue
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 from localqueue.errors import MessageNotFound, SerializationError, StoreError, stale_lease_error
 from localqueue.message import _UNSET, Message, error_info
@@ -46,20 +46,6 @@ from localqueue.store import (
 )
 from localqueue.store.url import open_store
 from localqueue.store.validation import check_lease_timeout
-
-
-class _SettleAndClaim(Protocol):
-    def __call__(
-        self,
-        queue: str,
-        settlements: Sequence[Settlement],
-        *,
-        worker_id: str,
-        limit: int,
-        lease_seconds: float,
-        max_attempts: int | None = None,
-    ) -> SettleResult: ...
-
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -142,7 +128,7 @@ class PersistentQueue:
             raise ValueError(f"store must be a URL, a path or a Store, got {store!r}")
         # Settle-and-claim in one transaction where the store can; checked
         # once here, not on every job (a runtime protocol check is not free).
-        self._settle_and_claim: _SettleAndClaim = (
+        self._settle_and_claim: Callable[..., SettleResult] = (
             self.store.settle_and_claim
             if isinstance(self.store, SupportsSettleAndClaim)
             else functools.partial(settle_then_claim, self.store)

@@ -147,6 +147,6 @@ class StoreInt(click.IntRange):
         return super().convert(number, param, ctx)
 
 
-MESSAGE_ID = StoreInt(1)
 POSITIVE_INT = StoreInt(1)
 NON_NEGATIVE_INT = StoreInt(0)
+MESSAGE_ID = POSITIVE_INT  # ids are positive and what a store holds

@@ -311,11 +311,9 @@ class PersistentWorker:
                 # Stopped while we waited: start nothing new.
                 self._give_back(message)
                 return
-            ran = self._work(run, message)
-            if isinstance(ran, _Ran):
-                slot.ran = ran  # acked with the next claim, or on the way out
-            else:
-                self._count(run, ran)
+            # A job that succeeded comes back, to be acked with the next
+            # claim (or on the way out); any other is recorded and counted.
+            slot.ran = self._work(run, message)
 
     def _fetch(self, run: _RunState, slot: _Slot) -> Message:
         """The next message; a pending ack rides on its claim."""
@@ -387,10 +385,9 @@ class PersistentWorker:
                     loop.run_until_complete(task)
             raise
 
-    def _work(self, run: _RunState, message: Message) -> Outcome | _Ran:
-        """Run the handler on ``message`` and record what happened: an
-        Outcome, or, when the handler succeeded, the job to ack (with the
-        next claim)."""
+    def _work(self, run: _RunState, message: Message) -> _Ran | None:
+        """Run the handler on ``message``: the job to ack when the handler
+        succeeded, else None once the outcome is recorded and counted."""
         pm, keeper = run.pm, run.keeper
         started = self.view.clock.now()
         timer = time.perf_counter()
@@ -406,7 +403,8 @@ class PersistentWorker:
         except WorkerAborted:
             keeper.forget(lease)
             run.stop.set()
-            return Outcome.ABANDONED  # left to lease expiry, as asked
+            self._count(run, Outcome.ABANDONED)  # left to lease expiry, as asked
+            return None
         except Exception as exc:
             error = exc
         except BaseException:
@@ -435,10 +433,10 @@ class PersistentWorker:
             # that reacts to them (the circuit breaker) must see this one
             # before the next fetch.
             outcome = self._fail(pm, ran.message, error)
-        self._complete(run, ran, outcome, count=False)
-        return outcome
+        self._complete(run, ran, outcome)
+        return None
 
-    def _complete(self, run: _RunState, ran: _Ran, outcome: Outcome, *, count: bool = True) -> None:
+    def _complete(self, run: _RunState, ran: _Ran, outcome: Outcome) -> None:
         """Tell the hooks and observers how a job ended (and count it)."""
         if self._hooks.finished:
             self._notify(
@@ -452,8 +450,7 @@ class PersistentWorker:
             worker_events.handler_finished(
                 observers, self.worker_id, ran.message, ran.duration, outcome, ran.error
             )
-        if count:
-            self._count(run, outcome)
+        self._count(run, outcome)
 
     def _finish(self, action: Callable[[], object], outcome: Outcome) -> Outcome:
         try:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from localqueue.store import EXPIRED_ERROR_TYPE, ErrorInfo, MessageFilter, State
+from localqueue.store import (
+    EXPIRED_ERROR_TYPE,
+    ErrorInfo,
+    MessageFilter,
+    SettleAction,
+    Settlement,
+    State,
+)
 
 COLUMNS = (
     "id, queue, payload, state, priority, attempts, created_at, available_at, leased_by, "
@@ -182,6 +189,18 @@ def error_params(error: ErrorInfo | None) -> list[Any]:
         error.type,
         error.at,
     ]
+
+
+def settle_statement(queue: str, settlement: Settlement, now: float) -> tuple[str, list[Any]]:
+    """The fenced statement (and its parameters) that applies ``settlement``:
+    ack, release or dead-letter, as one call or inside settle_and_claim."""
+    lease = settlement.lease
+    fence = [lease.id, queue, lease.receipt, now]
+    if settlement.action is SettleAction.ACK:
+        return ACK_SQL, fence
+    if settlement.action is SettleAction.RELEASE:
+        return RELEASE_SQL, [now + settlement.delay, *error_params(settlement.error), *fence]
+    return DEAD_LETTER_SQL, [now, now, *error_params(settlement.error), *fence]
 
 
 def filter_sql(flt: MessageFilter | None, params: dict[str, Any]) -> str:

@@ -20,7 +20,6 @@ Design (docs/stores.md has the long form):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
@@ -71,7 +70,6 @@ from localqueue.stores.sqlite.statements import (
     CLAIM_SQL,
     COLUMNS,
     DEAD_COUNT_SQL,
-    DEAD_LETTER_SQL,
     EXTEND_SQL,
     HIGH_WATER_SQL,
     INFLIGHT_BY_WORKER_SQL,
@@ -80,11 +78,10 @@ from localqueue.stores.sqlite.statements import (
     NEXT_DUE_SQL,
     OLDEST_READY_SQL,
     QUEUES_SQL,
-    RELEASE_SQL,
     STATE_SQL,
     STATS_SQL,
-    error_params,
     filter_sql,
+    settle_statement,
 )
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
@@ -297,22 +294,15 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         if faults.armed:
             faults.hit("put:after_commit")
         assert new_id is not None
-        # Compare the sum, not the delay: a delay below the clock's float
-        # resolution leaves available_at == now, and the message is ready.
-        return [
-            MessageRecord(
-                new_id, queue, msg.payload, _DELAYED if available_at > now else _READY,
-                msg.priority, 0, now, available_at, None, None, None, None, None, None,
-            )
-        ]  # fmt: skip
+        return [self._new_record(new_id, queue, msg, now)]
 
     def _new_record(self, id_: int, queue: str, msg: NewMessage, now: float) -> MessageRecord:
         # Compare the sum, not the delay: a delay below the clock's float
         # resolution leaves available_at == now, and the message is ready.
-        state = State.DELAYED if now + msg.delay > now else State.READY
+        available_at = now + msg.delay
         return MessageRecord(
-            id_, queue, msg.payload, state, msg.priority, 0, now, now + msg.delay,
-            None, None, None, None, None, msg.dedupe_key,
+            id_, queue, msg.payload, _DELAYED if available_at > now else _READY, msg.priority,
+            0, now, available_at, None, None, None, None, None, msg.dedupe_key,
         )  # fmt: skip
 
     def _enqueue_keyed(self, queue: str, messages: Sequence[NewMessage]) -> EnqueueResult:
@@ -473,25 +463,11 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         stale: list[Lease] = []
         released = False
         try:
-            # The pool's transaction(), written out: this runs once per job.
-            conn = self._pool.get()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._pool.transaction() as conn:
                 now = self.clock.now()
                 for settlement in settlements:
-                    lease = settlement.lease
-                    if settlement.action is SettleAction.ACK:
-                        sql, params = ACK_SQL, [lease.id, queue, lease.receipt, now]
-                    elif settlement.action is SettleAction.RELEASE:
-                        ep = error_params(settlement.error)
-                        sql = RELEASE_SQL
-                        params = [now + settlement.delay, *ep, lease.id, queue, lease.receipt, now]
-                    else:
-                        ep = error_params(settlement.error)
-                        sql = DEAD_LETTER_SQL
-                        params = [now, now, *ep, lease.id, queue, lease.receipt, now]
-                    if conn.execute(sql, params).rowcount != 1:
-                        stale.append(lease)
+                    if conn.execute(*settle_statement(queue, settlement, now)).rowcount != 1:
+                        stale.append(settlement.lease)
                     elif settlement.action is SettleAction.RELEASE:
                         released = True
                 if faults.armed:
@@ -503,12 +479,6 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                         conn, queue, worker_id, limit, lease_seconds, max_attempts,
                         autocommit=False,
                     )  # fmt: skip
-                conn.execute("COMMIT")
-            except BaseException:
-                # Also a failed COMMIT: never leave the transaction open.
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
             if faults.armed:
                 faults.hit("settle_and_claim:after_commit")
         except sqlite3.Error as exc:
@@ -551,10 +521,8 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
     def release(
         self, queue: str, lease: Lease, *, delay: float = 0.0, error: ErrorInfo | None = None
     ) -> bool:
-        now = self._now()
-        ep = error_params(error)
-        params = [now + delay, ep[0], *ep[1:], lease.id, queue, lease.receipt, now]
-        done = self._fenced(RELEASE_SQL, params)
+        settlement = Settlement(lease, SettleAction.RELEASE, delay, error)
+        done = self._fenced(*settle_statement(queue, settlement, self._now()))
         if faults.armed:
             faults.hit("release:after_commit")
         if done:
@@ -562,9 +530,8 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         return done
 
     def dead_letter(self, queue: str, lease: Lease, *, error: ErrorInfo | None = None) -> bool:
-        now = self._now()
-        ep = error_params(error)
-        done = self._fenced(DEAD_LETTER_SQL, [now, now, *ep, lease.id, queue, lease.receipt, now])
+        settlement = Settlement(lease, SettleAction.DEAD_LETTER, error=error)
+        done = self._fenced(*settle_statement(queue, settlement, self._now()))
         if faults.armed:
             faults.hit("dead_letter:after_commit")
         return done
