@@ -85,6 +85,10 @@ def run_stateful(
                     derandomize=False,
                     database=None,
                     report_multiple_bugs=False,
+                    # The replay command we print is the way to reproduce;
+                    # Hypothesis's own blob (on by default where CI is set)
+                    # would only add a decorator hint for a test we own.
+                    print_blob=False,
                     # Shrinking gives the steps; the explain phase (which
                     # marks values as "any other generated value") would take
                     # three times as long again.
@@ -178,7 +182,7 @@ def _steps(exc: BaseException | None) -> list[str]:
     notes = getattr(exc, "__notes__", None) or []
     steps: list[str] = []
     for note in notes:
-        if note.startswith("Explanation:"):
+        if note.startswith(("Explanation:", "You can reproduce this test case")):
             break
         for line in str(note).splitlines():
             text = re.sub(r"\s*# or any other generated value", "", line).strip()

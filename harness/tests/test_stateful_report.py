@@ -187,3 +187,19 @@ def test_a_passing_stateful_run_prints_no_failure_sections(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.stdout and "Replay" not in result.stdout
     assert document["steps"] == [] and document["failure"] is None
+
+
+def test_the_steps_leave_out_hypothesis_s_reproduce_blob() -> None:
+    """Where a CI variable is set Hypothesis adds a "You can reproduce this
+    test case ... @reproduce_failure" note after the steps; the report's
+    replay command is the way to reproduce, so the note is not a step."""
+    from localqueue_harness.stateful_run import _steps
+
+    error = AssertionError("diverged")
+    error.add_note("Falsifying example:\nstate = StoreStateMachine()\nstate.put(n=1)")
+    error.add_note("state.teardown()")
+    error.add_note(
+        "You can reproduce this test case by temporarily adding "
+        "@reproduce_failure('6.170.27', b'AXic') as a decorator on your test function"
+    )
+    assert _steps(error) == ["state = StoreStateMachine()", "state.put(n=1)", "state.teardown()"]
