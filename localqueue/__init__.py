@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from localqueue.aio import AsyncPersistentQueue, AsyncWorker, async_worker
     from localqueue.clock import Clock, ManualClock, SystemClock
     from localqueue.errors import (
         LeaseExpired,
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
 # ``localqueue --version`` or ``queue add`` pays only for what it uses
 # (the worker, for one, is never imported by a producer).
 _LAZY: dict[str, str] = {
+    "AsyncPersistentQueue": "localqueue.aio",
+    "AsyncWorker": "localqueue.aio",
+    "async_worker": "localqueue.aio",
     "Clock": "localqueue.clock",
     "ManualClock": "localqueue.clock",
     "SystemClock": "localqueue.clock",
@@ -127,6 +131,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AsyncPersistentQueue",
+    "AsyncWorker",
     "Backoff",
     "Clock",
     "ErrorInfo",
@@ -163,6 +169,7 @@ __all__ = [
     "UnknownStoreError",
     "WorkerSummary",
     "__version__",
+    "async_worker",
     "default_store_url",
     "hookimpl",
     "hookspec",

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = frozenset(
     {
         "localqueue",
+        "localqueue.aio",
         "localqueue.cli",
         "localqueue.clock",
         "localqueue.errors",

@@ -315,8 +315,11 @@ class PersistentWorker:
             # claim (or on the way out); any other is recorded and counted.
             slot.ran = self._work(run, message)
 
-    def _fetch(self, run: _RunState, slot: _Slot) -> Message:
-        """The next message; a pending ack rides on its claim."""
+    def _fetch(self, run: _RunState, slot: _Slot, *, block: bool | None = None) -> Message:
+        """The next message; a pending ack rides on its claim. ``block``
+        (default: unless ``until_empty``) waits up to the poll interval."""
+        if block is None:
+            block = not run.until_empty
         pending, slot.ran = slot.ran, None
         if pending is not None:
             try:
@@ -339,7 +342,7 @@ class PersistentWorker:
             else:
                 self._complete(run, pending, Outcome.ACKED)
                 return message
-        return self.queue.get(block=not run.until_empty, timeout=self.config.poll_interval)
+        return self.queue.get(block=block, timeout=self.config.poll_interval)
 
     def _ack_pending(self, run: _RunState, slot: _Slot) -> None:
         pending, slot.ran = slot.ran, None

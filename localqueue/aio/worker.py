@@ -1,0 +1,381 @@
+"""async_worker: persistent_worker for asyncio, in the caller's event loop.
+
+The same settings (QueueSpec / PersistentWorkerConfig), the same policy
+hooks (fetch delay, handler call, retry decision, job finished), the same
+heartbeats and the same one-transaction ack-and-claim as the threaded
+worker: the policy decisions and store writes are the threaded worker's
+own code (a :class:`~localqueue.worker.PersistentWorker` inside), run off
+the loop. What differs is only how handlers run:
+
+* ``concurrency=N`` runs N tasks in the loop, each fetching and handling
+  one message at a time;
+* an ``async def`` handler runs as part of its task; a plain function runs
+  in a thread (``asyncio.to_thread``), so it cannot block the loop;
+* waiting for work holds no thread (see :mod:`localqueue.aio.waker`).
+
+Stopping: ``stop()`` lets running jobs finish and starts no new one;
+``stop(now=True)``, cancelling the task that awaits ``run()``, or a second
+SIGTERM/SIGINT cancels the running handlers: an ``async def`` handler's
+message is given back at once, a thread's is left to its lease (a thread
+cannot be interrupted). Signals are handled only where nobody else does
+(an ASGI server such as uvicorn installs its own; stop the worker from the
+app's lifespan there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import queue as stdlib_queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
+
+from localqueue.aio.calls import finished, to_the_end
+from localqueue.aio.queue import AsyncPersistentQueue
+from localqueue.message import Message
+from localqueue.observability import worker_events
+from localqueue.observability.observers import listening
+from localqueue.plugins import get_plugin_manager
+from localqueue.spec import PersistentWorkerConfig
+from localqueue.worker.heartbeat import LeaseKeeper
+from localqueue.worker.hook_types import FetchGate, HandlerCall, Outcome
+from localqueue.worker.runner import (
+    OUTAGE_DELAYS,
+    TRANSIENT_STORE_ERRORS,
+    PersistentWorker,
+    WorkerSummary,
+    _HooksInUse,
+    _JobBudget,
+    _Ran,
+    _RunState,
+    _Slot,
+)
+
+log = logging.getLogger("localqueue.worker")
+
+
+def _is_async(handler: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(handler):
+        return True
+    # An object with an async __call__ method.
+    return not inspect.isroutine(handler) and inspect.iscoroutinefunction(type(handler).__call__)
+
+
+class AsyncWorker:
+    """A handler bound to an async queue and a config; ``await run()`` works it."""
+
+    def __init__(
+        self,
+        queue: AsyncPersistentQueue,
+        handler: Callable[..., Any],
+        config: PersistentWorkerConfig,
+    ) -> None:
+        #: The threaded worker whose policies, hooks and store writes this one uses.
+        self.core = PersistentWorker(queue.sync, handler, config)
+        self.queue = queue.view(self.core.queue)
+        self.handler = handler
+        self.config = config
+        self.worker_id = self.core.worker_id
+        self._async_handler = _is_async(handler)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.__wrapped__ = handler
+        self.__doc__ = handler.__doc__
+        self.__name__ = getattr(handler, "__name__", "worker")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.handler(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<AsyncWorker {self.__name__} on {self.queue.name!r} as {self.worker_id}>"
+
+    # -- control -------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop after the running jobs (``now=True``: cancel them). Safe from
+        any thread and from a signal handler."""
+        self.core.stop(now=now)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._stop_in_loop, now)
+
+    def _stop_in_loop(self, now: bool) -> None:
+        if self._stopped is not None:
+            self._stopped.set()
+        if now:
+            for task in self._tasks:
+                task.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self.core.stopping
+
+    # -- running -------------------------------------------------------------
+
+    async def run(self, max_jobs: int | None = None, until_empty: bool = False) -> WorkerSummary:
+        """Work messages until stopped, ``max_jobs`` are done, or (with
+        ``until_empty``) no message is ready. Returns what was done."""
+        if max_jobs is not None and (
+            isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
+        ):
+            raise ValueError(f"max_jobs must be an integer >= 0, got {max_jobs!r}")
+        core = self.core
+        pm = get_plugin_manager()
+        core._hooks = _HooksInUse.of(pm, self.config)
+        keeper = LeaseKeeper(core.queue, self.config.heartbeat_interval, self.worker_id)
+        run = core._run_state = _RunState(pm, keeper, _JobBudget(max_jobs), until_empty)
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        observers = listening()
+        if observers:
+            worker_events.started(
+                observers, self.queue.name, self.worker_id, self.config.concurrency
+            )
+        try:
+            await asyncio.to_thread(keeper.__enter__)  # records a heartbeat: store I/O
+            try:
+                with self._signals_handled(run):
+                    await self._run_tasks(run)
+            finally:
+                run.stop.set()
+                leaving = asyncio.to_thread(keeper.__exit__, None, None, None)
+                await to_the_end(asyncio.ensure_future(leaving))
+            run.summary.aborted = run.abort.is_set()
+        finally:
+            observers = listening()
+            if observers:
+                worker_events.stopped(observers, self.queue.name, self.worker_id, run.summary)
+        return run.summary
+
+    async def _run_tasks(self, run: _RunState) -> None:
+        self._tasks = [
+            asyncio.create_task(self._task(run), name=f"{self.worker_id}/{n}")
+            for n in range(self.config.concurrency)
+        ]
+        try:
+            results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        except asyncio.CancelledError:
+            # run() itself was cancelled: its tasks were too; let them give
+            # their messages back before the cancellation goes on.
+            run.stop.set()
+            run.abort.set()
+            await to_the_end(asyncio.ensure_future(asyncio.wait(self._tasks)))
+            raise
+        finally:
+            self._tasks = []
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                continue  # stop(now=True): expected
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _task(self, run: _RunState) -> None:
+        slot = _Slot()
+        try:
+            await self._work_loop(run, slot)
+        finally:
+            if slot.ran is not None:
+                core = self.core
+                await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
+
+    def _in_thread(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
+        return self.queue._call(call)
+
+    async def _work_loop(self, run: _RunState, slot: _Slot) -> None:
+        core = self.core
+        clock = core.view.clock
+        pm, budget = run.pm, run.budget
+        outage = 0
+        while not run.stop.is_set():
+            if not budget.take():
+                return
+            wait = 0.0
+            if core._hooks.fetch:
+                delays = pm.hook.localqueue_fetch_delay(gate=FetchGate(core.view, clock.now()))
+                wait = max((d for d in delays if d), default=0.0)
+            if wait > 0:
+                budget.give_back()
+                await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
+                await self._sleep(min(wait, self.config.poll_interval))
+                continue
+            try:
+                message = await self._fetch(run, slot)
+            except stdlib_queue.Empty:
+                budget.give_back()
+                outage = 0
+                if run.until_empty:
+                    return
+                continue
+            except TRANSIENT_STORE_ERRORS as exc:
+                budget.give_back()
+                delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
+                outage += 1
+                unrecorded = "; the result may not be recorded" if slot.unrecorded else ""
+                slot.unrecorded = False
+                log.warning("%s%s; fetching again in %gs", exc, unrecorded, delay)
+                await self._sleep(delay)
+                continue
+            outage = 0
+            if run.stop.is_set():
+                give_back = functools.partial(core._give_back, message)
+                await finished(self._in_thread(give_back), "release")
+                return
+            slot.ran = await self._work(run, message)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, or less if the worker is asked to stop."""
+        assert self._stopped is not None
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    async def _fetch(self, run: _RunState, slot: _Slot) -> Message:
+        """The next message: first at once (a pending ack rides on the
+        claim), then by waiting without a thread, until the poll interval
+        ends or the worker is asked to stop."""
+        core = self.core
+        found = await self.queue._claim(lambda: [core._fetch(run, slot, block=False)])
+        if found:
+            return found[0]
+        if run.until_empty or run.stop.is_set():
+            raise stdlib_queue.Empty
+        assert self._stopped is not None
+        getting = asyncio.ensure_future(self.queue.get(timeout=self.config.poll_interval))
+        stopping = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not getting.done():
+                getting.cancel()
+            # A get cancelled mid-claim releases what it leased before it ends.
+            await to_the_end(asyncio.ensure_future(asyncio.wait({getting})))
+        if getting.cancelled():
+            raise stdlib_queue.Empty
+        return getting.result()
+
+    def _invoke(self, message: Message) -> Any:
+        """Start the handler: a coroutine, or a thread's future for a plain function."""
+        args = (message.value, message) if self.core._pass_message else (message.value,)
+        if self._async_handler:
+            return self.handler(*args)
+        return asyncio.ensure_future(asyncio.to_thread(functools.partial(self.handler, *args)))
+
+    async def _work(self, run: _RunState, message: Message) -> _Ran | None:
+        """Run the handler on ``message``: the job to ack when it succeeded,
+        else None once the outcome is recorded and counted."""
+        core = self.core
+        pm, keeper = run.pm, run.keeper
+        started = core.view.clock.now()
+        timer = time.perf_counter()
+        error: Exception | None = None
+        lease = keeper.track(message)
+        try:
+            if core._hooks.call:
+                # In an async worker call() returns an awaitable: a wrapper
+                # sees it start, and the worker awaits what the hook returns.
+                result = pm.hook.localqueue_call_handler(
+                    call=HandlerCall(core.view, message, lambda: self._invoke(message))
+                )
+            else:
+                result = self._invoke(message)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            keeper.forget(lease)
+            if self._async_handler:
+                # The handler stopped: give the message back untouched.
+                current = lease.current
+                await to_the_end(self._in_thread(lambda: core._give_back(current)))
+            else:
+                core._count(run, Outcome.ABANDONED)  # its thread runs on: leave it to its lease
+            raise
+        except Exception as exc:
+            error = exc
+        duration = time.perf_counter() - timer
+        keeper.forget(lease)
+        ran = _Ran(lease.current, started, duration, error)
+        if lease.lost:
+            log.warning(
+                "lease of message %s in %r was lost while its handler ran; not acked "
+                "(another worker may run it again)",
+                message.id,
+                message.queue,
+            )
+            outcome = Outcome.LEASE_LOST
+        elif error is None:
+            return ran  # acked with the next claim, or on the way out
+        else:
+            failed = ran.message
+            outcome = await finished(
+                self._in_thread(lambda: core._fail(pm, failed, error)), "release"
+            )
+        # Recorded before the next fetch, so a policy that counts failures
+        # (the circuit breaker) sees this one first.
+        await finished(self._in_thread(lambda: core._complete(run, ran, outcome)), "outcome")
+        return None
+
+    # -- signals -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signals_handled(self, run: _RunState) -> Iterator[None]:
+        if not self.config.handle_signals or threading.current_thread() is not (
+            threading.main_thread()
+        ):
+            yield
+            return
+        handled = [signal.SIGTERM, signal.SIGINT]
+        if hasattr(signal, "SIGHUP"):
+            handled.append(signal.SIGHUP)
+        # Only where nobody else listens: an ASGI server's own handlers stay.
+        free = [
+            sig
+            for sig in handled
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)
+        ]
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if run.signaled:
+                log.warning("second stop signal: stopping now; running handlers are cancelled")
+                self.stop(now=True)
+                return
+            run.signaled = True
+            log.warning("stopping after the running jobs; send the signal again to stop at once")
+            self.stop()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in free}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def async_worker(
+    queue: AsyncPersistentQueue,
+    *,
+    config: PersistentWorkerConfig | None = None,
+    worker_id: str | None = None,
+    **overrides: Any,
+) -> Callable[[Callable[..., Any]], AsyncWorker]:
+    """Decorate a handler (``async def`` or plain) to run as an async worker
+    of ``queue``; settings as :func:`~localqueue.persistent_worker`."""
+    base = config if config is not None else queue.build_worker_config()
+    if worker_id is not None:
+        overrides["worker_id"] = worker_id
+    final = base.with_overrides(**overrides) if overrides else base
+
+    def decorate(handler: Callable[..., Any]) -> AsyncWorker:
+        if not callable(handler):
+            raise ValueError(f"async_worker decorates a callable, got {handler!r}")
+        return AsyncWorker(queue, handler, final)
+
+    return decorate
