@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from localqueue_harness.async_contract import AsyncQueueContract
     from localqueue_harness.contract import StoreContract, StoreOpener
     from localqueue_harness.queue_contract import QueueContract
     from localqueue_harness.state_machine import StoreStateMachine, machine_for
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 # point (``harness run``) on every call, and pytest and hypothesis would
 # double the start-up time of every ``localqueue`` command.
 _LAZY = {
+    "AsyncQueueContract": "localqueue_harness.async_contract",
     "StoreContract": "localqueue_harness.contract",
     "StoreOpener": "localqueue_harness.contract",
     "QueueContract": "localqueue_harness.queue_contract",
@@ -44,4 +46,11 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-__all__ = ["QueueContract", "StoreContract", "StoreOpener", "StoreStateMachine", "machine_for"]
+__all__ = [
+    "AsyncQueueContract",
+    "QueueContract",
+    "StoreContract",
+    "StoreOpener",
+    "StoreStateMachine",
+    "machine_for",
+]

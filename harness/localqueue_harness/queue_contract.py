@@ -226,7 +226,7 @@ class QueueContract(QueueProperties):
     def test_a_claim_marks_only_messages_taken_over_from_an_expired_lease(
         self, store: Store, clock: ManualClock
     ) -> None:
-        q = PersistentQueue(fresh(store, "jobs"), store=store, lease_timeout=30, max_attempts=2)
+        q = self.queue_type(fresh(store, "jobs"), store=store, lease_timeout=30, max_attempts=2)
         q.put_many(["crashed", "released", "exhausted"])
         q.put("urgent", priority=5)
         first = q.get_many(4, block=False)
@@ -257,7 +257,7 @@ class QueueContract(QueueProperties):
         assert q.stats().dead == 3  # the others were dead-lettered by the claim, not handed out
 
     def test_unlimited_attempts_never_dead_letters(self, store: Store, clock: ManualClock) -> None:
-        q = PersistentQueue(fresh(store, "forever"), store=store, max_attempts=None)
+        q = self.queue_type(fresh(store, "forever"), store=store, max_attempts=None)
         q.put("x")
         for _ in range(10):
             msg = q.get(block=False)
@@ -309,8 +309,8 @@ class QueueContract(QueueProperties):
         assert fresh.id != first.id and fresh.value == {"v": 3}
 
     def test_dedupe_keys_are_per_queue(self, store: Store) -> None:
-        a = PersistentQueue(fresh(store, "a"), store=store)
-        b = PersistentQueue(fresh(store, "b"), store=store)
+        a = self.queue_type(fresh(store, "a"), store=store)
+        b = self.queue_type(fresh(store, "b"), store=store)
         assert a.put(1, dedupe_key="k").id != b.put(2, dedupe_key="k").id
 
     def test_put_many_is_one_batch_with_dedupe(self, queue: PersistentQueue) -> None:
@@ -377,8 +377,8 @@ class QueueContract(QueueProperties):
         assert queue.messages(State.DEAD) == []
 
     def test_queues_are_isolated_and_listed(self, store: Store) -> None:
-        a = PersistentQueue(fresh(store, "alpha"), store=store)
-        b = PersistentQueue(fresh(store, "beta"), store=store)
+        a = self.queue_type(fresh(store, "alpha"), store=store)
+        b = self.queue_type(fresh(store, "beta"), store=store)
         others = store.queues()  # a store reused from other runs may hold more queues
         a.put(1)
         b.put(2)
@@ -392,10 +392,10 @@ class QueueContract(QueueProperties):
     def test_every_queue_name_is_listed_in_code_point_order(self, store: Store) -> None:
         # One shared prefix keeps the names' order; a reused store may hold more queues.
         names = [fresh(store, n) for n in ["\U0010ffff", "zz", "\u00e9t\u00e9", "A", "a b"]]
-        dead = PersistentQueue(fresh(store, "\U0010fffe"), store=store)
+        dead = self.queue_type(fresh(store, "\U0010fffe"), store=store)
         others = store.queues()
         for name in names:
-            PersistentQueue(name, store=store).put(1)
+            self.queue_type(name, store=store).put(1)
         dead.put(1)
         dead.dead_letter(dead.get(block=False))
         assert store.queues() == sorted([*others, *names, dead.name])
@@ -413,7 +413,7 @@ class QueueContract(QueueProperties):
     def test_purge_older_than_uses_failure_time_for_dead(
         self, store: Store, clock: ManualClock
     ) -> None:
-        q = PersistentQueue(fresh(store, "p"), store=store)
+        q = self.queue_type(fresh(store, "p"), store=store)
         q.put("old")
         clock.advance(100)
         q.dead_letter(q.get(block=False))  # failed just now, created 100 s ago
@@ -439,12 +439,12 @@ class QueueContract(QueueProperties):
         self, make_store: StoreFactory, clock: ManualClock
     ) -> None:
         store = make_store()
-        q = PersistentQueue(fresh(store, "jobs"), store=store, max_attempts=5)
+        q = self.queue_type(fresh(store, "jobs"), store=store, max_attempts=5)
         q.put("x")
         q.release(q.get(block=False), error="first failure")
         msg = q.get(block=False)
         store.close()
-        reopened = PersistentQueue(q.name, store=make_store(), max_attempts=5)
+        reopened = self.queue_type(q.name, store=make_store(), max_attempts=5)
         seen = reopened.inspect(msg.id)
         assert seen.attempts == 2 and seen.state is State.INFLIGHT
         assert seen.last_error is not None and seen.last_error.message == "first failure"
@@ -482,17 +482,17 @@ class QueueContract(QueueProperties):
 
     def test_invalid_constructor_arguments(self, store: Store) -> None:
         with pytest.raises(ValueError, match="queue name"):
-            PersistentQueue("", store=store)
+            self.queue_type("", store=store)
         with pytest.raises(ValueError, match="queue name"):
-            PersistentQueue("  ", store=store)
+            self.queue_type("  ", store=store)
         name = fresh(store, "q")
         with pytest.raises(ValueError, match="lease_timeout"):
-            PersistentQueue(name, store=store, lease_timeout=0)
+            self.queue_type(name, store=store, lease_timeout=0)
         with pytest.raises(ValueError, match="lease_timeout"):
-            PersistentQueue(name, store=store, lease_timeout=math.nan)
+            self.queue_type(name, store=store, lease_timeout=math.nan)
         with pytest.raises(ValueError, match="max_attempts"):
-            PersistentQueue(name, store=store, max_attempts=0)
-        q = PersistentQueue(name, store=store)
+            self.queue_type(name, store=store, max_attempts=0)
+        q = self.queue_type(name, store=store)
         q.put(1)
         msg = q.get(block=False)
         with pytest.raises(ValueError, match="seconds"):
@@ -530,7 +530,7 @@ class QueueContract(QueueProperties):
         assert [m.id for m in queue.get_many(2, block=False)] == [a.id, b.id]
 
     def test_closed_store_refuses_work(self, store: Store) -> None:
-        q = PersistentQueue(fresh(store, "q"), store=store)
+        q = self.queue_type(fresh(store, "q"), store=store)
         q.put(1)
         store.close()
         with pytest.raises(StoreError, match="closed"):
@@ -539,7 +539,7 @@ class QueueContract(QueueProperties):
             q.stats()
 
     def test_store_level_requeue_limit(self, store: Store) -> None:
-        q = PersistentQueue(fresh(store, "q"), store=store)
+        q = self.queue_type(fresh(store, "q"), store=store)
         q.put_many([1, 2, 3])
         for msg in q.get_many(3, block=False):
             q.dead_letter(msg)
@@ -591,7 +591,7 @@ class QueueContract(QueueProperties):
 
     def test_queue_name_must_be_utf8(self, store: Store) -> None:
         with pytest.raises(ValueError, match="queue name"):
-            PersistentQueue("\udc80", store=store)
+            self.queue_type("\udc80", store=store)
 
     def test_serializer_must_return_bytes(self, store: Store) -> None:
         class TextSerializer:
@@ -603,7 +603,7 @@ class QueueContract(QueueProperties):
             def loads(self, data: bytes) -> object:
                 return data
 
-        q = PersistentQueue(fresh(store, "q"), store=store, serializer=TextSerializer())  # type: ignore[arg-type]
+        q = self.queue_type(fresh(store, "q"), store=store, serializer=TextSerializer())
         with pytest.raises(SerializationError, match="not bytes"):
             q.put(1)
         with pytest.raises(SerializationError, match="not bytes"):

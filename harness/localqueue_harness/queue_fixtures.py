@@ -18,6 +18,7 @@ store contract) have used: every queue these tests touch is named with
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -44,7 +45,14 @@ def fresh(store: Store, name: str) -> str:
 
 
 class QueueFixtures:
-    """The fixtures of the queue contract; subclasses override ``open_store``."""
+    """The fixtures of the queue contract; subclasses override ``open_store``.
+
+    ``queue_type`` makes every queue the tests use: PersistentQueue, or
+    anything with its constructor and methods (the async contract runs the
+    same tests through AsyncPersistentQueue this way).
+    """
+
+    queue_type: ClassVar[Callable[..., PersistentQueue]] = PersistentQueue
 
     @pytest.fixture
     def open_store(self) -> StoreOpener:
@@ -84,6 +92,6 @@ class QueueFixtures:
 
     @pytest.fixture
     def queue(self, store: Store) -> PersistentQueue:
-        return PersistentQueue(
+        return self.queue_type(
             fresh(store, "jobs"), store=store, lease_timeout=LEASE, max_attempts=MAX_ATTEMPTS
         )

@@ -1,5 +1,6 @@
 """Run by ``pytest --pyargs localqueue_harness --localqueue-store URL``: the
-store contract and the queue contract, on the store that URL opens."""
+store contract and the queue contract (through the blocking and the asyncio
+API), on the store that URL opens."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from localqueue.clock import ManualClock
 from localqueue.store import Store
 from localqueue.store import open_store as open_url
+from localqueue_harness.async_contract import AsyncQueueContract
 from localqueue_harness.contract import StoreContract, StoreOpener
 from localqueue_harness.plugin import OPTION
 from localqueue_harness.queue_contract import QueueContract
@@ -31,6 +33,12 @@ class TestStoreAtURL(StoreContract):
 
 
 class TestQueueAtURL(QueueContract):
+    @pytest.fixture
+    def open_store(self, request: pytest.FixtureRequest) -> StoreOpener:
+        return url_opener(request)
+
+
+class TestAsyncQueueAtURL(AsyncQueueContract):
     @pytest.fixture
     def open_store(self, request: pytest.FixtureRequest) -> StoreOpener:
         return url_opener(request)

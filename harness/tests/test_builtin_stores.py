@@ -12,7 +12,7 @@ import pytest
 
 from localqueue.stores.memory import MemoryStore
 from localqueue.stores.sqlite import SQLiteStore
-from localqueue_harness import QueueContract, StoreContract, StoreOpener
+from localqueue_harness import AsyncQueueContract, QueueContract, StoreContract, StoreOpener
 
 
 def memory_opener() -> StoreOpener:
@@ -44,6 +44,18 @@ class TestMemoryQueueContract(QueueContract):
 
 
 class TestSQLiteQueueContract(QueueContract):
+    @pytest.fixture
+    def open_store(self, tmp_path: Path) -> StoreOpener:
+        return lambda clock: SQLiteStore(tmp_path / "queue.sqlite3", clock=clock)
+
+
+class TestMemoryAsyncQueueContract(AsyncQueueContract):
+    @pytest.fixture
+    def open_store(self) -> StoreOpener:
+        return memory_opener()
+
+
+class TestSQLiteAsyncQueueContract(AsyncQueueContract):
     @pytest.fixture
     def open_store(self, tmp_path: Path) -> StoreOpener:
         return lambda clock: SQLiteStore(tmp_path / "queue.sqlite3", clock=clock)

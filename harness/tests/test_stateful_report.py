@@ -196,10 +196,10 @@ def test_the_steps_leave_out_hypothesis_s_reproduce_blob() -> None:
     from localqueue_harness.stateful_run import _steps
 
     error = AssertionError("diverged")
-    error.add_note("Falsifying example:\nstate = StoreStateMachine()\nstate.put(n=1)")
-    error.add_note("state.teardown()")
-    error.add_note(
+    error.__notes__ = [  # type: ignore[attr-defined]  # what add_note() (3.11+) builds
+        "Falsifying example:\nstate = StoreStateMachine()\nstate.put(n=1)",
+        "state.teardown()",
         "You can reproduce this test case by temporarily adding "
-        "@reproduce_failure('6.170.27', b'AXic') as a decorator on your test function"
-    )
+        "@reproduce_failure('6.170.27', b'AXic') as a decorator on your test function",
+    ]
     assert _steps(error) == ["state = StoreStateMachine()", "state.put(n=1)", "state.teardown()"]

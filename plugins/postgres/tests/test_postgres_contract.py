@@ -8,7 +8,7 @@ import pytest
 
 from localqueue.clock import ManualClock
 from localqueue.store import Store
-from localqueue_harness import QueueContract, StoreContract, StoreOpener
+from localqueue_harness import AsyncQueueContract, QueueContract, StoreContract, StoreOpener
 from localqueue_postgres.store import PostgresStore
 
 
@@ -26,6 +26,12 @@ class TestPostgresContract(StoreContract):
 
 
 class TestPostgresQueueContract(QueueContract):
+    @pytest.fixture
+    def open_store(self, postgres_store_url: str) -> StoreOpener:
+        return opener_for(postgres_store_url)
+
+
+class TestPostgresAsyncQueueContract(AsyncQueueContract):
     @pytest.fixture
     def open_store(self, postgres_store_url: str) -> StoreOpener:
         return opener_for(postgres_store_url)
