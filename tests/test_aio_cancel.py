@@ -35,7 +35,7 @@ class GatedStore(MemoryStore):
             self.entered.set()
             assert self.gate.wait(10), "the test never opened the gate"
 
-    def claim(self, queue: str, **kwargs: object) -> ClaimResult:  # type: ignore[override]
+    def claim(self, queue: str, **kwargs: object) -> ClaimResult:
         self._pass("claim")
         return super().claim(queue, **kwargs)  # type: ignore[arg-type]
 
@@ -49,7 +49,7 @@ class GatedStore(MemoryStore):
 
     def settle_and_claim(
         self, queue: str, settlements: Sequence[Settlement], **kwargs: object
-    ) -> SettleResult:  # type: ignore[override]
+    ) -> SettleResult:
         self._pass("settle_and_claim")
         return super().settle_and_claim(queue, settlements, **kwargs)  # type: ignore[arg-type]
 
@@ -80,7 +80,7 @@ def test_a_get_cancelled_during_its_claim_releases_what_it_leased(gated: GatedSt
         gated.armed.add("claim")
         task = asyncio.create_task(q.get(timeout=5))
         gated.armed.discard("claim")
-        await cancel_inside(gated, "claim", task)  # type: ignore[arg-type]
+        await cancel_inside(gated, "claim", task)
         [message] = await q.messages()
         # Back to ready at once; the delivery counted, as a stopped worker's does.
         assert (message.state, message.attempts) == (State.READY, 1)
@@ -112,7 +112,7 @@ def test_a_cancelled_put_has_happened(gated: GatedStore) -> None:
     async def main() -> None:
         q = AsyncPersistentQueue("jobs", store=gated)
         task = asyncio.create_task(q.put("kept"))
-        await cancel_inside(gated, "enqueue", task)  # type: ignore[arg-type]
+        await cancel_inside(gated, "enqueue", task)
         assert [m.value for m in await q.messages()] == ["kept"]
         await q.close()
 
@@ -125,7 +125,7 @@ def test_a_cancelled_ack_has_happened(gated: GatedStore) -> None:
         await q.put("done")
         message = await q.get(block=False)
         task = asyncio.create_task(q.ack(message))
-        await cancel_inside(gated, "ack", task)  # type: ignore[arg-type]
+        await cancel_inside(gated, "ack", task)
         assert await q.messages() == []
         await q.close()
 
@@ -138,7 +138,7 @@ def test_a_cancelled_ack_and_get_acks_and_releases_the_next(gated: GatedStore) -
         await q.put_many(["first", "second"])
         first = await q.get(block=False)
         task = asyncio.create_task(q.ack_and_get(first))
-        await cancel_inside(gated, "settle_and_claim", task)  # type: ignore[arg-type]
+        await cancel_inside(gated, "settle_and_claim", task)
         [left] = await q.messages()
         assert (left.value, left.state) == ("second", State.READY)
         await q.close()

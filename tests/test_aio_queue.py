@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import queue as stdlib_queue
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,9 +19,11 @@ import localqueue
 from localqueue import LocalQueueError, Store
 from localqueue.aio import AsyncPersistentQueue, waker
 
+T = TypeVar("T")
 
-def run(coroutine: object) -> object:
-    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
 
 
 def test_the_facade_re_exports_the_async_names() -> None:
@@ -44,7 +47,7 @@ def test_a_hundred_waiting_gets_hold_a_handful_of_threads(tmp_path: Path) -> Non
             assert await q.ack_many(got) == []
             return before, during, q._waker.waiting
 
-    before, during, left = run(main())  # type: ignore[misc]
+    before, during, left = run(main())
     # The pool's threads (4 at most) and the one waiter thread.
     assert during - before <= 5, (before, during)
     assert left == 0
@@ -52,7 +55,9 @@ def test_a_hundred_waiting_gets_hold_a_handful_of_threads(tmp_path: Path) -> Non
 
 def test_a_put_from_another_process_wakes_a_waiting_get(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path}/q.db"
-    put = f"from localqueue import PersistentQueue; PersistentQueue('jobs', store={url!r}).put('hi')"
+    put = (
+        f"from localqueue import PersistentQueue; PersistentQueue('jobs', store={url!r}).put('hi')"
+    )
 
     async def main() -> float:
         async with AsyncPersistentQueue("jobs", store=url) as q:
@@ -70,7 +75,7 @@ def test_a_put_from_another_process_wakes_a_waiting_get(tmp_path: Path) -> None:
 
     # The synchronous get wakes within the store's poll interval (SQLite:
     # well under 0.1 s); the async one adds one hop to the event loop.
-    assert run(main()) < 0.5  # type: ignore[operator]
+    assert run(main()) < 0.5
 
 
 def test_timeouts_and_non_blocking_gets(store: Store) -> None:
