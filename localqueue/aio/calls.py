@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -60,13 +58,4 @@ async def finished(future: asyncio.Future[T], what: str) -> T:
     return future.result()
 
 
-def run_in(
-    loop: asyncio.AbstractEventLoop,
-    executor: Executor,
-    call: Callable[[], T],
-) -> asyncio.Future[T]:
-    """``call()`` in ``executor``'s threads, as an asyncio future of ``loop``."""
-    return loop.run_in_executor(executor, call)
-
-
-__all__ = ["Outcome", "finished", "run_in", "to_the_end"]
+__all__ = ["Outcome", "finished", "to_the_end"]

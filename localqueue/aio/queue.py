@@ -26,11 +26,11 @@ import os
 import queue as stdlib_queue
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from localqueue.aio.calls import finished, run_in, to_the_end
+from localqueue.aio.calls import finished, to_the_end
+from localqueue.aio.threads import StoreThreads
 from localqueue.aio.waker import Waker
 from localqueue.errors import LocalQueueError
 from localqueue.message import Message
@@ -83,13 +83,13 @@ class AsyncPersistentQueue:
         )
         self._setup(
             sync,
-            ThreadPoolExecutor(threads, thread_name_prefix=f"localqueue-aio/{sync.name}"),
+            StoreThreads(threads, f"localqueue-aio/{sync.name}"),
             Waker(sync.store, sync.name),
             owner=True,
         )
 
     def _setup(
-        self, sync: PersistentQueue, pool: ThreadPoolExecutor, waker: Waker, *, owner: bool
+        self, sync: PersistentQueue, pool: StoreThreads, waker: Waker, *, owner: bool
     ) -> None:
         #: The synchronous queue this one runs on (same store, same settings).
         self.sync = sync
@@ -173,7 +173,7 @@ class AsyncPersistentQueue:
 
             def shut() -> None:
                 waker.close()
-                pool.shutdown(wait=True)
+                pool.close()
                 sync.close()
 
             # Not in the pool being shut down: a thread of its own.
@@ -182,7 +182,7 @@ class AsyncPersistentQueue:
     def _call(self, call: Callable[[], T]) -> asyncio.Future[T]:
         if self._closed:
             raise LocalQueueError(f"queue {self.name!r} is closed")
-        return run_in(asyncio.get_running_loop(), self._pool, call)
+        return self._pool.submit(call)
 
     async def _write(self, what: str, call: Callable[[], T]) -> T:
         return await finished(self._call(call), what)

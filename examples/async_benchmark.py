@@ -1,0 +1,137 @@
+"""The asyncio API on SQLite against the blocking API, in one run.
+
+Prints msgs/s for ``put`` one at a time and ``get(block=False)`` + ``ack``
+one at a time, through PersistentQueue and through AsyncPersistentQueue
+(each call awaited in turn: the cost of the hop to a store thread and
+back), and the ratio (target: async >= 0.8x the blocking API). Then 100
+coroutines wait in ``get`` at once: it prints how many threads the process
+has while they wait (target: a handful, not 100) and how long one
+``put_many`` takes to wake them all.
+
+    python examples/async_benchmark.py [--messages N] [--repeats R] [--json] [--save FILE]
+
+Each rate is the best of ``--repeats`` runs (shared machines are noisy);
+compare the ratios, not the absolute numbers. ``--save FILE`` appends the
+run to a JSON file (examples/bench_record.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench_record import record
+
+from localqueue import PersistentQueue
+from localqueue.aio import AsyncPersistentQueue
+
+
+def sync_rates(path: Path, n: int) -> tuple[float, float]:
+    with PersistentQueue("bench", store=f"sqlite://{path}") as q:
+        started = time.perf_counter()
+        for i in range(n):
+            q.put(i)
+        put = n / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(n):
+            q.ack(q.get(block=False))
+        get_ack = n / (time.perf_counter() - started)
+    return put, get_ack
+
+
+async def async_rates(path: Path, n: int) -> tuple[float, float]:
+    async with AsyncPersistentQueue("bench", store=f"sqlite://{path}") as q:
+        started = time.perf_counter()
+        for i in range(n):
+            await q.put(i)
+        put = n / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(n):
+            await q.ack(await q.get(block=False))
+        get_ack = n / (time.perf_counter() - started)
+    return put, get_ack
+
+
+async def waiters(path: Path, count: int) -> tuple[int, int, float]:
+    async with AsyncPersistentQueue("wait", store=f"sqlite://{path}") as q:
+        before = threading.active_count()
+        tasks = [asyncio.create_task(q.get(timeout=30)) for _ in range(count)]
+        while q._waker.waiting < count:
+            await asyncio.sleep(0.01)
+        during = threading.active_count()
+        started = time.perf_counter()
+        await q.put_many(range(count))
+        got = await asyncio.gather(*tasks)
+        woke = time.perf_counter() - started
+        await q.ack_many(got)
+    return before, during, woke
+
+
+def best(repeats: int, measure: Callable[[Path], tuple[float, float]]) -> tuple[float, float]:
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(measure(Path(tmp) / "bench.db"))
+    return max(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="asyncio API vs the blocking API on SQLite")
+    parser.add_argument("--messages", type=int, default=5_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", metavar="FILE", help="append this run to a JSON file")
+    args = parser.parse_args(argv)
+    n, r = args.messages, args.repeats
+
+    # Interleaved, so a slow patch of a noisy machine hits both sides.
+    sync_put = sync_get = async_put = async_get = 0.0
+    for _ in range(r):
+        put, get = best(1, lambda p: sync_rates(p, n))
+        sync_put, sync_get = max(sync_put, put), max(sync_get, get)
+        put, get = best(1, lambda p: asyncio.run(async_rates(p, n)))
+        async_put, async_get = max(async_put, put), max(async_get, get)
+    with tempfile.TemporaryDirectory() as tmp:
+        before, during, woke = asyncio.run(waiters(Path(tmp) / "wait.db", 100))
+    results: dict[str, Any] = {
+        "messages": n,
+        "repeats": r,
+        "sync_put_per_s": round(sync_put),
+        "async_put_per_s": round(async_put),
+        "async_put_vs_sync": round(async_put / sync_put, 3),
+        "sync_get_ack_per_s": round(sync_get),
+        "async_get_ack_per_s": round(async_get),
+        "async_get_ack_vs_sync": round(async_get / sync_get, 3),
+        "threads_before_waiting": before,
+        "threads_with_100_waiting": during,
+        "wake_100_waiters_s": round(woke, 4),
+    }
+    if args.save:
+        record(args.save, "async", results, sys.argv)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{n:,} messages, best of {r} runs, SQLite")
+
+    def line(label: str, sync: float, aio: float) -> None:
+        mark = "PASS" if aio / sync >= 0.8 else "MISS"
+        print(f"{label:<9} blocking {sync:>8,.0f}/s  async {aio:>8,.0f}/s  "
+              f"{aio / sync:.2f}x  >= 0.8x {mark}")  # fmt: skip
+
+    line("put", sync_put, async_put)
+    line("get+ack", sync_get, async_get)
+    print(f"100 waiting gets: {during} threads (before: {before}); "
+          f"one put_many woke them all in {woke * 1000:.1f} ms")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
