@@ -194,8 +194,11 @@ class PersistentQueue:
         new = NewMessage(
             self._dump(value), check_seconds("delay", delay), check_priority(priority), dedupe_key
         )
-        record = self._enqueue([new]).records[0]
-        if dedupe_key is None:
+        return self._put_message(self._enqueue([new]).records[0], new, value)
+
+    def _put_message(self, record: MessageRecord, new: NewMessage, value: Any) -> Message:
+        """What put() returns for ``value`` (sent as ``new``), stored as ``record``."""
+        if new.dedupe_key is None:
             return Message(record, self.serializer, value)  # new, and holding this value
         if record.receipt is not None:  # a dedupe hit on an inflight message
             return self._observed(record)

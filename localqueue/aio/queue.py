@@ -27,20 +27,31 @@ import queue as stdlib_queue
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+from localqueue.aio.batching import Batcher
 from localqueue.aio.calls import finished, to_the_end
 from localqueue.aio.threads import StoreThreads
 from localqueue.aio.waker import Waker
-from localqueue.errors import LocalQueueError
+from localqueue.errors import LocalQueueError, stale_lease_error
 from localqueue.message import Message
 from localqueue.observability import queue_events
 from localqueue.observability.observers import listening
 from localqueue.queue import UNSET, PersistentQueue, Unset
 from localqueue.serializers import Serializer
 from localqueue.spec import PersistentWorkerConfig, QueueSpec
-from localqueue.store import ErrorInfo, MessageFilter, QueueStats, State, Store
-from localqueue.store.validation import check_positive_int, check_seconds
+from localqueue.store import (
+    ErrorInfo,
+    MessageFilter,
+    NewMessage,
+    QueueStats,
+    State,
+    Store,
+    check_dedupe_key,
+    check_positive_int,
+    check_priority,
+    check_seconds,
+)
 
 T = TypeVar("T")
 
@@ -48,6 +59,22 @@ T = TypeVar("T")
 # add little; enough that a slow read (stats on a big queue) does not hold
 # up puts and claims.
 DEFAULT_THREADS = 4
+
+
+class _Put(NamedTuple):
+    """One put waiting for its batch (checked; serialized in the store thread)."""
+
+    value: Any
+    delay: float
+    priority: int
+    dedupe_key: str | None
+
+
+class _Claim(NamedTuple):
+    """One get waiting for its batch."""
+
+    limit: int
+    leased_by: str | None
 
 
 class AsyncPersistentQueue:
@@ -97,6 +124,11 @@ class AsyncPersistentQueue:
         self._waker = waker
         self._owner = owner  # owns the pool and the waker (a view shares them)
         self._closed = False
+        self._puts: Batcher[_Put, Message] = Batcher(self._put_batch, self._call, "put")
+        self._acks: Batcher[Message, None] = Batcher(self._ack_batch, self._call, "ack")
+        self._claims: Batcher[_Claim, list[Message]] = Batcher(
+            self._claim_batch, self._call, "claim"
+        )
 
     @classmethod
     async def open(cls, *args: Any, **kwargs: Any) -> AsyncPersistentQueue:
@@ -201,12 +233,34 @@ class AsyncPersistentQueue:
         dedupe_key: str | None = None,
     ) -> Message:
         """Store ``value``; once this returns (or raises CancelledError after
-        it began), the message survives a crash."""
+        it began), the message survives a crash.
+
+        Puts that arrive while another is in the store are stored together,
+        in one transaction (each still gets its own message or error).
+        """
+        if dedupe_key is not None:
+            check_dedupe_key(dedupe_key)
+        put = _Put(value, check_seconds("delay", delay), check_priority(priority), dedupe_key)
+        return await self._puts.add(put)
+
+    def _put_batch(self, puts: list[_Put]) -> list[Message | BaseException]:
+        """One transaction for ``puts``; a value that does not serialize fails alone."""
         sync = self.sync
-        return await self._write(
-            "put",
-            lambda: sync.put(value, delay=delay, priority=priority, dedupe_key=dedupe_key),
-        )
+        outcomes: list[Message | BaseException | None] = [None] * len(puts)
+        batch: list[tuple[int, NewMessage, Any]] = []
+        for index, put in enumerate(puts):
+            try:
+                payload = sync._dump(put.value)
+            except Exception as exc:  # SerializationError, or the serializer's own
+                outcomes[index] = exc
+                continue
+            new = NewMessage(payload, put.delay, put.priority, put.dedupe_key)
+            batch.append((index, new, put.value))
+        if batch:
+            records = sync._enqueue([new for _, new, _ in batch]).records
+            for (index, new, value), record in zip(batch, records, strict=True):
+                outcomes[index] = sync._put_message(record, new, value)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def put_many(
         self,
@@ -263,15 +317,12 @@ class AsyncPersistentQueue:
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        sync = self.sync
         while True:
             # Subscribed before the claim: a put landing after an empty claim
             # still wakes this waiter.
             wake = self._waker.subscribe() if block else None
             try:
-                messages = await self._claim(
-                    lambda: sync.get_many(limit, block=False, leased_by=leased_by)
-                )
+                messages = await self._claims.add(_Claim(limit, leased_by), self._give_back)
             except BaseException:
                 if wake is not None:
                     wake.cancel()
@@ -288,7 +339,7 @@ class AsyncPersistentQueue:
                 raise stdlib_queue.Empty
             try:
                 await asyncio.wait_for(wake, remaining)
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # one class from 3.11 on
                 raise stdlib_queue.Empty from None
 
     async def ack_and_get(
@@ -310,6 +361,30 @@ class AsyncPersistentQueue:
         if not block:
             raise stdlib_queue.Empty
         return await self.get(timeout=timeout, leased_by=leased_by)
+
+    def _claim_batch(self, claims: list[_Claim]) -> list[list[Message] | BaseException]:
+        """One claim for the gets that met (per ``leased_by``), its messages
+        shared out in delivery order, each get taking up to its limit."""
+        sync = self.sync
+        outcomes: list[list[Message] | BaseException] = [[] for _ in claims]
+        groups: dict[str | None, list[int]] = {}
+        for index, claim in enumerate(claims):
+            groups.setdefault(claim.leased_by, []).append(index)
+        for leased_by, indexes in groups.items():
+            total = sum(claims[i].limit for i in indexes)
+            try:
+                messages = sync.get_many(total, block=False, leased_by=leased_by)
+            except stdlib_queue.Empty:
+                continue
+            except Exception as exc:
+                for index in indexes:
+                    outcomes[index] = exc
+                continue
+            start = 0
+            for index in indexes:
+                outcomes[index] = messages[start : start + claims[index].limit]
+                start += claims[index].limit
+        return outcomes
 
     async def _claim(self, claim: Callable[[], list[Message]]) -> list[Message]:
         """Run a claim (empty list: nothing claimable); if the caller is
@@ -342,9 +417,25 @@ class AsyncPersistentQueue:
                 pass  # its lease expires instead: delivered again (at least once)
 
     async def ack(self, message: Message) -> None:
-        """Done: remove the message. LeaseExpired if the lease was lost."""
-        sync = self.sync
-        await self._write("ack", lambda: sync.ack(message))
+        """Done: remove the message. LeaseExpired if the lease was lost.
+
+        Acks that arrive while another is in the store go together, in one
+        transaction (each still learns whether its own lease was lost).
+        """
+        self.sync._check_own(message)
+        await self._acks.add(message)
+
+    def _ack_batch(self, messages: list[Message]) -> list[BaseException | None]:
+        lost = self.sync.ack_many(messages)
+        # ack_many names the lost ones in order, a repeated lease's failure
+        # given to its later copy: match them to positions the same way.
+        failed: list[BaseException | None] = [None] * len(messages)
+        remaining = list(lost)
+        for index in range(len(messages) - 1, -1, -1):
+            if remaining and remaining[-1] is messages[index]:
+                remaining.pop()
+                failed[index] = stale_lease_error([messages[index].id])
+        return failed
 
     async def ack_many(self, messages: Sequence[Message]) -> list[Message]:
         """Ack several in one transaction; returns those whose lease was lost."""
