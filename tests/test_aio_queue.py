@@ -140,6 +140,8 @@ def test_close_is_idempotent_and_a_closed_queue_says_so(tmp_path: Path) -> None:
         await q.close()
         with pytest.raises(LocalQueueError, match="closed"):
             await q.put(2)
+        with pytest.raises(LocalQueueError, match="closed"):
+            await q.get(timeout=1)
 
     run(main())
 

@@ -211,9 +211,12 @@ class AsyncPersistentQueue:
             # Not in the pool being shut down: a thread of its own.
             await to_the_end(asyncio.ensure_future(asyncio.to_thread(shut)))
 
-    def _call(self, call: Callable[[], T]) -> asyncio.Future[T]:
+    def _check_open(self) -> None:
         if self._closed:
-            raise LocalQueueError(f"queue {self.name!r} is closed")
+            raise LocalQueueError(f"queue {self.name!r} is closed; open a new one")
+
+    def _call(self, call: Callable[[], T]) -> asyncio.Future[T]:
+        self._check_open()
         return self._pool.submit(call)
 
     async def _write(self, what: str, call: Callable[[], T]) -> T:
@@ -316,6 +319,7 @@ class AsyncPersistentQueue:
         limit = check_positive_int("limit", limit)
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
+        self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             # Subscribed before the claim: a put landing after an empty claim
