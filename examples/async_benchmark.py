@@ -8,7 +8,9 @@ request handlers make it: puts and acks that meet go in one transaction),
 each against the blocking API's one-at-a-time rate (target: >= 0.8x). Then 100
 coroutines wait in ``get`` at once: it prints how many threads the process
 has while they wait (target: a handful, not 100) and how long one
-``put_many`` takes to wake them all.
+``put_many`` takes to wake them all; and how long a waiting ``get`` takes
+to return a message another process put, blocking and async (target: the
+same).
 
     python examples/async_benchmark.py [--messages N] [--repeats R] [--json] [--save FILE]
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -100,6 +104,44 @@ async def waiters(path: Path, count: int) -> tuple[int, int, float]:
     return before, during, woke
 
 
+PUT_LATER = """
+import sys, time
+from localqueue import PersistentQueue
+q = PersistentQueue("latency", store=sys.argv[1])
+time.sleep(0.2)
+started = time.time()
+q.put(started)
+"""
+
+
+def wake_latency(path: Path, use_async: bool, rounds: int = 5) -> float:
+    """Median seconds from another process's put starting to a waiting get
+    returning it (blocking get, or an awaited async get)."""
+    url = f"sqlite://{path}"
+    PersistentQueue("latency", store=url).close()  # the file exists before the child opens it
+    delays = []
+    for _ in range(rounds):
+        child = subprocess.Popen([sys.executable, "-c", PUT_LATER, url])
+        if use_async:
+
+            async def wait_async() -> float:
+                async with AsyncPersistentQueue("latency", store=url) as q:
+                    message = await q.get(timeout=30)
+                    woke = time.time()
+                    await q.ack(message)
+                    return woke - float(message.value)
+
+            delays.append(asyncio.run(wait_async()))
+        else:
+            with PersistentQueue("latency", store=url) as q:
+                message = q.get(timeout=30)
+                woke = time.time()
+                q.ack(message)
+                delays.append(woke - float(message.value))
+        child.wait()
+    return statistics.median(delays)
+
+
 def best(repeats: int, measure: Callable[[Path], tuple[float, float]]) -> tuple[float, float]:
     runs = []
     for _ in range(repeats):
@@ -128,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         many_put, many_get = max(many_put, put), max(many_get, get)
     with tempfile.TemporaryDirectory() as tmp:
         before, during, woke = asyncio.run(waiters(Path(tmp) / "wait.db", 100))
+        sync_latency = wake_latency(Path(tmp) / "latency.db", use_async=False)
+        async_latency = wake_latency(Path(tmp) / "latency.db", use_async=True)
     results: dict[str, Any] = {
         "messages": n,
         "repeats": r,
@@ -144,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads_before_waiting": before,
         "threads_with_100_waiting": during,
         "wake_100_waiters_s": round(woke, 4),
+        "put_by_another_process_to_blocking_get_s": round(sync_latency, 4),
+        "put_by_another_process_to_async_get_s": round(async_latency, 4),
     }
     if args.save:
         record(args.save, "async", results, sys.argv)
@@ -163,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     line("get+ack from 50 tasks", sync_get, many_get)
     print(f"100 waiting gets: {during} threads (before: {before}); "
           f"one put_many woke them all in {woke * 1000:.1f} ms")  # fmt: skip
+    print(f"another process's put to the waiting get (median of 5): blocking "
+          f"{sync_latency * 1000:.1f} ms, async {async_latency * 1000:.1f} ms")  # fmt: skip
     return 0
 
 
