@@ -3,7 +3,8 @@
 Prints msgs/s for ``put`` one at a time and ``get(block=False)`` + ``ack``
 one at a time, through PersistentQueue and through AsyncPersistentQueue
 (each call awaited in turn: the cost of the hop to a store thread and
-back), then the same work from 50 coroutines at once (as a web service's
+back, shown beside its floor, the blocking calls each awaited through
+``loop.run_in_executor``), then the same work from 50 coroutines at once (as a web service's
 request handlers make it: puts and acks that meet go in one transaction),
 each against the blocking API's one-at-a-time rate (target: >= 0.8x). Then 100
 coroutines wait in ``get`` at once: it prints how many threads the process
@@ -62,6 +63,23 @@ async def async_rates(path: Path, n: int) -> tuple[float, float]:
         started = time.perf_counter()
         for _ in range(n):
             await q.ack(await q.get(block=False))
+        get_ack = n / (time.perf_counter() - started)
+    return put, get_ack
+
+
+async def offloaded_rates(path: Path, n: int) -> tuple[float, float]:
+    """The floor of any async API over a blocking store: the blocking
+    queue's own calls, each awaited through ``loop.run_in_executor``."""
+    loop = asyncio.get_running_loop()
+    with PersistentQueue("bench", store=f"sqlite://{path}") as q:
+        started = time.perf_counter()
+        for i in range(n):
+            await loop.run_in_executor(None, q.put, i)
+        put = n / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(n):
+            message = await loop.run_in_executor(None, lambda: q.get(block=False))
+            await loop.run_in_executor(None, q.ack, message)
         get_ack = n / (time.perf_counter() - started)
     return put, get_ack
 
@@ -161,11 +179,14 @@ def main(argv: list[str] | None = None) -> int:
 
     # Interleaved, so a slow patch of a noisy machine hits both sides.
     sync_put = sync_get = async_put = async_get = many_put = many_get = 0.0
+    hop_put = hop_get = 0.0
     for _ in range(r):
         put, get = best(1, lambda p: sync_rates(p, n))
         sync_put, sync_get = max(sync_put, put), max(sync_get, get)
         put, get = best(1, lambda p: asyncio.run(async_rates(p, n)))
         async_put, async_get = max(async_put, put), max(async_get, get)
+        put, get = best(1, lambda p: asyncio.run(offloaded_rates(p, n)))
+        hop_put, hop_get = max(hop_put, put), max(hop_get, get)
         put, get = best(1, lambda p: asyncio.run(concurrent_rates(p, n)))
         many_put, many_get = max(many_put, put), max(many_get, get)
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         "sync_get_ack_per_s": round(sync_get),
         "async_get_ack_per_s": round(async_get),
         "async_get_ack_vs_sync": round(async_get / sync_get, 3),
+        "run_in_executor_put_per_s": round(hop_put),
+        "async_put_vs_run_in_executor": round(async_put / hop_put, 3),
+        "run_in_executor_get_ack_per_s": round(hop_get),
+        "async_get_ack_vs_run_in_executor": round(async_get / hop_get, 3),
         "async_50_tasks_put_per_s": round(many_put),
         "async_50_tasks_put_vs_sync": round(many_put / sync_put, 3),
         "async_50_tasks_get_ack_per_s": round(many_get),
@@ -205,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
 
     line("put, one await at a time", sync_put, async_put)
     line("get+ack, one at a time", sync_get, async_get)
+    print(f"{'  floor: run_in_executor':<26} put {hop_put:>8,.0f}/s "
+          f"(async {async_put / hop_put:.2f}x)  get+ack {hop_get:>8,.0f}/s "
+          f"(async {async_get / hop_get:.2f}x)")  # fmt: skip
     line("put from 50 tasks", sync_put, many_put)
     line("get+ack from 50 tasks", sync_get, many_get)
     print(f"100 waiting gets: {during} threads (before: {before}); "
