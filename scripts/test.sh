@@ -41,6 +41,31 @@ else
     fi
 fi
 
+echo "== Redis (a throwaway server for the localqueue-redis tests)"
+# The same arrangement as PostgreSQL: LOCALQUEUE_TEST_REDIS_URL if it is set,
+# else a server started here (installing Debian's redis-server package when
+# it is missing and we are root), stopped on exit. LOCALQUEUE_SKIP_REDIS=1
+# skips those tests instead, each saying how to enable them.
+if [ "${LOCALQUEUE_SKIP_REDIS:-}" = 1 ]; then
+    unset LOCALQUEUE_REQUIRE_REDIS
+    echo "LOCALQUEUE_SKIP_REDIS=1: the localqueue-redis tests will be skipped" >&2
+else
+    export LOCALQUEUE_REQUIRE_REDIS=1
+    if [ -z "${LOCALQUEUE_TEST_REDIS_URL:-}" ]; then
+        redis_dir=$(mktemp -d)
+        trap 'bash scripts/redis-server.sh stop "$redis_dir/server"; rm -rf "$redis_dir";
+              if [ -n "${pg_dir:-}" ]; then bash scripts/postgres-server.sh stop "$pg_dir/server";
+              rm -rf "$pg_dir"; fi' EXIT
+        if ! redis_url=$(bash scripts/redis-server.sh start "$redis_dir/server"); then
+            echo "no Redis server could be started (see above); install Debian's" \
+                "redis-server package, or run with LOCALQUEUE_SKIP_REDIS=1 to skip its tests" >&2
+            exit 1
+        fi
+        export LOCALQUEUE_TEST_REDIS_URL="$redis_url"
+        echo "started $redis_url"
+    fi
+fi
+
 echo "== pytest"
 pytest "$@"
 
@@ -58,6 +83,21 @@ if [ -n "${pg_dir:-}" ]; then
     rm -f "$restart_report"
 else
     echo "skipped: no PostgreSQL server started by this script" >&2
+fi
+
+echo "== the conformance harness through a Redis restart (--restart-cmd)"
+# A crash-recovery run on the throwaway server (AOF, appendfsync always)
+# that restarts it mid-run: no confirmed message may be lost. Only on the
+# server this script started.
+if [ -n "${redis_dir:-}" ]; then
+    restart_report=$(mktemp)
+    localqueue harness run --store "$LOCALQUEUE_TEST_REDIS_URL?prefix=lq_harness_restart" \
+        --mode crash-recovery --producers 2 --consumers 2 --kills 3 --messages 600 \
+        --deadline 120 --restart-cmd "bash scripts/redis-server.sh restart $redis_dir/server" \
+        --report "$restart_report"
+    rm -f "$restart_report"
+else
+    echo "skipped: no Redis server started by this script" >&2
 fi
 
 echo "== the conformance harness on the example store (jsonfile://, examples/store_plugin)"
