@@ -79,6 +79,15 @@ class Batcher(Generic[Item, Result]):
             raise cancellation
         return future.result()
 
+    @property
+    def busy(self) -> bool:
+        return self._sending or bool(self._waiting)
+
+    async def idle(self) -> None:
+        """Return once every item added so far has its answer."""
+        while self.busy:
+            await asyncio.sleep(0.001)
+
     async def _drain(self) -> None:
         try:
             while self._waiting:

@@ -39,8 +39,10 @@ async def to_the_end(future: asyncio.Future[T]) -> Outcome:
         try:
             await asyncio.shield(future)
         except asyncio.CancelledError as exc:
-            if not future.done() or future.cancelled():
-                cancellation = cancellation or exc
+            # Nobody cancels ``future`` itself (it is only ever awaited
+            # shielded), so this is the task's own cancellation, even when
+            # it arrives in the same pass as the answer.
+            cancellation = cancellation or exc
         except BaseException:
             pass  # the future's own error: the caller reads it from the future
     return Outcome(future, cancellation)

@@ -62,12 +62,10 @@ DEFAULT_THREADS = 4
 
 
 class _Put(NamedTuple):
-    """One put waiting for its batch (checked; serialized in the store thread)."""
+    """One put waiting for its batch: the value and what goes to the store."""
 
     value: Any
-    delay: float
-    priority: int
-    dedupe_key: str | None
+    new: NewMessage
 
 
 class _Claim(NamedTuple):
@@ -124,11 +122,12 @@ class AsyncPersistentQueue:
         self._waker = waker
         self._owner = owner  # owns the pool and the waker (a view shares them)
         self._closed = False
-        self._puts: Batcher[_Put, Message] = Batcher(self._put_batch, self._call, "put")
-        self._acks: Batcher[Message, None] = Batcher(self._ack_batch, self._call, "ack")
-        self._claims: Batcher[_Claim, list[Message]] = Batcher(
-            self._claim_batch, self._call, "claim"
-        )
+        # Batches go straight to the threads: a write that began before
+        # close() still completes (close waits for them).
+        submit = pool.submit
+        self._puts: Batcher[_Put, Message] = Batcher(self._put_batch, submit, "put")
+        self._acks: Batcher[Message, None] = Batcher(self._ack_batch, submit, "ack")
+        self._claims: Batcher[_Claim, list[Message]] = Batcher(self._claim_batch, submit, "claim")
 
     @classmethod
     async def open(cls, *args: Any, **kwargs: Any) -> AsyncPersistentQueue:
@@ -196,10 +195,13 @@ class AsyncPersistentQueue:
 
     async def close(self) -> None:
         """Stop the threads and close the store if this queue opened it.
-        Safe to call twice; calls still running finish first."""
+        Safe to call twice; calls already begun (a put waiting for its
+        batch included) finish first, later ones raise LocalQueueError."""
         if self._closed:
             return
-        self._closed = True
+        self._closed = True  # new calls are refused from here on
+        for batcher in (self._puts, self._acks, self._claims):
+            await batcher.idle()
         if self._owner:
             pool, waker, sync = self._pool, self._waker, self.sync
 
@@ -243,27 +245,25 @@ class AsyncPersistentQueue:
         """
         if dedupe_key is not None:
             check_dedupe_key(dedupe_key)
-        put = _Put(value, check_seconds("delay", delay), check_priority(priority), dedupe_key)
-        return await self._puts.add(put)
+        self._check_open()
+        # Serialized now, as the blocking put does: the value is stored as
+        # it was when put() was called, and a bad value fails alone.
+        new = NewMessage(
+            self.sync._dump(value),
+            check_seconds("delay", delay),
+            check_priority(priority),
+            dedupe_key,
+        )
+        return await self._puts.add(_Put(value, new))
 
     def _put_batch(self, puts: list[_Put]) -> list[Message | BaseException]:
-        """One transaction for ``puts``; a value that does not serialize fails alone."""
+        """One transaction for ``puts``."""
         sync = self.sync
-        outcomes: list[Message | BaseException | None] = [None] * len(puts)
-        batch: list[tuple[int, NewMessage, Any]] = []
-        for index, put in enumerate(puts):
-            try:
-                payload = sync._dump(put.value)
-            except Exception as exc:  # SerializationError, or the serializer's own
-                outcomes[index] = exc
-                continue
-            new = NewMessage(payload, put.delay, put.priority, put.dedupe_key)
-            batch.append((index, new, put.value))
-        if batch:
-            records = sync._enqueue([new for _, new, _ in batch]).records
-            for (index, new, value), record in zip(batch, records, strict=True):
-                outcomes[index] = sync._put_message(record, new, value)
-        return [outcome for outcome in outcomes if outcome is not None]
+        records = sync._enqueue([put.new for put in puts]).records
+        return [
+            sync._put_message(record, put.new, put.value)
+            for put, record in zip(puts, records, strict=True)
+        ]
 
     async def put_many(
         self,
@@ -319,9 +319,9 @@ class AsyncPersistentQueue:
         limit = check_positive_int("limit", limit)
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
-        self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._check_open()  # also after a wake-up by close()
             # Subscribed before the claim: a put landing after an empty claim
             # still wakes this waiter.
             wake = self._waker.subscribe() if block else None
@@ -341,10 +341,16 @@ class AsyncPersistentQueue:
             if remaining is not None and remaining <= 0:
                 wake.cancel()
                 raise stdlib_queue.Empty
+            # asyncio.wait, not wait_for: before Python 3.12, wait_for drops
+            # a cancellation that arrives in the same pass as the wake-up,
+            # and this get would then claim a message for a cancelled caller.
             try:
-                await asyncio.wait_for(wake, remaining)
-            except (TimeoutError, asyncio.TimeoutError):  # one class from 3.11 on
-                raise stdlib_queue.Empty from None
+                await asyncio.wait({wake}, timeout=remaining)
+            finally:
+                woken = wake.done()
+                wake.cancel()
+            if not woken and remaining is not None:
+                raise stdlib_queue.Empty
 
     async def ack_and_get(
         self,
@@ -427,6 +433,7 @@ class AsyncPersistentQueue:
         transaction (each still learns whether its own lease was lost).
         """
         self.sync._check_own(message)
+        self._check_open()
         await self._acks.add(message)
 
     def _ack_batch(self, messages: list[Message]) -> list[BaseException | None]:

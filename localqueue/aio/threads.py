@@ -48,7 +48,9 @@ class StoreThreads:
                 )
                 self._threads.append(thread)
                 thread.start()
-        self._jobs.put((call, future))
+            # Under the lock: a close() cannot put its stop marks ahead of
+            # this call, which would then never run.
+            self._jobs.put((call, future))
         return future
 
     def _work(self) -> None:

@@ -44,7 +44,7 @@ from localqueue.observability import worker_events
 from localqueue.observability.observers import listening
 from localqueue.plugins import get_plugin_manager
 from localqueue.spec import PersistentWorkerConfig
-from localqueue.worker.heartbeat import LeaseKeeper
+from localqueue.worker.heartbeat import LeaseKeeper, TrackedLease
 from localqueue.worker.hook_types import FetchGate, HandlerCall, Outcome
 from localqueue.worker.runner import (
     OUTAGE_DELAYS,
@@ -62,7 +62,8 @@ log = logging.getLogger("localqueue.worker")
 
 
 def _is_async(handler: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(handler):
+    # unwrap: a functools.wraps decorator around an async def is async too.
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(inspect.unwrap(handler)):
         return True
     # An object with an async __call__ method.
     return not inspect.isroutine(handler) and inspect.iscoroutinefunction(type(handler).__call__)
@@ -87,6 +88,9 @@ class AsyncWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._state_lock = threading.Lock()
+        self._running = False
+        self._early_stop: bool | None = None  # stop(now=?) asked before run() began
         self.__wrapped__ = handler
         self.__doc__ = handler.__doc__
         self.__name__ = getattr(handler, "__name__", "worker")
@@ -101,7 +105,14 @@ class AsyncWorker:
 
     def stop(self, *, now: bool = False) -> None:
         """Stop after the running jobs (``now=True``: cancel them). Safe from
-        any thread and from a signal handler."""
+        any thread and from a signal handler.
+
+        A stop that comes before ``run()`` has begun (the task that runs it
+        was created but has not started yet) makes that run return at once.
+        """
+        with self._state_lock:
+            if not self._running:
+                self._early_stop = now or bool(self._early_stop)
         self.core.stop(now=now)
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -135,6 +146,14 @@ class AsyncWorker:
         run = core._run_state = _RunState(pm, keeper, _JobBudget(max_jobs), until_empty)
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        with self._state_lock:
+            self._running = True
+            early, self._early_stop = self._early_stop, None
+        if early is not None:
+            run.stop.set()
+            self._stopped.set()
+            if early:
+                run.abort.set()
         observers = listening()
         if observers:
             worker_events.started(
@@ -151,37 +170,54 @@ class AsyncWorker:
                 await to_the_end(asyncio.ensure_future(leaving))
             run.summary.aborted = run.abort.is_set()
         finally:
+            with self._state_lock:
+                self._running = False
             observers = listening()
             if observers:
                 worker_events.stopped(observers, self.queue.name, self.worker_id, run.summary)
         return run.summary
 
     async def _run_tasks(self, run: _RunState) -> None:
-        self._tasks = [
+        tasks = self._tasks = [
             asyncio.create_task(self._task(run), name=f"{self.worker_id}/{n}")
             for n in range(self.config.concurrency)
         ]
         try:
-            results = await asyncio.gather(*self._tasks, return_exceptions=True)
+            # asyncio.wait, not gather: cancelling run() must not cancel the
+            # tasks before run.abort says that the cancellation is the
+            # worker's (a handler may raise CancelledError of its own).
+            await asyncio.wait(tasks)
         except asyncio.CancelledError:
-            # run() itself was cancelled: its tasks were too; let them give
+            # run() itself was cancelled: cancel its tasks and let them give
             # their messages back before the cancellation goes on.
             run.stop.set()
             run.abort.set()
-            await to_the_end(asyncio.ensure_future(asyncio.wait(self._tasks)))
+            for task in tasks:
+                task.cancel()
+            await to_the_end(asyncio.ensure_future(asyncio.wait(tasks)))
             raise
         finally:
             self._tasks = []
-        for result in results:
-            if isinstance(result, asyncio.CancelledError):
+        for task in tasks:
+            if task.cancelled():
                 continue  # stop(now=True): expected
-            if isinstance(result, BaseException):
-                raise result
+            error = task.exception()
+            if error is not None:
+                raise error
 
     async def _task(self, run: _RunState) -> None:
         slot = _Slot()
         try:
             await self._work_loop(run, slot)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # One task's error stops the worker, as a handler thread's does:
+            # the other tasks finish their jobs and run() raises it.
+            run.stop.set()
+            if self._stopped is not None:
+                self._stopped.set()
+            raise
         finally:
             if slot.ran is not None:
                 core = self.core
@@ -234,8 +270,11 @@ class AsyncWorker:
     async def _sleep(self, seconds: float) -> None:
         """Sleep, or less if the worker is asked to stop."""
         assert self._stopped is not None
-        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), seconds)
+        stopping = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({stopping}, timeout=seconds)
+        finally:
+            stopping.cancel()
 
     async def _fetch(self, run: _RunState, slot: _Slot) -> Message:
         """The next message: first at once (a pending ack rides on the
@@ -252,10 +291,20 @@ class AsyncWorker:
         stopping = asyncio.ensure_future(self._stopped.wait())
         try:
             await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        except BaseException:
+            # This task is being cancelled. A get that is still claiming
+            # releases what it leased before it ends; one that already
+            # returned a message must give it back here.
             stopping.cancel()
-            if not getting.done():
-                getting.cancel()
+            getting.cancel()
+            await to_the_end(asyncio.ensure_future(asyncio.wait({getting})))
+            if not getting.cancelled() and getting.exception() is None:
+                got = functools.partial(self.core._give_back, getting.result())
+                await to_the_end(self._in_thread(got))
+            raise
+        stopping.cancel()
+        if not getting.done():
+            getting.cancel()
             # A get cancelled mid-claim releases what it leased before it ends.
             await to_the_end(asyncio.ensure_future(asyncio.wait({getting})))
         if getting.cancelled():
@@ -276,7 +325,7 @@ class AsyncWorker:
         pm, keeper = run.pm, run.keeper
         started = core.view.clock.now()
         timer = time.perf_counter()
-        error: Exception | None = None
+        error: BaseException | None = None
         lease = keeper.track(message)
         try:
             if core._hooks.call:
@@ -287,17 +336,21 @@ class AsyncWorker:
                 )
             else:
                 result = self._invoke(message)
-            if inspect.isawaitable(result):
-                await result
-        except asyncio.CancelledError:
-            keeper.forget(lease)
-            if self._async_handler:
-                # The handler stopped: give the message back untouched.
-                current = lease.current
-                await to_the_end(self._in_thread(lambda: core._give_back(current)))
+            # A plain function may still return an awaitable (a coroutine,
+            # from a wrapper _is_async could not see through): await it, as
+            # the threaded worker does, rather than ack work never done.
+            while inspect.isawaitable(result):
+                result = await result
+        except asyncio.CancelledError as exc:
+            if not run.abort.is_set():
+                # Nobody is stopping the worker: the handler raised
+                # CancelledError itself (an inner task it awaited was
+                # cancelled). That is the job failing, not the worker.
+                error = exc
             else:
-                core._count(run, Outcome.ABANDONED)  # its thread runs on: leave it to its lease
-            raise
+                keeper.forget(lease)
+                await self._abandon(run, lease)
+                raise
         except Exception as exc:
             error = exc
         duration = time.perf_counter() - timer
@@ -323,6 +376,16 @@ class AsyncWorker:
         await finished(self._in_thread(lambda: core._complete(run, ran, outcome)), "outcome")
         return None
 
+    async def _abandon(self, run: _RunState, lease: TrackedLease) -> None:
+        """The worker is stopping now: give a cancelled handler's message back."""
+        if self._async_handler:
+            # The handler stopped: give the message back untouched.
+            give_back = functools.partial(self.core._give_back, lease.current)
+            await to_the_end(self._in_thread(give_back))
+        else:
+            # A thread cannot be stopped: leave its message to its lease.
+            self.core._count(run, Outcome.ABANDONED)
+
     # -- signals -------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -335,12 +398,10 @@ class AsyncWorker:
         handled = [signal.SIGTERM, signal.SIGINT]
         if hasattr(signal, "SIGHUP"):
             handled.append(signal.SIGHUP)
-        # Only where nobody else listens: an ASGI server's own handlers stay.
-        free = [
-            sig
-            for sig in handled
-            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler)
-        ]
+        # Only where nobody else listens (an ASGI server's own handlers
+        # stay), or where asyncio.run() listens only to cancel its main task
+        # on Ctrl-C: there the first Ctrl-C stops gracefully instead.
+        free = [sig for sig in handled if _unclaimed(signal.getsignal(sig))]
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if run.signaled:
@@ -357,6 +418,15 @@ class AsyncWorker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _unclaimed(handler: object) -> bool:
+    """A signal handler the worker may replace while it runs (and restore)."""
+    if handler in (signal.SIG_DFL, signal.default_int_handler):
+        return True
+    runner = getattr(asyncio, "Runner", None)  # Python 3.11+
+    method = getattr(handler, "func", handler)  # Runner installs a partial of its method
+    return runner is not None and isinstance(getattr(method, "__self__", None), runner)
 
 
 def async_worker(

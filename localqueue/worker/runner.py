@@ -546,7 +546,7 @@ class _Ran:
     message: Message
     started: float  # store clock
     duration: float  # the handler alone, not the ack or release
-    error: Exception | None
+    error: BaseException | None
 
 
 class _Slot:
