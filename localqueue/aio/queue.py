@@ -411,7 +411,8 @@ class AsyncPersistentQueue:
         if outcome.cancellation is None:
             return future.result()
         if not future.cancelled() and future.exception() is None:
-            await to_the_end(self._call(functools.partial(self._give_back, future.result())))
+            # Straight to the threads: a close() meanwhile must not strand the lease.
+            await to_the_end(self._pool.submit(functools.partial(self._give_back, future.result())))
         raise outcome.cancellation
 
     def _give_back(self, messages: list[Message]) -> None:
