@@ -191,3 +191,17 @@ def test_a_thousand_gets_cancelled_at_random_while_a_worker_runs(tmp_path: Path)
     by_worker, by_gets = asyncio.run(main())
     assert by_worker | by_gets == set(range(total))
     assert by_gets, "some gets must have won a message before their cancellation"
+
+
+def test_a_put_cancelled_before_its_batch_left_is_still_stored(gated: GatedStore) -> None:
+    async def main() -> None:
+        q = AsyncPersistentQueue("jobs", store=gated)
+        task = asyncio.create_task(q.put("kept"))
+        await asyncio.sleep(0)  # the put has begun: its batch leaves on the next pass
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert [m.value for m in await q.messages()] == ["kept"]
+        await q.close()
+
+    asyncio.run(main())

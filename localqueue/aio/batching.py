@@ -61,7 +61,14 @@ class Batcher(Generic[Item, Result]):
             # (no task to start, the common case when the service is quiet).
             self._sending = True
             try:
-                cancellation = await self._send_waiting()
+                # One pass of the loop first: the writes of every task woken
+                # in this pass (the callers of the last batch, typically)
+                # join this one instead of waiting for the next.
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError as exc:
+                    cancellation = exc  # the write has begun: it goes on
+                cancellation = await self._send_waiting() or cancellation
             finally:
                 if self._waiting:  # arrived meanwhile: they go on in a task
                     self._draining = asyncio.ensure_future(self._drain())

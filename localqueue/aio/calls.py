@@ -35,6 +35,8 @@ async def to_the_end(future: asyncio.Future[T]) -> Outcome:
     """Await ``future`` until it is done, however often this task is
     cancelled meanwhile; the first cancellation is kept in the outcome."""
     cancellation: BaseException | None = None
+    if future.done():  # answered already (a batch sent by this caller): no shield needed
+        return Outcome(future, None)
     while not future.done():
         try:
             await asyncio.shield(future)
