@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -222,3 +223,37 @@ def test_the_harness_through_a_server_restart_loses_nothing(
     assert report["lost"] == 0 and report["confirmed"] == 300
     [restart] = report["restarts"]
     assert restart["exit_status"] == 0
+
+
+# -- a Unix socket ---------------------------------------------------------------
+
+
+def test_a_unix_socket_url_reaches_a_server_listening_on_one(redis_url: str) -> None:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not on PATH although the Redis tests run")
+    directory = Path(tempfile.mkdtemp(prefix="lq-redis-sock-"))
+    socket_path = directory / "redis.sock"
+    process = subprocess.Popen(
+        [server, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
+         "--dir", str(directory), "--appendonly", "yes", "--save", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            if socket_path.exists():
+                break
+            time.sleep(0.05)
+        url = f"unix://{socket_path}"
+        with PersistentQueue("sock", store=url) as q:
+            q.put({"over": "a socket"})
+            message = q.get(timeout=5)
+            assert message.value == {"over": "a socket"}
+            q.ack(message)
+            assert q.stats().ready == 0
+        shown = CliRunner().invoke(build_cli(), ["--store", url, "store", "info"])
+        assert shown.exit_code == 0, shown.output
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
