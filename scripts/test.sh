@@ -104,11 +104,14 @@ echo "== the conformance harness on the example store (jsonfile://, examples/sto
 # The harness as a store author runs it, on the store docs/stores.md builds:
 # the whole contract, state machine included (its output must show that the
 # state machine passed: a run that skipped it proves nothing), then a short
-# crash-recovery run with real processes and SIGKILLs.
+# crash-recovery run with real processes and SIGKILLs. The same queue
+# contract through the asyncio API (TestAsyncQueueAtURL) is left out here to
+# keep the command short: pytest above runs it on memory, SQLite, PostgreSQL
+# and Redis, and the asyncio layer is the same on every store.
 example_dir=$(mktemp -d)
 example_status=0
 pytest --pyargs localqueue_harness --localqueue-store "jsonfile://$example_dir/contract.json" \
-    -p no:cacheprovider -v 2>&1 | tee "$example_dir/pytest.log" || example_status=1
+    -k "not TestAsyncQueueAtURL" -p no:cacheprovider -v 2>&1 | tee "$example_dir/pytest.log" || example_status=1
 if [ "$example_status" = 0 ] && ! grep -q "::test_state_machine PASSED" "$example_dir/pytest.log"; then
     echo "the harness did not run its state machine on the example store" >&2
     example_status=1
