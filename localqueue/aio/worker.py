@@ -33,7 +33,7 @@ import queue as stdlib_queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -45,9 +45,8 @@ from localqueue.observability.observers import listening
 from localqueue.plugins import get_plugin_manager
 from localqueue.spec import PersistentWorkerConfig
 from localqueue.worker.heartbeat import LeaseKeeper, TrackedLease
-from localqueue.worker.hook_types import FetchGate, HandlerCall, Outcome
+from localqueue.worker.hook_types import HandlerCall, Outcome
 from localqueue.worker.runner import (
-    OUTAGE_DELAYS,
     TRANSIENT_STORE_ERRORS,
     PersistentWorker,
     WorkerSummary,
@@ -56,7 +55,10 @@ from localqueue.worker.runner import (
     _Ran,
     _RunState,
     _Slot,
+    check_max_jobs,
+    warn_lease_lost_while_running,
 )
+from localqueue.worker.signals import stop_signals_handled
 
 log = logging.getLogger("localqueue.worker")
 
@@ -135,10 +137,7 @@ class AsyncWorker:
     async def run(self, max_jobs: int | None = None, until_empty: bool = False) -> WorkerSummary:
         """Work messages until stopped, ``max_jobs`` are done, or (with
         ``until_empty``) no message is ready. Returns what was done."""
-        if max_jobs is not None and (
-            isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
-        ):
-            raise ValueError(f"max_jobs must be an integer >= 0, got {max_jobs!r}")
+        check_max_jobs(max_jobs)
         core = self.core
         pm = get_plugin_manager()
         core._hooks = _HooksInUse.of(pm, self.config)
@@ -228,16 +227,12 @@ class AsyncWorker:
 
     async def _work_loop(self, run: _RunState, slot: _Slot) -> None:
         core = self.core
-        clock = core.view.clock
-        pm, budget = run.pm, run.budget
+        budget = run.budget
         outage = 0
         while not run.stop.is_set():
             if not budget.take():
                 return
-            wait = 0.0
-            if core._hooks.fetch:
-                delays = pm.hook.localqueue_fetch_delay(gate=FetchGate(core.view, clock.now()))
-                wait = max((d for d in delays if d), default=0.0)
+            wait = core._fetch_wait(run)
             if wait > 0:
                 budget.give_back()
                 await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
@@ -253,12 +248,8 @@ class AsyncWorker:
                 continue
             except TRANSIENT_STORE_ERRORS as exc:
                 budget.give_back()
-                delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
+                await self._sleep(core._outage_delay(exc, slot, outage))
                 outage += 1
-                unrecorded = "; the result may not be recorded" if slot.unrecorded else ""
-                slot.unrecorded = False
-                log.warning("%s%s; fetching again in %gs", exc, unrecorded, delay)
-                await self._sleep(delay)
                 continue
             outage = 0
             if run.stop.is_set():
@@ -357,12 +348,7 @@ class AsyncWorker:
         keeper.forget(lease)
         ran = _Ran(lease.current, started, duration, error)
         if lease.lost:
-            log.warning(
-                "lease of message %s in %r was lost while its handler ran; not acked "
-                "(another worker may run it again)",
-                message.id,
-                message.queue,
-            )
+            warn_lease_lost_while_running(message)
             outcome = Outcome.LEASE_LOST
         elif error is None:
             return ran  # acked with the next claim, or on the way out
@@ -388,21 +374,7 @@ class AsyncWorker:
 
     # -- signals -------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _signals_handled(self, run: _RunState) -> Iterator[None]:
-        if not self.config.handle_signals or threading.current_thread() is not (
-            threading.main_thread()
-        ):
-            yield
-            return
-        handled = [signal.SIGTERM, signal.SIGINT]
-        if hasattr(signal, "SIGHUP"):
-            handled.append(signal.SIGHUP)
-        # Only where nobody else listens (an ASGI server's own handlers
-        # stay), or where asyncio.run() listens only to cancel its main task
-        # on Ctrl-C: there the first Ctrl-C stops gracefully instead.
-        free = [sig for sig in handled if _unclaimed(signal.getsignal(sig))]
-
+    def _signals_handled(self, run: _RunState) -> contextlib.AbstractContextManager[None]:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if run.signaled:
                 log.warning("second stop signal: stopping now; running handlers are cancelled")
@@ -412,12 +384,10 @@ class AsyncWorker:
             log.warning("stopping after the running jobs; send the signal again to stop at once")
             self.stop()
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in free}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        # Only where nobody else listens (an ASGI server's own handlers
+        # stay), or where asyncio.run() listens only to cancel its main task
+        # on Ctrl-C: there the first Ctrl-C stops gracefully instead.
+        return stop_signals_handled(self.config.handle_signals, on_signal, _unclaimed)
 
 
 def _unclaimed(handler: object) -> bool:

@@ -23,11 +23,10 @@ import itertools
 import logging
 import os
 import queue as stdlib_queue
-import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -56,6 +55,7 @@ from localqueue.worker.hook_types import (
     RetryDecision,
     WorkerView,
 )
+from localqueue.worker.signals import stop_signals_handled
 
 log = logging.getLogger("localqueue.worker")
 
@@ -181,10 +181,7 @@ class PersistentWorker:
     def run(self, max_jobs: int | None = None, until_empty: bool = False) -> WorkerSummary:
         """Work messages until stopped, ``max_jobs`` are done, or (with
         ``until_empty``) no message is ready. Returns what was done."""
-        if max_jobs is not None and (
-            isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
-        ):
-            raise ValueError(f"max_jobs must be an integer >= 0, got {max_jobs!r}")
+        check_max_jobs(max_jobs)
         # Fresh events each run: threads left behind by an aborted earlier run
         # still hold that run's (set) events, so they can never come back to
         # life and run jobs without a heartbeat.
@@ -269,16 +266,12 @@ class PersistentWorker:
             self._ack_pending(run, slot)
 
     def _work_loop(self, run: _RunState, slot: _Slot) -> None:
-        clock = self.view.clock
-        pm, budget = run.pm, run.budget
+        budget = run.budget
         outage = 0  # fetches in a row that lost the store's connection
         while not run.stop.is_set():
             if not budget.take():
                 return
-            wait = 0.0
-            if self._hooks.fetch:
-                delays = pm.hook.localqueue_fetch_delay(gate=FetchGate(self.view, clock.now()))
-                wait = max((d for d in delays if d), default=0.0)
+            wait = self._fetch_wait(run)
             if wait > 0:
                 budget.give_back()
                 self._ack_pending(run, slot)  # not worth holding through a wait
@@ -293,18 +286,9 @@ class PersistentWorker:
                     return
                 continue
             except TRANSIENT_STORE_ERRORS as exc:
-                # A networked store's connection broke (a failover, a network
-                # blip), or another process held the write lock past the busy
-                # timeout: ride it out instead of stopping every worker at once.
-                # A claim that was applied but not seen leaves its leases to
-                # expire; those messages are delivered again.
                 budget.give_back()
-                delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
+                run.stop.wait(self._outage_delay(exc, slot, outage))
                 outage += 1
-                unrecorded = "; the result may not be recorded" if slot.unrecorded else ""
-                slot.unrecorded = False
-                log.warning("%s%s; fetching again in %gs", exc, unrecorded, delay)
-                run.stop.wait(delay)
                 continue
             outage = 0
             if run.stop.is_set():
@@ -314,6 +298,30 @@ class PersistentWorker:
             # A job that succeeded comes back, to be acked with the next
             # claim (or on the way out); any other is recorded and counted.
             slot.ran = self._work(run, message)
+
+    def _fetch_wait(self, run: _RunState) -> float:
+        """Seconds the fetch gates (pacing, breaker, plugins) ask to wait; 0: fetch now."""
+        if not self._hooks.fetch:
+            return 0.0
+        gate = FetchGate(self.view, self.view.clock.now())
+        delays = run.pm.hook.localqueue_fetch_delay(gate=gate)
+        return max((d for d in delays if d), default=0.0)
+
+    def _outage_delay(self, exc: BaseException, slot: _Slot, outage: int) -> float:
+        """How long to wait after the ``outage``-th fetch in a row that hit a
+        transient store error, said in one log line.
+
+        A networked store's connection broke (a failover, a network blip),
+        or another process held the write lock past the busy timeout: ride it
+        out instead of stopping every worker at once. A claim that was applied
+        but not seen leaves its leases to expire; those messages are delivered
+        again.
+        """
+        delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
+        unrecorded = "; the result may not be recorded" if slot.unrecorded else ""
+        slot.unrecorded = False
+        log.warning("%s%s; fetching again in %gs", exc, unrecorded, delay)
+        return delay
 
     def _fetch(self, run: _RunState, slot: _Slot, *, block: bool | None = None) -> Message:
         """The next message; a pending ack rides on its claim. ``block``
@@ -422,12 +430,7 @@ class PersistentWorker:
         # lease.current: the message as last extended by the heartbeat.
         ran = _Ran(lease.current, started, duration, error)
         if lease.lost:
-            log.warning(
-                "lease of message %s in %r was lost while its handler ran; not acked "
-                "(another worker may run it again)",
-                message.id,
-                message.queue,
-            )
+            warn_lease_lost_while_running(message)
             outcome = Outcome.LEASE_LOST
         elif error is None:
             return ran
@@ -510,14 +513,7 @@ class PersistentWorker:
 
     # -- signals -------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _signals_handled(self, run: _RunState) -> Iterator[None]:
-        if not self.config.handle_signals or threading.current_thread() is not (
-            threading.main_thread()
-        ):
-            yield
-            return
-
+    def _signals_handled(self, run: _RunState) -> contextlib.AbstractContextManager[None]:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if run.signaled:
                 log.warning("second stop signal: stopping now; the job is left to its lease")
@@ -527,16 +523,23 @@ class PersistentWorker:
             log.warning("stopping after the current job; send the signal again to stop at once")
             run.stop.set()
 
-        # SIGHUP too: a closed terminal should stop the worker cleanly, not kill it.
-        handled = [signal.SIGTERM, signal.SIGINT]
-        if hasattr(signal, "SIGHUP"):
-            handled.append(signal.SIGHUP)
-        previous = {sig: signal.signal(sig, on_signal) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        return stop_signals_handled(self.config.handle_signals, on_signal)
+
+
+def check_max_jobs(max_jobs: int | None) -> None:
+    if max_jobs is not None and (
+        isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
+    ):
+        raise ValueError(f"max_jobs must be an integer >= 0, got {max_jobs!r}")
+
+
+def warn_lease_lost_while_running(message: Message) -> None:
+    log.warning(
+        "lease of message %s in %r was lost while its handler ran; not acked "
+        "(another worker may run it again)",
+        message.id,
+        message.queue,
+    )
 
 
 @dataclass
