@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+
+from localqueue.errors import StoreError
 
 __all__ = [
     "Clock",
     "ManualClock",
+    "ServerClock",
     "SystemClock",
 ]
 
@@ -32,6 +36,48 @@ class SystemClock:
 
     def now(self) -> float:
         return time.time()
+
+
+class ServerClock:
+    """A server's clock, read as this host's clock plus a measured offset.
+
+    For networked stores whose lease decisions run on the server (every
+    statement or script reads the server's time): callers that show ages or
+    stamp errors still need a "now" that agrees with the server's, without a
+    round trip each time. ``read_server_time()`` returns the server's time
+    in seconds since the epoch; the offset is measured at first use and
+    again every ``REFRESH`` seconds, so a drifting host clock does not skew
+    it. A failed re-measure (a StoreError) keeps the last offset; a failure
+    of the first one is raised.
+    """
+
+    REFRESH = 60.0
+
+    def __init__(self, read_server_time: Callable[[], float]) -> None:
+        self._read = read_server_time
+        self._offset = 0.0
+        self._measured_at: float | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        measured = self._measured_at
+        if measured is None or time.monotonic() - measured > self.REFRESH:
+            self._measure()
+        return time.time() + self._offset
+
+    def _measure(self) -> None:
+        with self._lock:
+            before = time.time()
+            try:
+                server = self._read()
+            except StoreError:
+                if self._measured_at is None:
+                    raise
+                self._measured_at = time.monotonic()  # keep the last offset for now
+                return
+            after = time.time()
+            self._offset = server - (before + after) / 2
+            self._measured_at = time.monotonic()
 
 
 class ManualClock:

@@ -20,7 +20,7 @@ docs/stores.md is the tutorial that builds a store from these names.
 
 from __future__ import annotations
 
-from localqueue.clock import Clock, ManualClock, SystemClock
+from localqueue.clock import Clock, ManualClock, ServerClock, SystemClock
 from localqueue.errors import (
     SchemaVersionError,
     StoreBusyError,
@@ -125,6 +125,7 @@ __all__ = [
     "QueueStats",
     "SchemaStatus",
     "SchemaVersionError",
+    "ServerClock",
     "SettleAction",
     "SettleResult",
     "Settlement",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -192,42 +191,3 @@ def translate(exc: psycopg.Error, operation: str, where: str) -> StoreError:
             "applied: retry, or raise the server's lock or statement timeout"
         )
     return StoreError(f"PostgreSQL at {where} failed {operation}: {first_line(exc)}")
-
-
-class ServerClock:
-    """The server's clock, read from this host's clock plus a measured offset.
-
-    Lease decisions never use it - every statement reads ``now()`` on the
-    server - but callers that show ages or stamp errors need a "now" that
-    agrees with the server's; the offset is measured at first use and again
-    every minute, so a drifting host clock does not skew them.
-    """
-
-    REFRESH = 60.0
-
-    def __init__(self, read_server_time: Callable[[], float]) -> None:
-        self._read = read_server_time
-        self._offset = 0.0
-        self._measured_at: float | None = None
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        local = time.time()
-        measured = self._measured_at
-        if measured is None or time.monotonic() - measured > self.REFRESH:
-            self._measure()
-        return local + self._offset
-
-    def _measure(self) -> None:
-        with self._lock:
-            before = time.time()
-            try:
-                server = self._read()
-            except StoreError:
-                if self._measured_at is None:
-                    raise
-                self._measured_at = time.monotonic()  # keep the last offset for now
-                return
-            after = time.time()
-            self._offset = server - (before + after) / 2
-            self._measured_at = time.monotonic()

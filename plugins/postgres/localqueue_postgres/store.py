@@ -41,6 +41,7 @@ from localqueue.store import (
     MessageRecord,
     NewMessage,
     QueueStats,
+    ServerClock,
     State,
     StoreError,
     batch_order,
@@ -49,7 +50,7 @@ from localqueue.store import (
     matches,
 )
 from localqueue_postgres import importing, sql
-from localqueue_postgres.connections import Conn, ServerClock, ThreadConnections
+from localqueue_postgres.connections import Conn, ThreadConnections
 from localqueue_postgres.filters import needs_python, where_sql
 from localqueue_postgres.schema import ensure_schema
 from localqueue_postgres.sql import storable

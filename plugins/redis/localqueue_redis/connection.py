@@ -11,8 +11,6 @@ which change nothing, are tried once more on a new connection.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -99,42 +97,3 @@ def translate(exc: redis.RedisError, operation: str, where: str) -> StoreError:
             f"Redis at {where} cannot persist and refuses writes ({text}); fix the server's disk"
         )
     return StoreError(f"Redis at {where} failed {operation}: {text}")
-
-
-class ServerClock:
-    """The server's clock, read from this host's clock plus a measured offset.
-
-    Lease decisions never use it (every script reads ``TIME`` on the server);
-    callers that show ages or stamp errors need a "now" that agrees with the
-    server's. The offset is measured at first use and every minute after.
-    """
-
-    REFRESH = 60.0
-
-    def __init__(self, read_server_time: Callable[[], float]) -> None:
-        self._read = read_server_time
-        self._offset = 0.0
-        self._measured_at: float | None = None
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        local = time.time()
-        measured = self._measured_at
-        if measured is None or time.monotonic() - measured > self.REFRESH:
-            self._measure()
-            local = time.time()
-        return local + self._offset
-
-    def _measure(self) -> None:
-        with self._lock:
-            before = time.time()
-            try:
-                server = self._read()
-            except StoreError:
-                if self._measured_at is None:
-                    raise
-                self._measured_at = time.monotonic()  # keep the last offset for now
-                return
-            after = time.time()
-            self._offset = server - (before + after) / 2
-            self._measured_at = time.monotonic()

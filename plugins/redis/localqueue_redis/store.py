@@ -37,6 +37,7 @@ from localqueue.store import (
     NewMessage,
     QueueStats,
     SchemaVersionError,
+    ServerClock,
     SettleAction,
     Settlement,
     SettleResult,
@@ -51,7 +52,7 @@ from localqueue.store import (
 )
 from localqueue_redis import encoding as enc
 from localqueue_redis import scripts
-from localqueue_redis.connection import Runner, ServerClock, first_line, make_client
+from localqueue_redis.connection import Runner, first_line, make_client
 from localqueue_redis.durability import Persistence, check_durability, read_persistence
 from localqueue_redis.url import parse_redis_url
 from localqueue_redis.waiting import Waker
