@@ -26,26 +26,6 @@ def fast(**overrides: Any) -> dict[str, Any]:
     return {"poll_interval": 0.05, "handle_signals": False, **overrides}
 
 
-class FakeEntryPoint:
-    def __init__(self, name: str, plugin: object) -> None:
-        self.name, self.value, self.group, self.dist = name, f"{name}:plugin", "localqueue", None
-        self._plugin = plugin
-
-    def load(self) -> object:
-        return self._plugin
-
-
-def install(monkeypatch: pytest.MonkeyPatch, name: str, plugin: object) -> None:
-    from importlib import metadata
-
-    monkeypatch.setattr(
-        metadata,
-        "entry_points",
-        lambda group: [FakeEntryPoint(name, plugin)] if group == "localqueue" else [],
-    )
-    host.reset_plugin_manager()
-
-
 def test_async_handlers_run_concurrently_as_tasks_in_the_callers_loop(store: Store) -> None:
     async def main() -> tuple[int, set[int]]:
         q = AsyncPersistentQueue("jobs", store=store)
@@ -115,7 +95,7 @@ def test_failures_follow_the_retry_policy_then_dead_letter(store: Store) -> None
     asyncio.run(main())
 
 
-def test_the_same_hooks_are_called(monkeypatch: pytest.MonkeyPatch, store: Store) -> None:
+def test_the_same_hooks_are_called(store: Store) -> None:
     plugin = ModuleType("watching")
     wrapped: list[int] = []
     finished: list[tuple[int, str]] = []
@@ -132,7 +112,8 @@ def test_the_same_hooks_are_called(monkeypatch: pytest.MonkeyPatch, store: Store
 
     plugin.localqueue_call_handler = localqueue_call_handler  # type: ignore[attr-defined]
     plugin.localqueue_job_finished = localqueue_job_finished  # type: ignore[attr-defined]
-    install(monkeypatch, "watching", plugin)
+    pm = host.get_plugin_manager()
+    pm.register(plugin, name="watching")
 
     async def main() -> list[int]:
         q = AsyncPersistentQueue("jobs", store=store)
@@ -147,7 +128,10 @@ def test_the_same_hooks_are_called(monkeypatch: pytest.MonkeyPatch, store: Store
         await q.close()
         return ids
 
-    ok, fail = asyncio.run(main())
+    try:
+        ok, fail = asyncio.run(main())
+    finally:
+        pm.unregister(name="watching")
     assert wrapped == [ok, fail]
     assert sorted(finished) == sorted([(ok, "acked"), (fail, "dead")])
 
