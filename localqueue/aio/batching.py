@@ -44,7 +44,9 @@ class Batcher(Generic[Item, Result]):
         self._what = what
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._sending = False  # a batch is in the store
-        self._draining: asyncio.Task[None] | None = None  # the task sending the rest
+        # The task sending the rest; held here, since the loop keeps only a
+        # weak reference to a task.
+        self._draining: asyncio.Task[None] | None = None
 
     async def add(self, item: Item, abandoned: Callable[[Result], object] | None = None) -> Result:
         """Write ``item`` (now, or with the next batch); its result.

@@ -84,12 +84,6 @@ class StoreThreads:
             if thread is not threading.current_thread():
                 thread.join()
 
-    @property
-    def started(self) -> int:
-        """Threads started so far (for tests and the benchmark)."""
-        with self._lock:
-            return len(self._threads)
-
 
 def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     loop = future.get_loop()
