@@ -7,7 +7,8 @@ A third-party store imports from here and nowhere else in localqueue:
   :class:`ClaimResult`, :class:`EnqueueResult`, ...);
 * the errors a store raises (:class:`StoreError` and its subclasses);
 * the optional capabilities a store may add (settling and claiming in one
-  transaction, import, info, migrate, backup, vacuum, acked retention);
+  transaction, counts of every queue at once, recount, import, info,
+  migrate, backup, vacuum, acked retention);
 * helpers that give the protocol's states, filters and receipts one meaning
   (:func:`derived_state`, :func:`matches`, :func:`new_receipt`, ...) and the
   argument checks (``check_*``);
@@ -46,6 +47,12 @@ from localqueue.store.capabilities import (
     VacuumResult,
 )
 from localqueue.store.copy import CopyConflict, CopyReport, copy_messages
+from localqueue.store.counts import (
+    CountDifference,
+    SupportsAllStats,
+    SupportsRecount,
+    all_stats,
+)
 from localqueue.store.helpers import (
     DEAD,
     EXPIRED_ERROR_TYPE,
@@ -113,6 +120,7 @@ __all__ = [
     "Clock",
     "CopyConflict",
     "CopyReport",
+    "CountDifference",
     "EnqueueResult",
     "ErrorInfo",
     "Lease",
@@ -139,16 +147,19 @@ __all__ = [
     "StoreNotFound",
     "StoreScheme",
     "SupportsAckedRetention",
+    "SupportsAllStats",
     "SupportsBackup",
     "SupportsImport",
     "SupportsInfo",
     "SupportsMigrate",
+    "SupportsRecount",
     "SupportsSettleAndClaim",
     "SupportsVacuum",
     "SystemClock",
     "UnknownStoreError",
     "VacuumResult",
     "age_reference",
+    "all_stats",
     "batch_order",
     "check_dedupe_key",
     "check_lease_timeout",
