@@ -522,7 +522,7 @@ print("migrated", flush=True)
 """
 
 VERSION_2_TABLES = {"lq_messages", "lq_meta", "lq_workers"}
-VERSION_3_TABLES = VERSION_2_TABLES | {"lq_queue_settings", "lq_acked"}
+NEWEST_TABLES = VERSION_2_TABLES | {"lq_queue_settings", "lq_acked", "lq_counts"}
 
 
 def tables_and_version(path: Path) -> tuple[set[str], int]:
@@ -538,7 +538,7 @@ def tables_and_version(path: Path) -> tuple[set[str], int]:
 
 def migrate_slowly(path: Path, kill_after: float | None) -> tuple[int | None, list[str]]:
     """Run a slowed migration; SIGKILL it ``kill_after`` seconds into its transaction."""
-    pause = 0.3  # three statements in the last step: at least 0.9s inside the transaction
+    pause = 0.3  # eight statements in the last step: at least 2.4s inside the transaction
     child = subprocess.Popen(
         [sys.executable, "-c", MIGRATE_SLOWLY, str(path), str(pause)],
         stdout=subprocess.PIPE,
@@ -561,7 +561,7 @@ def test_sigkill_at_random_moments_inside_a_migration_leaves_version_2(tmp_path:
     items = version_2_store(control)
     # Unkilled, the slowed migration completes: the kills below hit real work.
     assert migrate_slowly(control, None) == (0, ["migrating", "migrated"])
-    assert tables_and_version(control) == (VERSION_3_TABLES, 3)
+    assert tables_and_version(control) == (NEWEST_TABLES, 4)
     rng = random.Random(3)
     for n in range(3):
         path = tmp_path / f"killed-{n}.db"
@@ -571,7 +571,7 @@ def test_sigkill_at_random_moments_inside_a_migration_leaves_version_2(tmp_path:
         assert tables_and_version(path) == (VERSION_2_TABLES, 2)  # none of the step
         assert integrity(path) == "ok"
         assert values(path) == items  # the next open migrates it, keeping every message
-        assert tables_and_version(path) == (VERSION_3_TABLES, 3)
+        assert tables_and_version(path) == (NEWEST_TABLES, 4)
 
 
 # -- backup and restore under load -------------------------------------------------------------

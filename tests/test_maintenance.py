@@ -315,14 +315,15 @@ def test_vacuum_reclaims_the_space_of_deleted_messages(tmp_path: Path) -> None:
 # -- migrate -------------------------------------------------------------------------------------
 
 
-def test_migrate_dry_run_lists_version_3_and_changes_nothing(tmp_path: Path) -> None:
+def test_migrate_dry_run_lists_versions_3_and_4_and_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     make_version_2(path)
     before = digest(path)
     plan = doc("--store", str(path), "store", "migrate", "--dry-run")
-    assert (plan["from"], plan["to"], plan["dry_run"]) == (2, 3, True)
-    assert [step["version"] for step in plan["steps"]] == [3]
+    assert (plan["from"], plan["to"], plan["dry_run"]) == (2, 4, True)
+    assert [step["version"] for step in plan["steps"]] == [3, 4]
     assert any("lq_acked" in s for s in plan["steps"][0]["statements"])
+    assert any("lq_counts" in s for s in plan["steps"][1]["statements"])
     # info and check look without migrating either
     assert doc("--store", str(path), "store", "info")["schema_version"] == 2
     ok("--store", str(path), "store", "check")
@@ -333,8 +334,8 @@ def test_migrate_from_version_2_keeps_every_message(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     make_version_2(path, messages=7)
     text = ok("--store", str(path), "store", "migrate").stdout
-    assert "migrated schema version 2 -> 3" in text
-    assert user_version(path) == 3
+    assert "migrated schema version 2 -> 4" in text
+    assert user_version(path) == 4
     assert "nothing to do" in ok("--store", str(path), "store", "migrate").stdout
     store = SQLiteStore(path)
     q = PersistentQueue("jobs", store=store)

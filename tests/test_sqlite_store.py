@@ -463,3 +463,28 @@ def test_a_claim_that_fails_after_an_earlier_pass_returns_what_it_leased(
     assert store.ack("q", [Lease(leased[0].id, leased[0].receipt or "")]) == []
     assert store.stats("q").ready == 1
     store.close()
+
+
+def test_opening_a_file_twice_in_one_process_keeps_the_first_stores_locks(tmp_path: Path) -> None:
+    # Closing any descriptor of a file drops every POSIX lock this process
+    # holds on it. Opening a second store on the same file used to read the
+    # header through a descriptor of its own and close it: the first store's
+    # locks went with it, and another process closing its connection took
+    # itself for the last user and checkpointed and deleted the WAL under
+    # the first store (seen as a waiting get that never saw a put, then
+    # "disk I/O error").
+    path = tmp_path / "q.db"
+    first = SQLiteStore(path)
+    q = PersistentQueue("jobs", store=first)
+    q.put("kept")
+    SQLiteStore(path).close()
+    subprocess.run(
+        [sys.executable, "-c",
+         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+         "c.execute('SELECT count(*) FROM lq_messages').fetchall(); c.close()", str(path)],
+        check=True,
+    )  # fmt: skip
+    assert path.with_name("q.db-wal").exists(), "the other process took itself for the last user"
+    q.put("second")
+    assert [q.get(timeout=1).value, q.get(timeout=1).value] == ["kept", "second"]
+    first.close()

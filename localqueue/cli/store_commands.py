@@ -14,6 +14,9 @@ do is asked of its capabilities, never of its URL scheme.
 
 from __future__ import annotations
 
+import inspect
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from localqueue.store.capabilities import (
     SupportsMigrate,
     SupportsVacuum,
 )
+from localqueue.store.counts import SupportsRecount
 from localqueue.store.url import open_store
 
 
@@ -90,18 +94,33 @@ def info_command(as_json: bool) -> None:
 
 
 @click.command("check", epilog=example("localqueue store check --json"))
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild the kept message counts from the messages if they differ.",
+)
 @json_option
-def check_command(as_json: bool) -> None:
+def check_command(repair: bool, as_json: bool) -> None:
     """Integrity check of the whole store; exit 1 when anything is wrong."""
     store = maintenance_store()
+    repaired: list[str] = []
+    if repair:
+        if not isinstance(store, SupportsRecount):
+            raise unsupported(store, "repairing counts (it keeps none)")
+        repaired = [str(difference) for difference in store.recount(repair=True)]
     problems = store.check()
     if as_json:
-        emit_json({"url": store.url, "ok": not problems, "problems": problems})
-    elif problems:
+        document: dict[str, Any] = {"url": store.url, "ok": not problems, "problems": problems}
+        if repair:
+            document["repaired"] = repaired
+        emit_json(document)
+    else:
+        for line in repaired:
+            click.echo(f"repaired: {line}")
         for problem in problems:
             click.echo(problem)
-    else:
-        click.echo(f"ok: {store.url} passed the integrity check")
+        if not problems:
+            click.echo(f"ok: {store.url} passed the integrity check")
     if problems:
         raise SystemExit(1)
 
@@ -162,7 +181,11 @@ def migrate_command(dry_run: bool, as_json: bool) -> None:
         for m in status.pending
     ]
     if status.pending and not dry_run:
-        store.migrate()
+        with CountingProgress() as progress:
+            if accepts_keyword(store.migrate, "progress"):
+                store.migrate(progress=progress)  # type: ignore[call-arg]
+            else:
+                store.migrate()
     if as_json:
         emit_json(
             {
@@ -180,6 +203,44 @@ def migrate_command(dry_run: bool, as_json: bool) -> None:
     click.echo(f"{verb} schema version {status.version} -> {status.newest}:")
     for step in steps:
         click.echo(f"  {step['version']}: {step['description']}")
+
+
+def accepts_keyword(function: Callable[..., object], name: str) -> bool:
+    """Whether ``function`` takes keyword ``name`` (an optional extra of a
+    capability, which stores written before it existed do not take)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+class CountingProgress:
+    """``progress(done, total)`` for a migration's long part, as a bar on
+    stderr, shown only when there is enough to count to be worth one."""
+
+    SHOW_FROM = 100_000
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._shown = 0
+
+    def __enter__(self) -> CountingProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if total < self.SHOW_FROM:
+                return
+            self._bar = click.progressbar(
+                length=total, label="counting messages", file=sys.stderr
+            ).__enter__()
+        self._bar.update(min(done, total) - self._shown)
+        self._shown = min(done, total)
 
 
 def store_group() -> click.Group:

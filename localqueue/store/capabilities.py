@@ -106,7 +106,13 @@ class SupportsMigrate(Protocol):
         ...
 
     def migrate(self) -> tuple[int, int]:
-        """Run every pending step in one transaction; (from, to) versions."""
+        """Run every pending step in one transaction; (from, to) versions.
+
+        A store whose migration has a long part after the transaction (the
+        SQLite store counting the messages of a large file) may also take a
+        keyword ``progress``, a callable given ``(done, total)``; ``store
+        migrate`` passes it when the signature has it and shows a bar.
+        """
         ...
 
 

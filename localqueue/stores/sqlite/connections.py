@@ -107,6 +107,30 @@ class _Connection(sqlite3.Connection):
     """A plain connection that can be weakly referenced (the C type cannot)."""
 
 
+# Every pool connection of this process, by file. Closing *any* file
+# descriptor of a file drops all of this process's POSIX locks on it, the
+# locks SQLite's connections rely on (SQLite shares its own descriptors
+# between connections, but knows nothing of one Python opens). So Python
+# must not open and close a store file that a connection of this process
+# holds: another process could then take it for unused and checkpoint and
+# delete its WAL under our feet.
+_connections_by_path: dict[str, weakref.WeakSet[_Connection]] = {}
+_connections_lock = threading.Lock()
+
+
+def open_in_this_process(path: Path) -> bool:
+    """True when a connection of this process has ``path`` open now."""
+    with _connections_lock:
+        conns = list(_connections_by_path.get(str(path), ()))
+    for conn in conns:
+        try:
+            conn.total_changes  # noqa: B018 - raises ProgrammingError once closed
+        except sqlite3.ProgrammingError:
+            continue
+        return True
+    return False
+
+
 class ThreadConnections:
     def __init__(
         self, path: Path, configure: Callable[[sqlite3.Connection], None], busy_timeout: float
@@ -140,6 +164,8 @@ class ThreadConnections:
             raise
         with self._lock:
             self._owners[conn] = threading.current_thread()
+        with _connections_lock:
+            _connections_by_path.setdefault(str(self._path), weakref.WeakSet()).add(conn)
         self._local.conn = conn
         self._local.generation = _fork_generation
         return conn
@@ -220,6 +246,8 @@ def _needs_writable_directory(path: Path) -> bool:
     -shm exists (no process has the file open) it must create one, which a
     user who cannot write the directory cannot do, not even to read.
     """
+    if open_in_this_process(path):
+        return False  # reading the header would drop our connections' locks
     try:
         with path.open("rb") as handle:
             header = handle.read(20)

@@ -16,6 +16,7 @@ from localqueue.errors import StoreError
 from localqueue.store import MessageRecord
 from localqueue.store.helpers import INFLIGHT, new_receipt, stored_state
 from localqueue.stores.sqlite.connections import ThreadConnections, translate_error
+from localqueue.stores.sqlite.counts import count_imported
 
 IMPORT_SQL = """
 INSERT INTO lq_messages (id, queue, payload, state, priority, attempts, created_at,
@@ -87,6 +88,7 @@ class SQLiteImport:
                 if problems:
                     raise StoreError(f"cannot import into {self.url}: {problems[0]}")
                 conn.executemany(IMPORT_SQL, [_row(record) for record in records])
+                count_imported(conn, records)
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         self._imported()

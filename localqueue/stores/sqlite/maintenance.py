@@ -12,11 +12,12 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from localqueue import __version__
 from localqueue.errors import StoreBusyError, StoreCorruptError, StoreError
+from localqueue.store import QueueStats
 from localqueue.store.capabilities import (
     BackupResult,
     Migration,
@@ -26,6 +27,7 @@ from localqueue.store.capabilities import (
 )
 from localqueue.stores.sqlite import faults, schema
 from localqueue.stores.sqlite.connections import translate_error
+from localqueue.stores.sqlite.counts import COUNTS_VERSION
 from localqueue.stores.sqlite.retention import RETENTION_VERSION, install_archive_trigger
 
 # Counts by user-visible state, one scan; :now is the store clock.
@@ -62,6 +64,15 @@ class SQLiteMaintenance:
     def _now(self) -> float:
         raise NotImplementedError
 
+    def all_stats(self) -> list[QueueStats]:
+        raise NotImplementedError  # SQLiteCounts
+
+    def acked_counts(self) -> dict[str, int]:
+        raise NotImplementedError  # SQLiteCounts
+
+    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> None:
+        raise NotImplementedError  # SQLiteCounts
+
     @contextlib.contextmanager
     def _own_connection(self) -> Iterator[sqlite3.Connection]:
         try:
@@ -87,15 +98,31 @@ class SQLiteMaintenance:
                 free_pages = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
                 journal = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
                 counts: dict[str, dict[str, int]] = {}
-                for queue, state, n in conn.execute(COUNTS_SQL, {"now": self._now()}):
-                    counts.setdefault(queue, {})[state] = int(n)
-                if version >= RETENTION_VERSION:
+                if version < COUNTS_VERSION:  # an older file, opened as found
+                    for queue, state, n in conn.execute(COUNTS_SQL, {"now": self._now()}):
+                        counts.setdefault(queue, {})[state] = int(n)
+                if RETENTION_VERSION <= version < COUNTS_VERSION:
                     for queue, n in conn.execute(
                         "SELECT queue, count(*) FROM lq_acked GROUP BY queue"
                     ):
                         counts.setdefault(queue, {})["acked_archived"] = int(n)
             finally:
                 conn.execute("COMMIT")
+        if version >= COUNTS_VERSION:
+            # The kept counts: O(queues) however large the backlog.
+            for stats in self.all_stats():
+                counts[stats.queue] = {
+                    state: n
+                    for state, n in (
+                        ("ready", stats.ready),
+                        ("delayed", stats.delayed),
+                        ("inflight", stats.inflight),
+                        ("dead", stats.dead),
+                    )
+                    if n
+                }
+            for queue, n in self.acked_counts().items():
+                counts.setdefault(queue, {})["acked_archived"] = n
         settings: dict[str, object] = {
             "journal_mode": journal,
             "synchronous": self.synchronous,
@@ -139,7 +166,10 @@ class SQLiteMaintenance:
         ]
         return SchemaStatus(version=version, newest=len(schema.MIGRATIONS), pending=pending)
 
-    def migrate(self) -> tuple[int, int]:
+    def migrate(self, *, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Run the pending steps in one transaction, then build what they left
+        to build: the counts of a file migrated to version 4 are folded in
+        short transactions, reporting ``progress(done, total)``."""
         with self._own_connection() as conn:
             result = schema.migrate(conn, self.path)
         # The calling thread's connection may predate lq_acked; give it the trigger now.
@@ -147,6 +177,8 @@ class SQLiteMaintenance:
         if pool is not None and result[1] >= RETENTION_VERSION:
             with contextlib.suppress(sqlite3.Error):
                 install_archive_trigger(pool.get(), self._now)
+        if pool is not None and result[1] >= COUNTS_VERSION:
+            self.catch_up(progress)
         return result
 
     # -- backup ----------------------------------------------------------------

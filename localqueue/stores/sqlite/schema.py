@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localqueue.errors import SchemaVersionError, StoreCorruptError
-from localqueue.stores.sqlite import faults
+from localqueue.stores.sqlite import counts, faults
 
 # "LQ01" read as a big-endian integer: marks a file as a localqueue store.
 APPLICATION_ID = 0x4C513031
@@ -120,6 +120,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Listing and pruning by age, per queue.
         "CREATE INDEX lq_acked_age ON lq_acked (queue, acked_at)",
     ),
+    # Version 4: counts kept per queue, so stats cost O(queues) at any
+    # backlog (localqueue/stores/sqlite/counts.py explains the design).
+    counts.MIGRATION_STATEMENTS,
 )
 
 # What each step does, for `localqueue store migrate --dry-run`.
@@ -127,6 +130,7 @@ MIGRATION_NOTES: tuple[str, ...] = (
     "messages table, claim/dead/dedupe indexes, id high-water mark",
     "worker heartbeats (lq_workers)",
     "acked-message retention: per-queue settings (lq_queue_settings) and archive (lq_acked)",
+    "counts kept per queue (lq_counts), so stats cost the same at any backlog",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -58,9 +58,17 @@ from localqueue.stores.sqlite.connections import (
     busy_timeout_ms,
     canonical_path,
     check_busy_timeout,
+    open_in_this_process,
     read_only_uri,
     translate_error,
     url_path,
+)
+from localqueue.stores.sqlite.counts import (
+    COUNTS_VERSION,
+    FOLD_EVERY,
+    WATERMARK_SQL,
+    SQLiteCounts,
+    differences_as_problems,
 )
 from localqueue.stores.sqlite.importing import SQLiteImport
 from localqueue.stores.sqlite.maintenance import SQLiteMaintenance
@@ -121,7 +129,7 @@ def _notifier_for(path: Path) -> _Notifier:
         return _notifiers.setdefault(str(path), _Notifier())
 
 
-class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
+class SQLiteStore(SQLiteCounts, SQLiteMaintenance, SQLiteRetention, SQLiteImport):
     """The SQLite reference store. Thread-safe; many processes may share the file.
 
     ``create=False`` refuses a missing file instead of creating it, and
@@ -158,14 +166,19 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         self._notifier = _notifier_for(self.path)
         self._create = create
         self._migrate = migrate
+        self._counted_upto = -1  # not known yet (see SQLiteCounts._has_counts)
+        self._high_at_open = 0
         self._open_file()
         self._pool = ThreadConnections(self.path, self._configure, self.busy_timeout)
+        if self._migrate:
+            self._catch_up_on_open()
 
     # -- opening -------------------------------------------------------------
 
     def _open_file(self) -> None:
         """Check, then initialise or migrate the file, before any pragma writes to it."""
-        schema.check_header(self.path)
+        if not open_in_this_process(self.path):  # verified when it was opened, and see there
+            schema.check_header(self.path)
         if not self._create and (not self.path.exists() or self.path.stat().st_size == 0):
             raise StoreNotFound(f"no store at {self.path}: the file does not exist or is empty")
         if not self.path.exists():
@@ -192,10 +205,18 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             if action != "ok":
                 self._retry_busy(lambda: schema.migrate(conn, self.path))
+            self._read_watermark(conn)
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         finally:
             conn.close()
+
+    def _catch_up_on_open(self) -> None:
+        """Fold what a migration (or a process that died before folding) left
+        fresh, so stats stay cheap; a file just migrated to kept counts is
+        folded here, in short transactions (``store migrate`` shows progress)."""
+        if self._counted_upto >= 0 and self._high_at_open - self._counted_upto >= FOLD_EVERY:
+            self.catch_up()
 
     def _identify(self) -> str:
         try:
@@ -206,11 +227,23 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         try:
             app_id, version, objects = schema.read_identity(conn, self.path)
-            return schema.verify_identity(self.path, app_id, version, objects)
+            action = schema.verify_identity(self.path, app_id, version, objects)
+            if action == "ok" and self._migrate:  # not for a look at a file as found
+                self._read_watermark(conn)
+            return action
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         finally:
             conn.close()
+
+    def _read_watermark(self, conn: sqlite3.Connection) -> None:
+        """Note the counts' watermark and the highest id, on a connection the
+        opening uses anyway (a pool connection here would stay behind in the
+        opening thread, which may never use the store again)."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] < COUNTS_VERSION:
+            return
+        self._counted_upto = int(conn.execute(f"SELECT {WATERMARK_SQL}").fetchone()[0])
+        self._high_at_open = int(conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()[0])
 
     def _retry_busy(self, action: Callable[[], object]) -> None:
         # journal_mode and the first BEGIN can report "locked" without waiting
@@ -279,6 +312,8 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         self._notifier.notify()
+        if result.records and result.records[-1].id - self._counted_upto >= FOLD_EVERY:
+            self._maybe_fold(result.records[-1].id)
         return result
 
     def _enqueue_one(self, queue: str, msg: NewMessage) -> list[MessageRecord]:
@@ -617,7 +652,9 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
         )
         return [self._record(row, now) for row in rows]
 
-    def stats(self, queue: str) -> QueueStats:
+    def _counted_stats(self, queue: str) -> QueueStats:
+        """Stats by counting the messages, for an older file opened as found
+        (schema < 4, no kept counts); SQLiteCounts.stats is the usual path."""
         now = self._now()
         try:
             with self._pool.snapshot() as conn:  # one consistent view for all numbers
@@ -645,8 +682,9 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
             workers={str(k): float(v) for k, v in workers.items()},
         )
 
-    def queues(self) -> list[str]:
-        # Jump from one queue name to the next through the two indexes that
+    def _counted_queues(self) -> list[str]:
+        # For an older file opened as found (SQLiteCounts.queues otherwise):
+        # jump from one queue name to the next through the two indexes that
         # together hold every message, instead of scanning the messages.
         rows = self._read(QUEUES_SQL, ())
         return [row[0] for row in rows]
@@ -771,6 +809,8 @@ class SQLiteStore(SQLiteMaintenance, SQLiteRetention, SQLiteImport):
                     problems.append(f"message {id_} has an impossible state or attempt count")
             except sqlite3.DatabaseError as exc:  # damage the integrity check did not stop at
                 problems.append(f"cannot read the messages: {exc}")
+        if not problems:  # counting a damaged file would only add noise
+            problems.extend(differences_as_problems(self.recount()))
         return problems
 
     def _imported(self) -> None:
