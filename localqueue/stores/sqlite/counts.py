@@ -198,12 +198,12 @@ def count_imported(conn: sqlite3.Connection, records: Iterable[MessageRecord]) -
     )
 
 
-def fold(conn: sqlite3.Connection, chunk: int = FOLD_CHUNK) -> tuple[int, int]:
-    """Fold up to ``chunk`` ids above the watermark into lq_counts, inside the
+def fold(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Fold up to FOLD_CHUNK ids above the watermark into lq_counts, inside the
     caller's write transaction; (new watermark, high-water id)."""
     start = int(conn.execute(f"SELECT {WATERMARK_SQL}").fetchone()[0])
     high = int(conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()[0])
-    upto = min(high, start + chunk)
+    upto = min(high, start + FOLD_CHUNK)
     if upto > start:
         conn.execute(FOLD_SQL, {"start": start, "upto": upto})
         conn.execute("UPDATE lq_meta SET value = ? WHERE key = 'counted_upto'", (upto,))
