@@ -29,6 +29,7 @@ from localqueue.store import (
     NewMessage,
     State,
     Store,
+    all_stats,
 )
 from localqueue_harness.settle_contract import SettleContract
 from localqueue_harness.state_machine import NEIGHBOUR, StoreOpener, machine_for
@@ -405,6 +406,44 @@ class StoreContract(SettleContract):
         after_purge, added = put("k2")
         assert added and after_purge not in (k1, k2, after_ack), "free once purged"
         store.purge(Q)
+        store.close()
+
+    def test_every_queues_stats_at_once_equal_stats_per_queue(
+        self, open_store: StoreOpener
+    ) -> None:
+        """all_stats (the store's SupportsAllStats, where it has it) lists every
+        queue that holds a message, one holding only dead letters included,
+        with the counts stats gives, and follows the clock with no write."""
+        clock = ManualClock()
+        store = opened(open_store, clock)
+        for name in (Q, NEIGHBOUR):
+            store.purge(name)
+        store.enqueue(Q, [NewMessage(b"1"), NewMessage(b"2", delay=60), NewMessage(b"3")])
+        leased(store, 1)
+        store.enqueue(NEIGHBOUR, [NewMessage(b"d")])
+        [dead] = store.claim(NEIGHBOUR, worker_id="w", limit=1, lease_seconds=30).leased
+        assert dead.receipt is not None
+        store.dead_letter(NEIGHBOUR, Lease(dead.id, dead.receipt))
+
+        def counts() -> dict[str, tuple[int, int, int, int]]:
+            every = all_stats(store)
+            assert [s.queue for s in every] == store.queues(), "all_stats lists queues()"
+            found = {s.queue: (s.ready, s.delayed, s.inflight, s.dead) for s in every}
+            for name, numbers in found.items():
+                alone = store.stats(name)
+                assert numbers == (alone.ready, alone.delayed, alone.inflight, alone.dead), (
+                    f"all_stats and stats disagree on {name!r}"
+                )
+            return found
+
+        found = counts()
+        assert found[Q] == (1, 1, 1, 0) and found[NEIGHBOUR] == (0, 0, 0, 1)
+        clock.advance(61)  # the delay ends and the lease expires, with no write
+        found = counts()
+        assert found[Q] == (3, 0, 0, 0), "ready, delayed and inflight follow the clock"
+        for name in (Q, NEIGHBOUR):
+            store.purge(name)
+        assert not {Q, NEIGHBOUR} & {s.queue for s in all_stats(store)}, "emptied queues go"
         store.close()
 
     def test_heartbeats_show_in_stats(self, open_store: StoreOpener) -> None:

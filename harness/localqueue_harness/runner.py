@@ -51,7 +51,7 @@ from typing import Any
 from localqueue.errors import LeaseExpired, StoreBusyError, StoreConnectionLost, StoreError
 from localqueue.message import Message
 from localqueue.queue import PersistentQueue
-from localqueue.store import redact_url
+from localqueue.store import State, Store, all_stats, redact_url
 from localqueue_harness.process_group import (
     child_setup,
     kill_group,
@@ -306,6 +306,25 @@ def _read_ids(path: Path) -> list[str]:
     if not path.exists():
         return []
     return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def counts_match_a_recount(store: Store) -> bool:
+    """Whether the store's counts (its kept ones, where it keeps them) equal
+    its messages counted one by one: after kills, a count that drifted shows."""
+    every = all_stats(store)
+    if [s.queue for s in every] != store.queues():
+        return False
+    for stats in every:
+        counted = Counter(m.state for m in store.list_messages(stats.queue))
+        found = {
+            State.READY: stats.ready,
+            State.DELAYED: stats.delayed,
+            State.INFLIGHT: stats.inflight,
+            State.DEAD: stats.dead,
+        }
+        if any(counted.get(state, 0) != n for state, n in found.items()):
+            return False
+    return True
 
 
 @contextmanager
@@ -644,13 +663,14 @@ def _run(
     if in_time:
         # The store is asked only while time is left: a store that hangs
         # must not hold the verdict (the alarm stops a call at the deadline).
-        def final() -> tuple[Any, list[str]]:
+        def final() -> tuple[Any, list[str], bool]:
             with PersistentQueue(QUEUE, store=url) as q:
-                return q.stats(), q.store.check()
+                return q.stats(), q.store.check(), counts_match_a_recount(q.store)
 
-        stats, problems = _retrying(final, ends)
+        stats, problems, counted = _retrying(final, ends)
         invariants["no message left in the store"] = stats.total == 0
         invariants["store integrity check clean"] = problems == []
+        invariants["every queue's counts equal a recount of its messages"] = counted
     else:
         report.notes.append("the store was not checked (stats, check()): no time was left")
     invariants["duplicates only for messages a killed process held"] = not unexplained

@@ -34,7 +34,15 @@ from hypothesis.stateful import (
 )
 
 from localqueue.clock import ManualClock
-from localqueue.store import ErrorInfo, Lease, MessageFilter, NewMessage, State, Store
+from localqueue.store import (
+    ErrorInfo,
+    Lease,
+    MessageFilter,
+    NewMessage,
+    State,
+    Store,
+    all_stats,
+)
 from localqueue_harness.model import DEAD, INFLIGHT, READY, Model, ModelMessage
 
 QUEUE = "contract"
@@ -42,7 +50,9 @@ QUEUE = "contract"
 # (claims, purges, requeues, dedupe keys and fences are all per queue).
 NEIGHBOUR = "contract-neighbour"
 LEASE = 30.0
-MAX_ATTEMPTS = 3
+# Two attempts, so that a message reaches "exhausted" (claim, expire, claim,
+# expire, claim) within a few steps and the exhausted paths come up often.
+MAX_ATTEMPTS = 2
 # On the store's own clock every positive duration is pushed this far out,
 # so that nothing comes due while the machine runs.
 FAR = 1_000_000.0
@@ -150,7 +160,9 @@ class StoreStateMachine(RuleBasedStateMachine):
         superseded = [lease for lease in self.leases
                       if (m := self.model.messages.get(lease.id)) is not None
                       and m.leased and m.receipt != lease.receipt]  # fmt: skip
-        pools = [pool for pool in (current, superseded, self.leases) if pool]
+        # Current leases are listed twice: an operation that acts is where
+        # errors must be kept and attempts counted, so it comes up half the time.
+        pools = [pool for pool in (current, current, superseded, self.leases) if pool]
         pool = pools[data.draw(st.integers(min_value=0, max_value=len(pools) - 1))]
         return data.draw(st.sampled_from(pool))
 
@@ -159,10 +171,22 @@ class StoreStateMachine(RuleBasedStateMachine):
 
     # -- rules -------------------------------------------------------------
 
-    @initialize(batch=st.lists(st.tuples(delays, priorities, keys), min_size=2, max_size=5))
-    def first_puts(self, batch: list[tuple[float, int, str | None]]) -> None:
-        """Every run starts with messages, so that no run is spent on an empty queue."""
+    @initialize(
+        batch=st.lists(st.tuples(delays, priorities, keys), min_size=2, max_size=5),
+        one_dead=st.booleans(),
+    )
+    def first_puts(self, batch: list[tuple[float, int, str | None]], one_dead: bool) -> None:
+        """Every run starts with messages, so that no run is spent on an empty
+        queue, and half start with a dead letter too, so that requeue, purge
+        and their dry runs have one to act on from the first step."""
         self._put(batch)
+        if one_dead:
+            self.claim(1)
+            live = [m for m in self.model.messages.values() if m.leased]
+            for message in live:
+                assert message.receipt is not None
+                assert self.store.dead_letter(QUEUE, Lease(message.id, message.receipt))
+                message.dead, message.leased, message.receipt = True, False, None
 
     @rule(batch=st.lists(st.tuples(delays, priorities, keys), min_size=1, max_size=4))
     def put(self, batch: list[tuple[float, int, str | None]]) -> None:
@@ -398,7 +422,7 @@ class StoreStateMachine(RuleBasedStateMachine):
             del self.model.messages[message_id]  # its dedupe key is free again
 
     @precondition(lambda self: not self.own_clock)
-    @rule(seconds=st.sampled_from([1.0, 10.0, 31.0]))
+    @rule(seconds=st.sampled_from([1.0, 10.0, 31.0, 61.0]))  # half outlast a lease
     def advance(self, seconds: float) -> None:
         assert self.clock is not None
         self.clock.advance(seconds)
@@ -428,6 +452,20 @@ class StoreStateMachine(RuleBasedStateMachine):
             ), "oldest_ready_age follows the oldest ready message"
         inflight = expected["inflight"]
         assert dict(stats.inflight_by_worker) == ({"w": inflight} if inflight else {})
+
+    @invariant()
+    def every_queues_stats_match_one_queues(self) -> None:
+        # all_stats is a store's fast path for counting every queue at once
+        # (kept counts where it has them); it must say what stats says.
+        every = {s.queue: s for s in all_stats(self.store)}
+        names = self.store.queues()
+        assert sorted(every) == names, f"all_stats covers {sorted(every)}, queues() {names}"
+        assert (QUEUE in every) == bool(self.model.messages), "a queue holding messages is listed"
+        for name, found in every.items():
+            alone = self.store.stats(name)
+            assert (found.ready, found.delayed, found.inflight, found.dead) == (
+                alone.ready, alone.delayed, alone.inflight, alone.dead,
+            ), f"all_stats {found} != stats {alone}"  # fmt: skip
 
     @invariant()
     def other_queues_are_untouched(self) -> None:

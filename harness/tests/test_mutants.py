@@ -36,6 +36,7 @@ from localqueue.store import (
     NewMessage,
     QueueStats,
     Store,
+    all_stats,
     batch_order,
     delivery_order,
     exhausted_error,
@@ -301,6 +302,22 @@ class StatsCountDelayedAsReady(Delegating):
         return replace(s, ready=s.ready + s.delayed, delayed=0)
 
 
+class AllStatsLeavesOutDeadOnlyQueues(Delegating):
+    def all_stats(self) -> list[QueueStats]:
+        return [s for s in all_stats(self.inner) if s.total > s.dead]
+
+
+class AllStatsMissesTheClock(Delegating):
+    """Counts as if no time passed since the first call (a stale cache)."""
+
+    cached: list[QueueStats] | None = None
+
+    def all_stats(self) -> list[QueueStats]:
+        if self.cached is None:
+            self.cached = all_stats(self.inner)
+        return self.cached
+
+
 class IgnoresHeartbeats(Delegating):
     def record_heartbeat(self, queue: str, worker_id: str, *, stopped: bool = False) -> None:
         pass
@@ -488,7 +505,7 @@ def forgets_on_reopen(tmp_path: Path) -> StoreOpener:
 
 SM = "state machine"
 SM_SETTINGS = settings(
-    max_examples=60,
+    max_examples=150,
     stateful_step_count=30,
     deadline=None,
     derandomize=True,
@@ -565,6 +582,7 @@ LIMITS = SC + "test_claim_limit_and_listing_pages"
 FILTERS = SC + "test_filters_select_the_same_messages_everywhere"
 DEDUPE = SC + "test_dedupe_keys_live_until_ack_or_purge"
 HEARTBEATS = SC + "test_heartbeats_show_in_stats"
+ALL_STATS = SC + "test_every_queues_stats_at_once_equal_stats_per_queue"
 SHAPES = SC + "test_claim_and_enqueue_return_the_protocol_results"
 PUT_ACK = SC + "test_put_claim_ack"
 EXHAUSTED = SC + "test_exhausted_lease_becomes_dead"
@@ -661,6 +679,8 @@ MUTANTS: list[Mutant] = [
     Mutant("ForgetsOnReopen", forgets_on_reopen, (SM, Q_REOPEN)),
     *internal(ForgetsAttemptsOnReopen, SM, Q_REOPEN),
     *both(StatsCountDelayedAsReady, SM, Q_STATS),
+    *both(AllStatsLeavesOutDeadOnlyQueues, ALL_STATS),
+    *one(AllStatsMissesTheClock, SM, ALL_STATS),
     *both(IgnoresHeartbeats, HEARTBEATS),
     *one(IgnoresStoppedHeartbeats, HEARTBEATS),
 ]
