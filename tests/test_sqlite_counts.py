@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import queue as stdlib_queue
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -296,3 +300,27 @@ def test_random_operations_keep_the_counts_exact(
             assert_exact(store)
     finally:
         store.close()
+
+
+def test_the_stats_benchmark_runs_and_compares_kept_counts_with_counting(tmp_path: Path) -> None:
+    """The benchmark checks kept counts against counting before it times them;
+    a tiny run keeps the script working (its timings are not looked at)."""
+    saved = tmp_path / "runs.json"
+    script = Path(__file__).parent.parent / "examples" / "stats_benchmark.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--sizes", "100,1500", "--queues", "3", "--per-queue",
+         "50", "--delayed", "200", "--repeats", "1", "--baseline-repeats", "1",
+         "--save", str(saved)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "LOCALQUEUE_PLUGINS": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(saved.read_text())
+    cases = [row["case"] for row in run["results"]["rows"]]
+    assert cases == [
+        "one queue, 100 ready: stats",
+        "one queue, 1,500 ready: stats",
+        "3 queues x 50: all_stats",
+        "one queue, 200 delayed: stats",
+    ]
+    assert all(row["ratio"] > 0 for row in run["results"]["rows"])

@@ -52,6 +52,7 @@ from localqueue.store.counts import (
     SupportsAllStats,
     SupportsRecount,
     all_stats,
+    differences_as_problems,
 )
 from localqueue.store.helpers import (
     DEAD,
@@ -172,6 +173,7 @@ __all__ = [
     "default_store_url",
     "delivery_order",
     "derived_state",
+    "differences_as_problems",
     "exhausted_error",
     "hookimpl",
     "matches",

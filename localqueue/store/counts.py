@@ -16,6 +16,7 @@ working unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -28,7 +29,7 @@ class CountDifference:
     """One kept count that disagrees with a recount of the messages.
 
     ``kind`` names what is counted in the store's own terms (for the SQLite
-    and PostgreSQL stores: ``queued``, ``inflight``, ``dead`` or
+    store: ``live`` (ready, delayed or inflight), ``dead`` or
     ``acked_archived``).
     """
 
@@ -73,3 +74,15 @@ def all_stats(store: Store) -> list[QueueStats]:
     if isinstance(store, SupportsAllStats):
         return store.all_stats()
     return [store.stats(queue) for queue in store.queues()]
+
+
+def differences_as_problems(differences: Sequence[CountDifference]) -> list[str]:
+    """``Store.check()`` lines for count differences, one each, saying how to fix them.
+
+    A store that keeps counts appends these to its other problems, so
+    ``localqueue store check`` reads the same on every such store.
+    """
+    return [
+        f"counts: {difference}; run 'localqueue store check --repair' to rebuild them"
+        for difference in differences
+    ]

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from localqueue.store import MessageRecord, QueueStats
@@ -404,11 +404,3 @@ def _rebuild(conn: sqlite3.Connection) -> None:
         "INSERT INTO lq_counts (queue, state, n) SELECT queue, 3, count(*) FROM lq_acked GROUP BY 1"
     )
     conn.execute("UPDATE lq_meta SET value = ? WHERE key = 'counted_upto'", (high,))
-
-
-def differences_as_problems(differences: Sequence[CountDifference]) -> list[str]:
-    """``store check`` lines for count differences."""
-    return [
-        f"counts: {difference}; run 'localqueue store check --repair' to rebuild them"
-        for difference in differences
-    ]

@@ -45,6 +45,7 @@ from localqueue.store import (
     State,
     batch_order,
     check_positive_int,
+    differences_as_problems,
 )
 from localqueue.store.helpers import (
     INFLIGHT,
@@ -68,7 +69,6 @@ from localqueue.stores.sqlite.counts import (
     FOLD_EVERY,
     WATERMARK_SQL,
     SQLiteCounts,
-    differences_as_problems,
 )
 from localqueue.stores.sqlite.importing import SQLiteImport
 from localqueue.stores.sqlite.maintenance import SQLiteMaintenance

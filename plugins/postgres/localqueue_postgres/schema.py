@@ -12,6 +12,7 @@ only a missing or empty schema is initialised.
 from __future__ import annotations
 
 from localqueue.errors import SchemaVersionError, StoreCorruptError, StoreNotFound
+from localqueue_postgres import counts
 from localqueue_postgres.connections import Conn
 
 # Version N is reached by running MIGRATIONS[N - 1] on a version N - 1 schema.
@@ -71,6 +72,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # Version 2: kept counts (lq_counts, lq_count_deltas and the triggers
+    # on lq_messages that write them), filled from a count of the messages
+    # in the same transaction; localqueue_postgres.counts explains them.
+    counts.MIGRATION_STATEMENTS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -150,29 +150,6 @@ UPDATE {{s}}.lq_messages SET state = 0, attempts = 0, available_at = {NOW} + %(d
 WHERE queue = %(queue)s AND state = 2 AND id = ANY(%(ids)s::bigint[])
 """
 
-# One statement, one snapshot: every number describes the same instant.
-STATS = f"""
-WITH t AS (SELECT {NOW} AS now)
-SELECT
-    t.now,
-    (SELECT count(*) FROM {{s}}.lq_messages
-        WHERE queue = %(queue)s AND state < 2 AND available_at <= t.now),
-    (SELECT count(*) FROM {{s}}.lq_messages
-        WHERE queue = %(queue)s AND state = 0 AND available_at > t.now),
-    (SELECT count(*) FROM {{s}}.lq_messages
-        WHERE queue = %(queue)s AND state = 1 AND available_at > t.now),
-    (SELECT count(*) FROM {{s}}.lq_messages WHERE queue = %(queue)s AND state = 2),
-    (SELECT min(available_at) FROM {{s}}.lq_messages
-        WHERE queue = %(queue)s AND state < 2 AND available_at <= t.now),
-    (SELECT coalesce(json_object_agg(coalesce(w.leased_by, ''), w.n), '{{{{}}}}') FROM (
-        SELECT leased_by, count(*) AS n FROM {{s}}.lq_messages
-        WHERE queue = %(queue)s AND state = 1 AND available_at > t.now
-        GROUP BY leased_by) w),
-    (SELECT coalesce(json_object_agg(worker_id, last_seen), '{{{{}}}}')
-        FROM {{s}}.lq_workers WHERE queue = %(queue)s)
-FROM t
-"""
-
 # The earliest available_at among a queue's queued and leased messages: one
 # index seek per distinct priority (a skip scan written out), so waiting on
 # a queue with a large delayed backlog does not read the backlog.

@@ -23,7 +23,7 @@ Design (docs/postgres.md has the long form):
 
 from __future__ import annotations
 
-import json
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -40,16 +40,16 @@ from localqueue.store import (
     MessageFilter,
     MessageRecord,
     NewMessage,
-    QueueStats,
     ServerClock,
     State,
     StoreError,
     batch_order,
     check_positive_int,
     derived_state,
+    differences_as_problems,
     matches,
 )
-from localqueue_postgres import importing, sql
+from localqueue_postgres import counts, importing, sql
 from localqueue_postgres.connections import Conn, ThreadConnections
 from localqueue_postgres.filters import needs_python, where_sql
 from localqueue_postgres.schema import ensure_schema
@@ -64,14 +64,18 @@ PAGE = 500
 def _statements(schema: str) -> dict[str, str]:
     names = [
         *("ENQUEUE_ONE", "ENQUEUE_MANY", "NOTIFY", "BY_KEYS", "CLAIM", "ACK_ONE", "ACK_MANY"),
-        *("RELEASE", "DEAD_LETTER", "EXTEND", "REQUEUE", "STATS", "NEXT_DUE", "QUEUES"),
+        *("RELEASE", "DEAD_LETTER", "EXTEND", "REQUEUE", "NEXT_DUE", "QUEUES"),
         *("HEARTBEAT", "WORKER_STOPPED"),
     ]
     return {name: getattr(sql, name).format(s=schema) for name in names}
 
 
-class PostgresStore:
-    """The PostgreSQL store. Thread-safe; any number of processes and hosts may share it."""
+class PostgresStore(counts.PostgresCounts):
+    """The PostgreSQL store. Thread-safe; any number of processes and hosts may share it.
+
+    ``stats``, ``all_stats`` and ``recount`` (kept counts) come from
+    :class:`localqueue_postgres.counts.PostgresCounts`.
+    """
 
     def __init__(self, url: str, *, clock: Clock | None = None, create: bool = True) -> None:
         parsed = parse_postgres_url(url)
@@ -85,6 +89,9 @@ class PostgresStore:
         self._sql = _statements(self._qschema)
         self._claim_by_limit: dict[int, str] = {}
         self._table = f"{self._qschema}.lq_messages"
+        self._count_sql = counts.statements(self._qschema)
+        self._unfolded = 0
+        self._unfolded_lock = threading.Lock()
         self._channel = f"lq_{self.schema}"[:63]
         self._conns = ThreadConnections(parsed.conninfo, self.url, prepare=parsed.prepare)
         self._conns.run(
@@ -194,6 +201,7 @@ class PostgresStore:
                 "put_many", lambda conn: self._enqueue_many(conn, queue, messages)
             )
         self._changed(queue)
+        self._wrote()
         return result
 
     def _enqueue_many(
@@ -300,6 +308,8 @@ class PostgresStore:
             if len(leased) == len(rows):
                 break  # nothing was dead-lettered: that was everything due
             dead.extend(self._record(row, row[16]) for row in rows if row[3] != INFLIGHT)
+        if dead:
+            self._wrote(2 * len(dead))  # each moved from live to dead: two deltas
         if len(out) > 1:
             out.sort(key=batch_order)
         return ClaimResult(out, dead)
@@ -334,6 +344,7 @@ class PostgresStore:
                 self._sql["ACK_ONE"],
                 self._params(id=lease.id, queue=queue, receipt=lease.receipt),
             )
+            self._wrote()
             return [] if done == 1 else [lease]
         rows = self._rows(
             "ack",
@@ -344,6 +355,7 @@ class PostgresStore:
                 receipts=[lease.receipt for lease in leases],
             ),
         )
+        self._wrote()
         acked = {(row[0], row[1]) for row in rows}
         stale: list[Lease] = []
         for lease in leases:
@@ -378,7 +390,9 @@ class PostgresStore:
     def dead_letter(self, queue: str, lease: Lease, *, error: ErrorInfo | None = None) -> bool:
         params = self._params(id=lease.id, queue=queue, receipt=lease.receipt)
         params.update(self._error_params(error))
-        return self._count("dead_letter", self._sql["DEAD_LETTER"], params) == 1
+        done = self._count("dead_letter", self._sql["DEAD_LETTER"], params) == 1
+        self._wrote(2 if done else 0)
+        return done
 
     def extend(self, queue: str, lease: Lease, seconds: float) -> float | None:
         rows = self._rows(
@@ -458,6 +472,7 @@ class PostgresStore:
         ids = self._conns.run("requeue", action)
         if ids and not dry_run:
             self._changed(queue)
+            self._wrote(2 * len(ids))
         return ids
 
     def get(self, queue: str, message_id: int) -> MessageRecord | None:
@@ -505,22 +520,6 @@ class PostgresStore:
                 return out
             after = int(rows[-1][0])
 
-    def stats(self, queue: str) -> QueueStats:
-        [row] = self._rows("stats", self._sql["STATS"], self._params(queue=queue), read_only=True)
-        now, ready, delayed, inflight, dead, oldest, by_worker, workers = row
-        by_worker = json.loads(by_worker) if isinstance(by_worker, str) else by_worker
-        workers = json.loads(workers) if isinstance(workers, str) else workers
-        return QueueStats(
-            queue=queue,
-            ready=int(ready),
-            delayed=int(delayed),
-            inflight=int(inflight),
-            dead=int(dead),
-            oldest_ready_age=None if oldest is None else max(0.0, float(now) - float(oldest)),
-            inflight_by_worker={str(k): int(v) for k, v in (by_worker or {}).items()},
-            workers={str(k): float(v) for k, v in (workers or {}).items()},
-        )
-
     def queues(self) -> list[str]:
         rows = self._rows("list queues", self._sql["QUEUES"], {}, read_only=True)
         return [str(row[0]) for row in rows]
@@ -544,9 +543,11 @@ class PostgresStore:
                     read_only=True,
                 )
                 return int(count)
-            return self._count(
+            purged = self._count(
                 "purge", f"DELETE FROM {self._table} WHERE queue = %(queue)s{where}", params
             )
+            self._wrote()
+            return purged
 
         def action(conn: Conn) -> int:
             with conn.transaction():
@@ -558,7 +559,10 @@ class PostgresStore:
                     {"ids": ids},
                 ).rowcount
 
-        return self._conns.run("purge", action)
+        purged = self._conns.run("purge", action)
+        if not dry_run:
+            self._wrote()
+        return purged
 
     def record_heartbeat(self, queue: str, worker_id: str, *, stopped: bool = False) -> None:
         if stopped:
@@ -620,7 +624,8 @@ class PostgresStore:
                 problems.append(f"index {name} is not valid: REINDEX it")
             return problems
 
-        return self._conns.run("check", action, read_only=True)
+        problems = self._conns.run("check", action, read_only=True)
+        return problems + differences_as_problems(self.recount())
 
     # -- import (localqueue.store.copy.SupportsImport) -------------------------
 
@@ -638,6 +643,7 @@ class PostgresStore:
 
         self._conns.run("import", action)
         self._changes.bump(None)
+        self._wrote(len({record.queue for record in records}))
 
     def close(self) -> None:
         if self._listener is not None:

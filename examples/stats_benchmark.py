@@ -1,0 +1,203 @@
+"""What stats cost as the backlog grows: kept counts against counting every message.
+
+Run it::
+
+    LOCALQUEUE_PLUGINS= python examples/stats_benchmark.py [--sizes 10000,100000,1000000]
+        [--queues 100 --per-queue 10000] [--delayed 100000] [--url URL] [--save FILE]
+
+Three measurements, each on a store grown to the size in question (one
+store, grown step by step, so the larger sizes cost no more set-up than
+they must):
+
+1. **one queue**: ``stats(queue)`` with N ready messages in that queue, for
+   each N in ``--sizes``;
+2. **every queue**: ``all_stats(store)`` over ``--queues`` queues of
+   ``--per-queue`` ready messages each (what ``queue list``, a Prometheus
+   scrape and a dashboard pay);
+3. **a delayed backlog**: ``stats(queue)`` with ``--delayed`` messages not yet
+   due, the case the kept counts do not cover (delayed and inflight change
+   with time alone, so they are counted through an index at read time).
+
+Each figure is the median of ``--repeats`` calls. On the SQLite store the
+same run also times the baseline, counting every message (``stats`` as it
+was before schema version 4, still used for a file opened without
+migrating it), and prints the ratio baseline / kept. On another store
+(``--url``) only the kept side is timed. A benchmark, not a test: read it on
+an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_record import record
+
+from localqueue.store import NewMessage, QueueStats, Store, all_stats, open_store
+from localqueue.stores.sqlite import SQLiteStore
+
+PAYLOAD = b'{"job": "resize", "id": 12345}'
+BATCH = 50_000
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def grow(store: Store, queue: str, count: int, *, delay: float = 0.0) -> None:
+    """Add ``count`` messages to ``queue`` in large batches."""
+    while count > 0:
+        n = min(BATCH, count)
+        store.enqueue(queue, [NewMessage(PAYLOAD, delay=delay)] * n)
+        count -= n
+
+
+def counted_stats(store: Store) -> Callable[[str], QueueStats] | None:
+    """The baseline: stats by counting every message (SQLite only)."""
+    return store._counted_stats if isinstance(store, SQLiteStore) else None
+
+
+def each(stats: Callable[[str], QueueStats], names: list[str]) -> list[QueueStats]:
+    return [stats(name) for name in names]
+
+
+def timed(
+    label: str,
+    kept: Callable[[], object],
+    baseline: Callable[[], object] | None,
+    repeats: int,
+    baseline_repeats: int,
+) -> dict[str, Any]:
+    kept_ms = median_ms(kept, repeats)
+    row: dict[str, Any] = {"case": label, "kept_ms": round(kept_ms, 3)}
+    line = f"{label:<44} kept {kept_ms:9.2f} ms"
+    if baseline is not None:
+        counted_ms = median_ms(baseline, baseline_repeats)
+        row["counted_ms"] = round(counted_ms, 3)
+        row["ratio"] = round(counted_ms / kept_ms, 1)
+        line += f"   counting {counted_ms:9.2f} ms   ratio {counted_ms / kept_ms:8.1f}x"
+    print(line, flush=True)
+    return row
+
+
+def check_equal(store: Store, queue: str) -> None:
+    """The kept counts must say what counting says, or the timing means nothing."""
+    baseline = counted_stats(store)
+    if baseline is None:
+        return
+    kept, counted = store.stats(queue), baseline(queue)
+    if (kept.ready, kept.delayed, kept.inflight, kept.dead) != (
+        counted.ready,
+        counted.delayed,
+        counted.inflight,
+        counted.dead,
+    ):
+        raise SystemExit(f"kept counts {kept} differ from counting {counted}")
+
+
+def run(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def url(name: str) -> str:
+        return args.url or f"sqlite:///{where / name}"
+
+    store = open_store(url("one.db"))
+    for name in ("one", "wide-0", "delayed"):
+        store.purge(name)
+    baseline = counted_stats(store)
+    have = 0
+    for size in args.sizes:
+        grow(store, "one", size - have)
+        have = size
+        check_equal(store, "one")
+        rows.append(
+            timed(
+                f"one queue, {size:,} ready: stats",
+                lambda: store.stats("one"),
+                None if baseline is None else partial(baseline, "one"),
+                args.repeats,
+                args.baseline_repeats,
+            )
+        )
+    store.purge("one")
+    store.close()
+
+    if args.queues:
+        store = open_store(url("wide.db"))
+        names = [f"wide-{i}" for i in range(args.queues)]
+        for name in names:
+            store.purge(name)
+            grow(store, name, args.per_queue)
+        baseline = counted_stats(store)
+        rows.append(
+            timed(
+                f"{args.queues} queues x {args.per_queue:,}: all_stats",
+                lambda: all_stats(store),
+                None if baseline is None else partial(each, baseline, names),
+                args.repeats,
+                args.baseline_repeats,
+            )
+        )
+        for name in names:
+            store.purge(name)
+        store.close()
+
+    if args.delayed:
+        store = open_store(url("delayed.db"))
+        grow(store, "delayed", args.delayed, delay=86_400)
+        check_equal(store, "delayed")
+        baseline = counted_stats(store)
+        rows.append(
+            timed(
+                f"one queue, {args.delayed:,} delayed: stats",
+                lambda: store.stats("delayed"),
+                None if baseline is None else partial(baseline, "delayed"),
+                args.repeats,
+                args.baseline_repeats,
+            )
+        )
+        store.purge("delayed")
+        store.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[10_000, 100_000, 1_000_000],
+        help="ready messages in one queue, comma-separated, ascending",
+    )
+    parser.add_argument("--queues", type=int, default=100)
+    parser.add_argument("--per-queue", type=int, default=10_000)
+    parser.add_argument("--delayed", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=21, help="calls per kept figure")
+    parser.add_argument("--baseline-repeats", type=int, default=3, help="calls per counted one")
+    parser.add_argument("--url", help="a store URL instead of fresh SQLite files (emptied)")
+    parser.add_argument("--save", metavar="FILE", help="append the run to this JSON file")
+    args = parser.parse_args()
+    if args.sizes != sorted(args.sizes):
+        parser.error("--sizes must be ascending")
+    with tempfile.TemporaryDirectory() as where:
+        rows = run(args, Path(where))
+    if args.save:
+        record(args.save, "stats", {"rows": rows}, sys.argv)
+
+
+if __name__ == "__main__":
+    main()
