@@ -69,6 +69,7 @@ from localqueue.stores.sqlite.counts import (
     FOLD_EVERY,
     WATERMARK_SQL,
     SQLiteCounts,
+    fold,
 )
 from localqueue.stores.sqlite.importing import SQLiteImport
 from localqueue.stores.sqlite.maintenance import SQLiteMaintenance
@@ -371,13 +372,16 @@ class SQLiteStore(SQLiteCounts, SQLiteMaintenance, SQLiteRetention, SQLiteImport
                     if key is not None:
                         seen[key] = index
                     fresh.append((index, msg))
+            folded = -1
             if fresh:
                 records = self._insert_batch(conn, queue, [m for _, m in fresh], now)
                 for (index, _), record in zip(fresh, records, strict=True):
                     out[index] = record
                     added[index] = True
+                folded = self._fold_within(conn, records[-1].id)
             for index, first_use in duplicates:
                 out[index] = out[first_use]
+        self._counted_upto = max(self._counted_upto, folded)
         if faults.armed:
             faults.hit("put_many:after_commit")
         return EnqueueResult([record for record in out if record is not None], added)
@@ -386,9 +390,20 @@ class SQLiteStore(SQLiteCounts, SQLiteMaintenance, SQLiteRetention, SQLiteImport
         """The common batch: no dedupe keys, so no lookups and no bookkeeping."""
         with self._pool.transaction() as conn:
             records = self._insert_batch(conn, queue, messages, self._now())
+            folded = self._fold_within(conn, records[-1].id)
+        self._counted_upto = max(self._counted_upto, folded)
         if faults.armed:
             faults.hit("put_many:after_commit")
         return records
+
+    def _fold_within(self, conn: sqlite3.Connection, newest_id: int) -> int:
+        """Fold inside a batch's own write transaction once enough fresh ids
+        have piled up: the upkeep rides on a commit that happens anyway,
+        instead of costing one of its own. The new watermark, or -1."""
+        if self._counted_upto < 0 or newest_id - self._counted_upto < FOLD_EVERY:
+            return -1
+        upto, _ = fold(conn)
+        return upto
 
     def _insert_batch(
         self, conn: sqlite3.Connection, queue: str, messages: Sequence[NewMessage], now: float
