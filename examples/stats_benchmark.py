@@ -18,11 +18,12 @@ they must):
    due, the case the kept counts do not cover (delayed and inflight change
    with time alone, so they are counted through an index at read time).
 
-Each figure is the median of ``--repeats`` calls. On the SQLite store the
-same run also times the baseline, counting every message (``stats`` as it
-was before schema version 4, still used for a file opened without
-migrating it), and prints the ratio baseline / kept. On another store
-(``--url``) only the kept side is timed. A benchmark, not a test: read it on
+Each figure is the median of ``--repeats`` calls. The same run also times
+the baseline, counting every message, and prints the ratio baseline / kept:
+on SQLite ``stats`` as it was before schema version 4 (still used for a
+file opened without migrating it), on PostgreSQL the counting statement the
+store ran before schema version 2. On another store (``--url``) only the
+kept side is timed. A benchmark, not a test: read it on
 an idle machine.
 """
 
@@ -66,9 +67,50 @@ def grow(store: Store, queue: str, count: int, *, delay: float = 0.0) -> None:
         count -= n
 
 
-def counted_stats(store: Store) -> Callable[[str], QueueStats] | None:
-    """The baseline: stats by counting every message (SQLite only)."""
-    return store._counted_stats if isinstance(store, SQLiteStore) else None
+# What the PostgreSQL store ran for stats before it kept counts (schema
+# version 1): a count of the queue's rows per state, through its indexes.
+POSTGRES_COUNTING = """
+WITH t AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now)
+SELECT
+    (SELECT count(*) FROM {s}.lq_messages
+        WHERE queue = %(queue)s AND state < 2 AND available_at <= t.now),
+    (SELECT count(*) FROM {s}.lq_messages
+        WHERE queue = %(queue)s AND state = 0 AND available_at > t.now),
+    (SELECT count(*) FROM {s}.lq_messages
+        WHERE queue = %(queue)s AND state = 1 AND available_at > t.now),
+    (SELECT count(*) FROM {s}.lq_messages WHERE queue = %(queue)s AND state = 2),
+    (SELECT min(available_at) FROM {s}.lq_messages
+        WHERE queue = %(queue)s AND state < 2 AND available_at <= t.now)
+FROM t
+"""
+
+
+def counted_stats(store: Store, url: str) -> Callable[[str], QueueStats] | None:
+    """The baseline: stats by counting every message, on SQLite and PostgreSQL."""
+    if isinstance(store, SQLiteStore):
+        return store._counted_stats
+    if url.startswith(("postgresql:", "postgres:")):
+        return postgres_counting(url)  # store.url hides the password
+    return None
+
+
+def postgres_counting(url: str) -> Callable[[str], QueueStats]:
+    # Imported here: a run on SQLite needs neither psycopg nor the plugin.
+    import psycopg
+
+    from localqueue_postgres.url import parse_postgres_url
+
+    parsed = parse_postgres_url(url)
+    conn = psycopg.connect(parsed.conninfo, autocommit=True)
+    statement = POSTGRES_COUNTING.format(s=parsed.schema)
+
+    def stats(queue: str) -> QueueStats:
+        row = conn.execute(statement, {"queue": queue}).fetchone()
+        assert row is not None
+        ready, delayed, inflight, dead, _oldest = row
+        return QueueStats(queue, int(ready), int(delayed), int(inflight), int(dead), None)
+
+    return stats
 
 
 def each(stats: Callable[[str], QueueStats], names: list[str]) -> list[QueueStats]:
@@ -94,9 +136,9 @@ def timed(
     return row
 
 
-def check_equal(store: Store, queue: str) -> None:
+def check_equal(store: Store, url: str, queue: str) -> None:
     """The kept counts must say what counting says, or the timing means nothing."""
-    baseline = counted_stats(store)
+    baseline = counted_stats(store, url)
     if baseline is None:
         return
     kept, counted = store.stats(queue), baseline(queue)
@@ -118,12 +160,12 @@ def run(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
     store = open_store(url("one.db"))
     for name in ("one", "wide-0", "delayed"):
         store.purge(name)
-    baseline = counted_stats(store)
+    baseline = counted_stats(store, url("one.db"))
     have = 0
     for size in args.sizes:
         grow(store, "one", size - have)
         have = size
-        check_equal(store, "one")
+        check_equal(store, url("one.db"), "one")
         rows.append(
             timed(
                 f"one queue, {size:,} ready: stats",
@@ -142,7 +184,7 @@ def run(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
         for name in names:
             store.purge(name)
             grow(store, name, args.per_queue)
-        baseline = counted_stats(store)
+        baseline = counted_stats(store, url("wide.db"))
         rows.append(
             timed(
                 f"{args.queues} queues x {args.per_queue:,}: all_stats",
@@ -159,8 +201,8 @@ def run(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
     if args.delayed:
         store = open_store(url("delayed.db"))
         grow(store, "delayed", args.delayed, delay=86_400)
-        check_equal(store, "delayed")
-        baseline = counted_stats(store)
+        check_equal(store, url("delayed.db"), "delayed")
+        baseline = counted_stats(store, url("delayed.db"))
         rows.append(
             timed(
                 f"one queue, {args.delayed:,} delayed: stats",
