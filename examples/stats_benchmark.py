@@ -217,24 +217,44 @@ def run(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def sizes(text: str) -> list[int]:
+    """``--sizes``: positive message counts, comma-separated, ascending."""
+    try:
+        numbers = [int(n) for n in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < 1 or numbers != sorted(numbers):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give positive counts, comma-separated and ascending, e.g. 10000,100000"
+        )
+    return numbers
+
+
+def count(text: str) -> int:
+    """A count of 0 or more (0 leaves that measurement out)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 0 or more")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes",
-        type=lambda text: [int(n) for n in text.split(",")],
+        type=sizes,
         default=[10_000, 100_000, 1_000_000],
         help="ready messages in one queue, comma-separated, ascending",
     )
-    parser.add_argument("--queues", type=int, default=100)
-    parser.add_argument("--per-queue", type=int, default=10_000)
-    parser.add_argument("--delayed", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=21, help="calls per kept figure")
-    parser.add_argument("--baseline-repeats", type=int, default=3, help="calls per counted one")
+    parser.add_argument("--queues", type=count, default=100)
+    parser.add_argument("--per-queue", type=count, default=10_000)
+    parser.add_argument("--delayed", type=count, default=100_000)
+    parser.add_argument("--repeats", type=count, default=21, help="calls per kept figure")
+    parser.add_argument("--baseline-repeats", type=count, default=3, help="calls per counted one")
     parser.add_argument("--url", help="a store URL instead of fresh SQLite files (emptied)")
     parser.add_argument("--save", metavar="FILE", help="append the run to this JSON file")
     args = parser.parse_args()
-    if args.sizes != sorted(args.sizes):
-        parser.error("--sizes must be ascending")
+    if args.repeats < 1 or args.baseline_repeats < 1:
+        parser.error("--repeats and --baseline-repeats must be at least 1")
     with tempfile.TemporaryDirectory() as where:
         rows = run(args, Path(where))
     if args.save:

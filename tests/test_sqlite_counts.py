@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 
 from localqueue import ManualClock, PersistentQueue
 from localqueue.cli import build_cli
-from localqueue.store import MessageRecord, QueueStats, State, SupportsAllStats, SupportsRecount
+from localqueue.store import (
+    MessageRecord,
+    NewMessage,
+    QueueStats,
+    State,
+    SupportsAllStats,
+    SupportsRecount,
+)
 from localqueue.stores.sqlite import SQLiteStore
 from localqueue.stores.sqlite import counts as sqlite_counts
 from localqueue.stores.sqlite import schema as sqlite_schema
@@ -112,6 +119,20 @@ def test_fresh_rows_are_folded_and_the_watermark_only_rises(tmp_path: Path) -> N
     )
     assert kept[sqlite_counts.LIVE] == store._counted_upto  # every counted row is live
     assert store.stats("jobs").ready == sqlite_counts.FOLD_EVERY + 15
+    assert_exact(store)
+    store.close()
+
+
+def test_a_batch_put_folds_inside_its_own_transaction(tmp_path: Path) -> None:
+    """A batch that makes a fold due folds before it commits: one commit, not two."""
+    store = SQLiteStore(tmp_path / "q.db")
+    statements: list[str] = []
+    store._pool.get().set_trace_callback(statements.append)
+    store.enqueue("jobs", [NewMessage(b"1")] * (sqlite_counts.FOLD_EVERY + 5))
+    store._pool.get().set_trace_callback(None)
+    assert [sql for sql in statements if sql.strip().upper() == "COMMIT"] == ["COMMIT"]
+    watermark = store._pool.get().execute(f"SELECT {sqlite_counts.WATERMARK_SQL}").fetchone()[0]
+    assert watermark == sqlite_counts.FOLD_EVERY + 5 == store._counted_upto
     assert_exact(store)
     store.close()
 
@@ -324,3 +345,25 @@ def test_the_stats_benchmark_runs_and_compares_kept_counts_with_counting(tmp_pat
         "one queue, 200 delayed: stats",
     ]
     assert all(row["ratio"] > 0 for row in run["results"]["rows"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--sizes", "abc"], "give positive counts, comma-separated and ascending"),
+        (["--sizes", "100,10"], "give positive counts, comma-separated and ascending"),
+        (["--sizes", "-5"], "give positive counts, comma-separated and ascending"),
+        (["--queues", "-3"], "give a whole number, 0 or more"),
+        (["--repeats", "0"], "--repeats and --baseline-repeats must be at least 1"),
+    ],
+)
+def test_the_stats_benchmark_refuses_bad_arguments_in_one_line(
+    arguments: list[str], said: str
+) -> None:
+    script = Path(__file__).parent.parent / "examples" / "stats_benchmark.py"
+    done = subprocess.run(
+        [sys.executable, str(script), *arguments], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert said in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr

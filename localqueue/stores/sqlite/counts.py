@@ -322,9 +322,20 @@ class SQLiteCounts:
 
     # -- keeping ---------------------------------------------------------------
 
+    def _fold_due(self, newest_id: int) -> bool:
+        """Whether FOLD_EVERY or more ids lie above the watermark this store last saw."""
+        return self._counted_upto >= 0 and newest_id - self._counted_upto >= FOLD_EVERY
+
+    def _fold_within(self, conn: sqlite3.Connection, newest_id: int) -> int:
+        """Fold inside a batch's own write transaction once a fold is due: the
+        upkeep rides on a commit that happens anyway, instead of costing one
+        of its own. The new watermark, or -1 (the caller records it after
+        the commit, since a rollback undoes the fold too)."""
+        return fold(conn)[0] if self._fold_due(newest_id) else -1
+
     def _maybe_fold(self, newest_id: int) -> None:
-        """After a put: fold when enough fresh rows lie above the watermark."""
-        if newest_id - self._counted_upto < FOLD_EVERY or self._counted_upto < 0:
+        """After a single put: fold, in a transaction of its own, once due."""
+        if not self._fold_due(newest_id):
             return
         try:
             with self._pool.transaction() as conn:

@@ -69,7 +69,6 @@ from localqueue.stores.sqlite.counts import (
     FOLD_EVERY,
     WATERMARK_SQL,
     SQLiteCounts,
-    fold,
 )
 from localqueue.stores.sqlite.importing import SQLiteImport
 from localqueue.stores.sqlite.maintenance import SQLiteMaintenance
@@ -313,7 +312,7 @@ class SQLiteStore(SQLiteCounts, SQLiteMaintenance, SQLiteRetention, SQLiteImport
         except sqlite3.Error as exc:
             raise translate_error(exc, self.path, self.busy_timeout) from exc
         self._notifier.notify()
-        if result.records and result.records[-1].id - self._counted_upto >= FOLD_EVERY:
+        if result.records:
             self._maybe_fold(result.records[-1].id)
         return result
 
@@ -395,15 +394,6 @@ class SQLiteStore(SQLiteCounts, SQLiteMaintenance, SQLiteRetention, SQLiteImport
         if faults.armed:
             faults.hit("put_many:after_commit")
         return records
-
-    def _fold_within(self, conn: sqlite3.Connection, newest_id: int) -> int:
-        """Fold inside a batch's own write transaction once enough fresh ids
-        have piled up: the upkeep rides on a commit that happens anyway,
-        instead of costing one of its own. The new watermark, or -1."""
-        if self._counted_upto < 0 or newest_id - self._counted_upto < FOLD_EVERY:
-            return -1
-        upto, _ = fold(conn)
-        return upto
 
     def _insert_batch(
         self, conn: sqlite3.Connection, queue: str, messages: Sequence[NewMessage], now: float
