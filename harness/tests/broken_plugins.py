@@ -59,6 +59,70 @@ def localqueue_store_schemes():
 """
 
 
+SLOW_PLUGIN = """
+import time
+from localqueue.store import StoreScheme, hookimpl, settle_then_claim
+from localqueue.stores.sqlite import SQLiteStore
+
+
+class SlowStore(SQLiteStore):
+    # Correct, but slow now and then: every 40th message's first claim
+    # returns only after its lease ended, so its consumer holds it past the
+    # lease and another may take it over - a redelivery the contract allows.
+    def claim(self, queue, **kwargs):
+        result = super().claim(queue, **kwargs)
+        if any(r.id % 40 == 0 and r.attempts == 1 for r in result.leased):
+            time.sleep(kwargs["lease_seconds"] + 0.3)
+        return result
+
+    def settle_and_claim(self, queue, settlements, **kwargs):
+        return settle_then_claim(self, queue, settlements, **kwargs)
+
+
+def open_slow(url, *, clock=None):
+    return SlowStore(url.split("://", 1)[1], clock=clock)
+
+
+@hookimpl
+def localqueue_store_schemes():
+    return [StoreScheme("slow", open_slow)]
+"""
+
+DOUBLE_DELIVERY_PLUGIN = """
+import time
+from localqueue.store import StoreScheme, hookimpl, settle_then_claim
+from localqueue.stores.sqlite import SQLiteStore
+
+
+class DoubleDeliveringStore(SQLiteStore):
+    # Broken on purpose: every 40th message's first lease is written as
+    # already over, so another consumer claims it while its holder still
+    # has a lease that runs for lease_seconds (the record it got says so).
+    def claim(self, queue, **kwargs):
+        result = super().claim(queue, **kwargs)
+        early = [r.id for r in result.leased if r.id % 40 == 0 and r.attempts == 1]
+        for ident in early:
+            self._pool.get().execute(
+                "UPDATE lq_messages SET available_at = 0 WHERE id = ?", (ident,)
+            )
+        if early:
+            time.sleep(0.3)  # time for the other consumer to claim it too
+        return result
+
+    def settle_and_claim(self, queue, settlements, **kwargs):
+        return settle_then_claim(self, queue, settlements, **kwargs)
+
+
+def open_double(url, *, clock=None):
+    return DoubleDeliveringStore(url.split("://", 1)[1], clock=clock)
+
+
+@hookimpl
+def localqueue_store_schemes():
+    return [StoreScheme("double", open_double)]
+"""
+
+
 def install_plugin(tmp_path: Path, name: str, source: str) -> Path:
     """A store plugin installed the way any is: an entry point on sys.path."""
     site = tmp_path / "site"
