@@ -4,6 +4,8 @@ Public for plugins that add commands (``localqueue_cli_commands``):
 :class:`CliState`, :func:`cli_state` and :func:`existing_store` give a
 command the store the user chose with ``--store`` (or ``$LOCALQUEUE_STORE``);
 :func:`complete_queue_names` completes a queue name on Tab (``shell_complete=``);
+:data:`DURATION` reads a duration as every command does (``30``, ``500ms``,
+``5m``, ``2h``, ``1d``; ``DURATION.convert(text, None, None)`` outside click);
 :func:`build_cli` builds the whole command tree, for tests with click's
 ``CliRunner``.
 
@@ -21,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from localqueue.cli.app import USER_ERRORS, build_cli
     from localqueue.cli.completion import complete_queue_names
+    from localqueue.cli.output import DURATION
     from localqueue.cli.state import CliState, cli_state, existing_store
 
 _LAZY = {
+    "DURATION": "localqueue.cli.output",
     "USER_ERRORS": "localqueue.cli.app",
     "build_cli": "localqueue.cli.app",
     "complete_queue_names": "localqueue.cli.completion",
@@ -62,6 +66,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DURATION",
     "USER_ERRORS",
     "CliState",
     "build_cli",

@@ -1,0 +1,71 @@
+"""Small inline SVG charts of a queue's history, drawn on the server: no
+script library, nothing fetched, and the numbers are in the page as text
+too (the chart's title) for anyone who cannot see it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from localqueue_web.history import Sample
+
+WIDTH = 240
+HEIGHT = 48
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What a template needs to draw one line: SVG points and a summary."""
+
+    points: str  # "x,y x,y ..." for <polyline points=...>
+    low: float
+    high: float
+    last: float | None
+    summary: str
+
+
+def _scale(values: Sequence[float], times: Sequence[float], window: float) -> str:
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    end = times[-1]
+    points = []
+    for at, value in zip(times, values, strict=True):
+        x = WIDTH * (1 - (end - at) / window) if window else WIDTH
+        y = HEIGHT - 2 - (HEIGHT - 4) * (value - low) / span
+        points.append(f"{max(0.0, x):.1f},{y:.1f}")
+    return " ".join(points)
+
+
+def depth_chart(samples: Sequence[Sample], window: float) -> Chart:
+    """Messages waiting (ready, delayed and inflight) at each sample."""
+    values = [float(s.waiting) for s in samples]
+    times = [s.at for s in samples]
+    if not values:
+        return Chart("", 0, 0, None, "no samples yet")
+    summary = (
+        f"waiting: {int(values[-1]):,} now, between {int(min(values)):,} and "
+        f"{int(max(values)):,} over {len(values)} samples"
+    )
+    return Chart(_scale(values, times, window), min(values), max(values), values[-1], summary)
+
+
+def change_chart(samples: Sequence[Sample], window: float) -> Chart:
+    """Net change of waiting messages per minute between samples: above zero
+    the backlog grows, below zero it drains. Messages that arrive and finish
+    between two samples do not show: the store keeps counts, not a tally of
+    completions."""
+    times, values = [], []
+    for before, after in pairwise(samples):
+        took = after.at - before.at
+        if took > 0:
+            times.append(after.at)
+            values.append((after.waiting - before.waiting) * 60.0 / took)
+    if not values:
+        return Chart("", 0, 0, None, "needs two samples")
+    summary = (
+        f"change per minute: {values[-1]:+,.0f} now, {min(values):+,.0f} to {max(values):+,.0f}"
+    )
+    return Chart(_scale(values, times, window), min(values), max(values), values[-1], summary)

@@ -1,0 +1,100 @@
+"""What the charts draw: every queue's counts, sampled by the server while it
+runs, for the last hour.
+
+A sample is one ``all_stats`` call (the store's kept counts where it keeps
+them, so a sample costs the same at any backlog). Nothing is written to the
+store: the history starts when the server starts and ends with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from localqueue.store import QueueStats, Store, all_stats
+
+log = logging.getLogger(__name__)
+
+WINDOW = 3600.0  # seconds of history kept and drawn
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # seconds since the epoch, this host's clock
+    ready: int
+    delayed: int
+    inflight: int
+    dead: int
+
+    @property
+    def waiting(self) -> int:
+        """Messages not yet done: ready, delayed and inflight (dead apart)."""
+        return self.ready + self.delayed + self.inflight
+
+
+class History:
+    """Samples per queue, oldest first, at most ``window`` seconds old."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self.window = window
+        self._lock = threading.Lock()
+        self._samples: dict[str, deque[Sample]] = {}
+
+    def add(self, at: float, stats: Sequence[QueueStats]) -> None:
+        with self._lock:
+            for s in stats:
+                found = self._samples.setdefault(s.queue, deque())
+                found.append(Sample(at, s.ready, s.delayed, s.inflight, s.dead))
+            for found in self._samples.values():
+                while found and found[0].at < at - self.window:
+                    found.popleft()
+            # A queue that emptied and left no sample in the window is gone.
+            for name in [name for name, found in self._samples.items() if not found]:
+                del self._samples[name]
+
+    def series(self, queue: str) -> list[Sample]:
+        with self._lock:
+            return list(self._samples.get(queue, ()))
+
+
+class Sampler:
+    """A daemon thread that adds a sample of every queue each ``every`` s."""
+
+    def __init__(
+        self,
+        store: Store,
+        history: History,
+        every: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.history = history
+        self.every = every
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="localqueue-web-sampler", daemon=True
+        )
+
+    def sample_once(self) -> None:
+        self.history.add(self.clock(), all_stats(self.store))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample_once()
+            except Exception as exc:  # a store that is away now may be back next time
+                log.warning("localqueue-web: sampling the queues failed: %s", exc)
+            self._stop.wait(self.every)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)

@@ -1,0 +1,190 @@
+"""The pages show what the store holds, escaped, with the CLI's filters."""
+
+from __future__ import annotations
+
+import re
+
+from localqueue_web.history import History
+from localqueue_web.pages import PAYLOAD_SHOWN
+from starlette.testclient import TestClient
+from web_fixtures import HOSTILE, client_for
+
+from localqueue.store import Store
+
+
+def cells(html: str, queue: str) -> list[str]:
+    row = re.search(rf'<tr data-queue="{queue}">(.*?)</tr>', html, re.S)
+    assert row, html
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row[1])]
+
+
+def test_the_overview_lists_every_queue_with_its_counts(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    # queue, ready, delayed, inflight, dead, oldest ready, workers
+    assert cells(page.text, "emails")[:5] == ["emails", "2", "1", "1", "3"]
+    assert cells(page.text, "reports")[:5] == ["reports", "1", "0", "0", "0"]
+    # The rows alone, for the page's live refresh.
+    rows = client.get("/?fragment=rows")
+    assert rows.status_code == 200 and "<html" not in rows.text
+    assert cells(rows.text, "emails")[:5] == ["emails", "2", "1", "1", "3"]
+
+
+def test_the_overview_says_when_no_queue_holds_a_message(tmp_path: object) -> None:
+    from localqueue.store import open_store
+
+    empty = open_store(f"sqlite://{tmp_path}/empty.db")
+    with client_for(empty) as c:
+        assert "No queue holds a message." in c.get("/").text
+    empty.close()
+
+
+def test_no_payload_or_error_text_is_rendered_unescaped(client: TestClient) -> None:
+    for path in (
+        "/",
+        "/queues/emails",
+        "/queues/emails?state=dead",
+        "/queues/emails/dead",
+        "/queues/emails/messages/1",
+    ):
+        text = client.get(path).text
+        assert HOSTILE not in text, path
+        assert "<script>alert" not in text, path
+    message = client.get("/queues/emails/messages/1").text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in message
+
+
+def test_a_queue_name_with_markup_is_escaped_everywhere(store: Store) -> None:
+    from localqueue import PersistentQueue
+
+    name = 'q"><img src=x onerror=alert(1)>'
+    with PersistentQueue(name, store=store) as q:
+        q.put(1)
+    with client_for(store) as c:
+        for path in ("/", f"/queues/{name}"):
+            page = c.get(path)
+            assert page.status_code == 200, (path, page.text)
+            assert "<img src=x" not in page.text
+
+
+def test_one_message_shows_payload_attempts_error_and_traceback(client: TestClient) -> None:
+    page = client.get("/queues/emails/messages/1").text
+    assert '<dd class="state dead">dead</dd>' in page
+    assert "user0@example.com" in page
+    assert "TimeoutError" in page and "Traceback (most recent call last)" in page
+    assert "requeue this dead letter" in page
+
+
+def test_a_payload_that_is_not_json_is_shown_as_text_or_hex(client: TestClient) -> None:
+    found = re.search(r'href="/queues/reports/messages/(\d+)"', client.get("/queues/reports").text)
+    assert found
+    page = client.get(f"/queues/reports/messages/{found[1]}").text
+    assert "(bytes, 12 bytes)" in page
+    assert "00 ff 20 72 61 77" in page
+
+
+def test_a_huge_payload_is_cut_and_says_so(store: Store) -> None:
+    from localqueue import PersistentQueue
+
+    with PersistentQueue("big", store=store) as q:
+        ident = q.put("x" * (PAYLOAD_SHOWN * 3)).id
+    with client_for(store) as c:
+        page = c.get(f"/queues/big/messages/{ident}").text
+    assert "the first 65,536 shown" in page
+    assert len(page) < PAYLOAD_SHOWN * 2
+
+
+def test_the_listing_filters_like_the_cli(client: TestClient) -> None:
+    def ids(path: str) -> list[str]:
+        page = client.get(path)
+        assert page.status_code == 200, page.text
+        return re.findall(r'href="/queues/emails/messages/(\d+)"', page.text)
+
+    assert len(ids("/queues/emails")) == 7
+    assert ids("/queues/emails?state=dead") == ["1", "2", "3"]
+    assert ids("/queues/emails?state=delayed") == ["7"]
+    assert ids("/queues/emails?state=inflight") == ["4"]
+    assert ids("/queues/emails?state=dead&error_contains=AGAIN") == ["2"]
+    assert ids("/queues/emails?state=dead&error_type=ValueError") == ["3"]
+    assert ids("/queues/emails?state=dead&min_attempts=2") == []
+    assert ids("/queues/emails?state=dead&failed_within=1h") == ["1", "2", "3"]
+
+
+def test_the_listing_pages_by_id(store: Store) -> None:
+    from localqueue import PersistentQueue
+
+    with PersistentQueue("many", store=store) as q:
+        q.put_many(list(range(120)))
+    with client_for(store) as c:
+        first = c.get("/queues/many").text
+        shown = re.findall(r'href="/queues/many/messages/(\d+)"', first)
+        assert len(shown) == 50
+        following = re.search(r'href="\?after=(\d+)" rel="next"', first)
+        assert following and following[1] == shown[-1]
+        second = c.get(f"/queues/many?after={following[1]}").text
+        more = re.findall(r'href="/queues/many/messages/(\d+)"', second)
+        assert len(more) == 50 and int(more[0]) == int(shown[-1]) + 1
+        third = c.get(f"/queues/many?after={more[-1]}").text
+        assert len(re.findall(r'href="/queues/many/messages/(\d+)"', third)) == 20
+        assert 'rel="next"' not in third
+
+
+def test_dead_letters_are_grouped_by_error_type(client: TestClient) -> None:
+    page = client.get("/queues/emails/dead").text
+    groups = re.findall(r"<tr>\s*<td>(\w+)</td>\s*<td class=\"n\">(\d+)</td>", page)
+    assert groups == [("TimeoutError", "2"), ("ValueError", "1")]
+    assert "3 dead letter(s)" in page
+
+
+def test_bad_addresses_get_a_one_line_reason(client: TestClient) -> None:
+    for path, status, reason in [
+        ("/queues/emails?state=bogus", 400, "state must be one of ready, delayed"),
+        ("/queues/emails?failed_within=soon", 400, "is not a duration"),
+        ("/queues/emails?min_attempts=-1", 400, "min_attempts must be a whole number"),
+        ("/queues/emails?after=x", 400, "after must be a whole number"),
+        ("/queues/emails/messages/0", 400, "message id must be"),
+        ("/queues/emails/messages/abc", 400, "message id must be"),
+        ("/queues/emails/messages/99999", 404, "no message 99999 in queue"),
+        (f"/queues/emails?error_contains={'x' * 2000}", 400, "longer than 1000"),
+        ("/nowhere", 404, "Not Found"),
+    ]:
+        page = client.get(path)
+        assert page.status_code == status, (path, page.text)
+        error = re.search(r'<p class="error" id="error">(.*?)</p>', page.text, re.S)
+        assert error and reason in error[1], (path, page.text)
+        assert "Traceback" not in page.text
+
+
+def test_read_only_offers_no_action_and_refuses_one(store: Store) -> None:
+    with client_for(store, read_only=True) as c:
+        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/queues/emails/dead"):
+            page = c.get(path).text
+            assert 'method="post"' not in page, path
+            assert "read-only" in page
+        refused = c.post("/actions/emails/requeue", data={"id": "1"})
+        assert refused.status_code in (404, 405)
+    assert store.stats("emails").dead == 3
+
+
+def test_charts_draw_the_sampled_history(store: Store) -> None:
+    history = History()
+    for at in range(5):
+        history.add(1000.0 + at * 10, [store.stats("emails")])
+    with client_for(store, history=history) as c:
+        page = c.get("/queues/emails").text
+    assert "waiting: 4 now, between 4 and 4 over 5 samples" in page
+    assert "change per minute: +0 now" in page
+    assert page.count("<polyline points=") == 2
+
+
+def test_the_password_of_a_store_url_is_never_shown(store: Store) -> None:
+    from localqueue_web.app import build_app
+
+    from localqueue.store import redact_url
+
+    label = redact_url("postgresql://ann:s3cret-pw@db.example/queues")
+    app = build_app(store, label=label, sample_every=None)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/nowhere"):
+            text = c.get(path).text
+            assert "s3cret-pw" not in text and "ann:***@db.example" in text

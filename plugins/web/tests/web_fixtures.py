@@ -1,0 +1,42 @@
+"""Helpers the web tests share: a store filled with something in every state,
+and a test client of the dashboard on it."""
+
+from __future__ import annotations
+
+from localqueue_web.app import build_app
+from starlette.testclient import TestClient
+
+from localqueue import PersistentQueue, RawBytesSerializer
+from localqueue.store import Store
+
+HOSTILE = "<script>alert('x')</script>"
+
+
+def fill(url: str) -> None:
+    """emails: 3 ready, 1 delayed, 1 inflight, 3 dead (2 TimeoutError, one
+    of them with markup in its message and traceback, 1 ValueError); a
+    second queue, reports, with one ready message."""
+    with PersistentQueue("emails", store=url) as q:
+        for n in range(6):
+            q.put({"to": f"user{n}@example.com", "note": HOSTILE})
+        q.put({"later": True}, delay=3600)
+        for error in (
+            TimeoutError(f"smtp timed out {HOSTILE}"),
+            TimeoutError("smtp timed out again"),
+            ValueError("bad address"),
+        ):
+            message = q.get(block=False)
+            try:
+                raise error
+            except Exception as exc:
+                q.dead_letter(message, error=exc)
+        q.get(block=False)  # inflight: leased and never acked
+    with PersistentQueue("reports", store=url, serializer=RawBytesSerializer()) as q:
+        q.put(b"\x00\xff raw bytes")
+
+
+def client_for(store: Store, **options: object) -> TestClient:
+    app = build_app(store, label="sqlite:///x.db", sample_every=None, **options)  # type: ignore[arg-type]
+    # TestClient's default Host is "testserver": a loopback dashboard
+    # refuses it, as it refuses any name that is not this machine's.
+    return TestClient(app, base_url="http://127.0.0.1:8765")
