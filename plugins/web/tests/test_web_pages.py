@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from localqueue_web.history import History
 from localqueue_web.pages import PAYLOAD_SHOWN
 from starlette.testclient import TestClient
-from web_fixtures import HOSTILE, client_for
 
 from localqueue.store import Store
+
+pytest_plugins = ["web_fixtures"]
+MakeClient = Callable[..., TestClient]
 
 
 def cells(html: str, queue: str) -> list[str]:
@@ -30,16 +33,18 @@ def test_the_overview_lists_every_queue_with_its_counts(client: TestClient) -> N
     assert cells(rows.text, "emails")[:5] == ["emails", "2", "1", "1", "3"]
 
 
-def test_the_overview_says_when_no_queue_holds_a_message(tmp_path: object) -> None:
+def test_the_overview_says_when_no_queue_holds_a_message(
+    tmp_path: object, make_client: MakeClient
+) -> None:
     from localqueue.store import open_store
 
     empty = open_store(f"sqlite://{tmp_path}/empty.db")
-    with client_for(empty) as c:
+    with make_client(empty) as c:
         assert "No queue holds a message." in c.get("/").text
     empty.close()
 
 
-def test_no_payload_or_error_text_is_rendered_unescaped(client: TestClient) -> None:
+def test_no_payload_or_error_text_is_rendered_unescaped(client: TestClient, hostile: str) -> None:
     for path in (
         "/",
         "/queues/emails",
@@ -48,19 +53,21 @@ def test_no_payload_or_error_text_is_rendered_unescaped(client: TestClient) -> N
         "/queues/emails/messages/1",
     ):
         text = client.get(path).text
-        assert HOSTILE not in text, path
+        assert hostile not in text, path
         assert "<script>alert" not in text, path
     message = client.get("/queues/emails/messages/1").text
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in message
 
 
-def test_a_queue_name_with_markup_is_escaped_everywhere(store: Store) -> None:
+def test_a_queue_name_with_markup_is_escaped_everywhere(
+    store: Store, make_client: MakeClient
+) -> None:
     from localqueue import PersistentQueue
 
     name = 'q"><img src=x onerror=alert(1)>'
     with PersistentQueue(name, store=store) as q:
         q.put(1)
-    with client_for(store) as c:
+    with make_client(store) as c:
         for path in ("/", f"/queues/{name}"):
             page = c.get(path)
             assert page.status_code == 200, (path, page.text)
@@ -83,12 +90,12 @@ def test_a_payload_that_is_not_json_is_shown_as_text_or_hex(client: TestClient) 
     assert "00 ff 20 72 61 77" in page
 
 
-def test_a_huge_payload_is_cut_and_says_so(store: Store) -> None:
+def test_a_huge_payload_is_cut_and_says_so(store: Store, make_client: MakeClient) -> None:
     from localqueue import PersistentQueue
 
     with PersistentQueue("big", store=store) as q:
         ident = q.put("x" * (PAYLOAD_SHOWN * 3)).id
-    with client_for(store) as c:
+    with make_client(store) as c:
         page = c.get(f"/queues/big/messages/{ident}").text
     assert "the first 65,536 shown" in page
     assert len(page) < PAYLOAD_SHOWN * 2
@@ -110,12 +117,12 @@ def test_the_listing_filters_like_the_cli(client: TestClient) -> None:
     assert ids("/queues/emails?state=dead&failed_within=1h") == ["1", "2", "3"]
 
 
-def test_the_listing_pages_by_id(store: Store) -> None:
+def test_the_listing_pages_by_id(store: Store, make_client: MakeClient) -> None:
     from localqueue import PersistentQueue
 
     with PersistentQueue("many", store=store) as q:
         q.put_many(list(range(120)))
-    with client_for(store) as c:
+    with make_client(store) as c:
         first = c.get("/queues/many").text
         shown = re.findall(r'href="/queues/many/messages/(\d+)"', first)
         assert len(shown) == 50
@@ -155,8 +162,8 @@ def test_bad_addresses_get_a_one_line_reason(client: TestClient) -> None:
         assert "Traceback" not in page.text
 
 
-def test_read_only_offers_no_action_and_refuses_one(store: Store) -> None:
-    with client_for(store, read_only=True) as c:
+def test_read_only_offers_no_action_and_refuses_one(store: Store, make_client: MakeClient) -> None:
+    with make_client(store, read_only=True) as c:
         for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/queues/emails/dead"):
             page = c.get(path).text
             assert 'method="post"' not in page, path
@@ -166,11 +173,11 @@ def test_read_only_offers_no_action_and_refuses_one(store: Store) -> None:
     assert store.stats("emails").dead == 3
 
 
-def test_charts_draw_the_sampled_history(store: Store) -> None:
+def test_charts_draw_the_sampled_history(store: Store, make_client: MakeClient) -> None:
     history = History()
     for at in range(5):
         history.add(1000.0 + at * 10, [store.stats("emails")])
-    with client_for(store, history=history) as c:
+    with make_client(store, history=history) as c:
         page = c.get("/queues/emails").text
     assert "waiting: 4 now, between 4 and 4 over 5 samples" in page
     assert "change per minute: +0 now" in page

@@ -1,13 +1,20 @@
-"""Helpers the web tests share: a store filled with something in every state,
-and a test client of the dashboard on it."""
+"""What the web tests share: a store filled with something in every state,
+and a test client of the dashboard on it (fixtures ``store_url``, ``store``
+and ``client``; a test module uses them with ``pytest_plugins =
+["web_fixtures"]``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 from localqueue_web.app import build_app
+from localqueue_web.history import History
 from starlette.testclient import TestClient
 
 from localqueue import PersistentQueue, RawBytesSerializer
-from localqueue.store import Store
+from localqueue.store import Store, open_store
 
 HOSTILE = "<script>alert('x')</script>"
 
@@ -40,3 +47,36 @@ def client_for(store: Store, **options: object) -> TestClient:
     # TestClient's default Host is "testserver": a loopback dashboard
     # refuses it, as it refuses any name that is not this machine's.
     return TestClient(app, base_url="http://127.0.0.1:8765")
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    url = f"sqlite://{tmp_path}/web.db"
+    fill(url)
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    with client_for(store, history=History()) as c:
+        yield c
+
+
+@pytest.fixture
+def make_client() -> Callable[..., TestClient]:
+    """``client_for`` as a fixture: test modules take helpers only through
+    fixtures, so that this module is imported once, as their plugin."""
+    return client_for
+
+
+@pytest.fixture
+def hostile() -> str:
+    """Markup stored in payloads and errors by ``fill``."""
+    return HOSTILE
