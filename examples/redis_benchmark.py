@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from bench_record import record
+
+from localqueue import PersistentQueue
+from localqueue.store import EXPIRED_ERROR_TYPE, NewMessage
 from localqueue_redis import scripts
 from localqueue_redis.connection import make_client
 from localqueue_redis.store import RedisStore
 from localqueue_redis.url import parse_redis_url
-
-from localqueue import PersistentQueue
-from localqueue.store import EXPIRED_ERROR_TYPE, NewMessage
 
 PAYLOAD = {"user": 12345, "action": "resize", "file": "images/2026/11/28/cat.png", "w": 640}
 PAYLOAD_BYTES = json.dumps(PAYLOAD).encode()

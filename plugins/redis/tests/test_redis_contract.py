@@ -6,11 +6,11 @@ queue API, and its property tests)."""
 from __future__ import annotations
 
 import pytest
-from localqueue_redis.store import RedisStore
 
 from localqueue.clock import ManualClock
 from localqueue.store import Store
 from localqueue_harness import QueueContract, StoreContract, StoreOpener
+from localqueue_redis.store import RedisStore
 
 
 def opener_for(url: str) -> StoreOpener:

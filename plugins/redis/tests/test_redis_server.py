@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from localqueue_redis.store import RedisStore
 
 from localqueue import PersistentQueue, persistent_worker
 from localqueue.cli import build_cli
 from localqueue.store import NewMessage, StoreConnectionLost, StoreError
+from localqueue_redis.store import RedisStore
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "redis-server.sh"
 LOCALQUEUE = str(Path(sys.executable).with_name("localqueue"))

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from localqueue_redis.pytest_plugin import with_option
-from localqueue_redis.store import RedisStore
 
 from localqueue import PersistentQueue
 from localqueue.cli import build_cli
@@ -35,6 +33,8 @@ from localqueue.store import (
     SupportsSettleAndClaim,
     open_store,
 )
+from localqueue_redis.pytest_plugin import with_option
+from localqueue_redis.store import RedisStore
 
 Q = "jobs"
 

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from localqueue_redis.store import RedisStore
-from localqueue_redis.url import parse_redis_url
 
 from localqueue.store import StoreError, open_store
+from localqueue_redis.store import RedisStore
+from localqueue_redis.url import parse_redis_url
 
 
 def test_host_port_database_and_credentials() -> None:
@@ -79,9 +79,9 @@ def test_every_scheme_resolves_to_this_plugin() -> None:
 
 def test_a_busy_server_is_a_busy_error_that_says_what_to_do() -> None:
     import redis
-    from localqueue_redis.connection import translate
 
     from localqueue.store import StoreBusyError
+    from localqueue_redis.connection import translate
 
     error = translate(redis.ResponseError("BUSY Redis is busy running a script."), "put", "h:1")
     assert isinstance(error, StoreBusyError) and "not applied; retry" in str(error)

@@ -31,7 +31,6 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 TOKEN_ENV = "LOCALQUEUE_WEB_TOKEN"
 TOKEN_COOKIE = "localqueue_web_token"
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -94,9 +93,11 @@ class Guard:
 
     def refuse(self, request: Request) -> Response | None:
         """A response refusing ``request``, or None to let it through."""
-        if self.loopback_only and host_name(request.headers) not in LOOPBACK_NAMES:
+        if self.loopback_only and not is_loopback(host_name(request.headers)):
             return PlainTextResponse(
-                "this dashboard answers only to localhost, 127.0.0.1 or [::1]\n", status_code=400
+                "this dashboard answers only to localhost or a loopback address "
+                "(127.0.0.1, [::1])\n",
+                status_code=400,
             )
         if self.token is not None:
             given = request.query_params.get("token")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from localqueue_web.history import History
-from localqueue_web.pages import PAYLOAD_SHOWN
 from starlette.testclient import TestClient
 
 from localqueue.store import Store
+from localqueue_web.history import History
+from localqueue_web.pages import PAYLOAD_SHOWN
 
 pytest_plugins = ["web_fixtures"]
 MakeClient = Callable[..., TestClient]
@@ -185,9 +185,8 @@ def test_charts_draw_the_sampled_history(store: Store, make_client: MakeClient) 
 
 
 def test_the_password_of_a_store_url_is_never_shown(store: Store) -> None:
-    from localqueue_web.app import build_app
-
     from localqueue.store import redact_url
+    from localqueue_web.app import build_app
 
     label = redact_url("postgresql://ann:s3cret-pw@db.example/queues")
     app = build_app(store, label=label, sample_every=None)

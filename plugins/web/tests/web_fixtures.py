@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from localqueue_web.app import build_app
-from localqueue_web.history import History
 from starlette.testclient import TestClient
 
 from localqueue import PersistentQueue, RawBytesSerializer
 from localqueue.store import Store, open_store
+from localqueue_web.app import build_app
+from localqueue_web.history import History
 
 HOSTILE = "<script>alert('x')</script>"
 
