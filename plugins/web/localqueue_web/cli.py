@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
+from types import FrameType
 
 import click
 
@@ -113,4 +116,23 @@ def serve_command(
         err=True,
     )
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    # The server runs in a thread (where uvicorn leaves signals alone) and
+    # this one turns SIGTERM and Ctrl-C into a graceful stop and exit 0, as
+    # `metrics serve` does: uvicorn itself would die of the signal at the end.
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -5,6 +5,11 @@ and ``client``; a test module uses them with ``pytest_plugins =
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,3 +85,44 @@ def make_client() -> Callable[..., TestClient]:
 def hostile() -> str:
     """Markup stored in payloads and errors by ``fill``."""
     return HOSTILE
+
+
+class Served:
+    """``localqueue web serve`` running in a process of its own."""
+
+    def __init__(self, url: str, *args: str, env: dict[str, str] | None = None) -> None:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("LOCALQUEUE_")}
+        environ.update(env or {})
+        environ["LOCALQUEUE_STORE"] = url
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "localqueue", "web", "serve", "--port", "0", *args],
+            env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.process.stderr is not None
+        self.banner = self.process.stderr.readline()
+        found = re.search(r"on (http://\S+/)", self.banner)
+        if found is None:
+            self.process.kill()
+            _, err = self.process.communicate(timeout=10)
+            raise AssertionError(f"web serve did not start: {self.banner}{err}")
+        self.address = found[1].rstrip("/")
+
+    def stop(self) -> tuple[int, str, str]:
+        """SIGTERM it; its exit status and what it printed."""
+        self.process.send_signal(signal.SIGTERM)
+        out, err = self.process.communicate(timeout=20)
+        return self.process.returncode, out, self.banner + err
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=10)
+
+
+@pytest.fixture
+def served() -> type[Served]:
+    """``Served``, for test modules (which take helpers through fixtures)."""
+    return Served
