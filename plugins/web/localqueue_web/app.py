@@ -37,7 +37,9 @@ from localqueue_web import actions, charts, forms, pages
 from localqueue_web.history import History, Sampler
 from localqueue_web.security import Guard, GuardMiddleware
 
-HERE = Path(__file__).parent
+# Resolved: an editable install reaches this file through a link, and
+# StaticFiles serves nothing through a link that leads outside its directory.
+HERE = Path(__file__).resolve().parent
 STORE_THREADS = 4
 T = TypeVar("T")
 

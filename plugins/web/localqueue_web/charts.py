@@ -26,17 +26,26 @@ class Chart:
 
 
 def _scale(values: Sequence[float], times: Sequence[float], window: float) -> str:
+    """SVG points: time across (the window, or less while the history is
+    shorter, so a new server's chart is not one line at the right edge),
+    value up, between the lowest and highest value shown."""
     if not values:
         return ""
     low, high = min(values), max(values)
     span = (high - low) or 1.0
     end = times[-1]
+    across = min(window, end - times[0]) or 1.0
     points = []
     for at, value in zip(times, values, strict=True):
-        x = WIDTH * (1 - (end - at) / window) if window else WIDTH
+        x = WIDTH * (1 - (end - at) / across)
         y = HEIGHT - 2 - (HEIGHT - 4) * (value - low) / span
         points.append(f"{max(0.0, x):.1f},{y:.1f}")
     return " ".join(points)
+
+
+def _covered(times: Sequence[float]) -> str:
+    seconds = times[-1] - times[0] if times else 0.0
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def depth_chart(samples: Sequence[Sample], window: float) -> Chart:
@@ -47,7 +56,7 @@ def depth_chart(samples: Sequence[Sample], window: float) -> Chart:
         return Chart("", 0, 0, None, "no samples yet")
     summary = (
         f"waiting: {int(values[-1]):,} now, between {int(min(values)):,} and "
-        f"{int(max(values)):,} over {len(values)} samples"
+        f"{int(max(values)):,} over the last {_covered(times)}"
     )
     return Chart(_scale(values, times, window), min(values), max(values), values[-1], summary)
 

@@ -179,7 +179,7 @@ def test_charts_draw_the_sampled_history(store: Store, make_client: MakeClient) 
         history.add(1000.0 + at * 10, [store.stats("emails")])
     with make_client(store, history=history) as c:
         page = c.get("/queues/emails").text
-    assert "waiting: 4 now, between 4 and 4 over 5 samples" in page
+    assert "waiting: 4 now, between 4 and 4 over the last 40 s" in page
     assert "change per minute: +0 now" in page
     assert page.count("<polyline points=") == 2
 
@@ -194,3 +194,11 @@ def test_the_password_of_a_store_url_is_never_shown(store: Store) -> None:
         for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/nowhere"):
             text = c.get(path).text
             assert "s3cret-pw" not in text and "ann:***@db.example" in text
+
+
+def test_the_stylesheet_and_the_script_are_served_from_the_package(client: TestClient) -> None:
+    style = client.get("/static/style.css")
+    assert style.status_code == 200 and "text/css" in style.headers["content-type"]
+    script = client.get("/static/live.js")
+    assert script.status_code == 200 and "data-refresh" in script.text
+    assert client.get("/static/../app.py").status_code == 404

@@ -126,3 +126,9 @@ class Served:
 def served() -> type[Served]:
     """``Served``, for test modules (which take helpers through fixtures)."""
     return Served
+
+
+@pytest.fixture
+def fill_store() -> Callable[[str], None]:
+    """``fill``, for test modules that bring their own store (PostgreSQL)."""
+    return fill
