@@ -66,6 +66,24 @@ else
     fi
 fi
 
+echo "== a headless browser (for the localqueue-web tests)"
+# Debian's chromium and chromium-driver, installed when missing (as root);
+# LOCALQUEUE_SKIP_BROWSER=1 skips those tests instead, saying how to enable them.
+if [ "${LOCALQUEUE_SKIP_BROWSER:-}" = 1 ]; then
+    unset LOCALQUEUE_REQUIRE_BROWSER
+    echo "LOCALQUEUE_SKIP_BROWSER=1: the browser tests will be skipped" >&2
+else
+    export LOCALQUEUE_REQUIRE_BROWSER=1
+    if ! browser=$(bash scripts/browser.sh ensure); then
+        echo "no browser for the localqueue-web tests (see above); install Debian's chromium" \
+            "and chromium-driver, or run with LOCALQUEUE_SKIP_BROWSER=1 to skip them" >&2
+        exit 1
+    fi
+    read -r LOCALQUEUE_TEST_CHROMIUM LOCALQUEUE_TEST_CHROMEDRIVER <<<"$browser"
+    export LOCALQUEUE_TEST_CHROMIUM LOCALQUEUE_TEST_CHROMEDRIVER
+    echo "using $LOCALQUEUE_TEST_CHROMIUM and $LOCALQUEUE_TEST_CHROMEDRIVER"
+fi
+
 echo "== pytest"
 pytest "$@"
 

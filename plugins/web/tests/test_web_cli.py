@@ -125,3 +125,30 @@ def test_the_command_is_listed_by_the_plugins_command(store_url: str) -> None:
     assert run.returncode == 0 and "serve" in run.stdout
     with PersistentQueue("emails", store=store_url) as q:
         assert q.stats().total == 7  # serving and asking changed nothing
+
+
+def test_a_store_password_is_never_printed_or_shown(
+    postgres_store_url: str, served: Serve, fill_store: Callable[[str], None]
+) -> None:
+    # The throwaway server trusts its clients: the password is ignored by
+    # it, and must appear nowhere the dashboard prints or serves.
+    password = "s3cr3t-web-pw"
+    scheme, _, rest = postgres_store_url.partition("://")
+    user_host = rest.split("@", 1)
+    url = (
+        f"{scheme}://{user_host[0].split(':', 1)[0]}:{password}@{user_host[1]}"
+        if len(user_host) == 2
+        else f"{scheme}://postgres:{password}@{rest}"
+    )
+    fill_store(url)
+    with served(url) as server:
+        assert ":***@" in server.banner and password not in server.banner
+        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/nowhere"):
+            try:
+                with urllib.request.urlopen(server.address + path, timeout=10) as page:
+                    text = page.read().decode()
+            except urllib.error.HTTPError as refused:
+                text = refused.read().decode()
+            assert password not in text and ":***@" in text, path
+        _, out, err = server.stop()
+    assert password not in out + err
