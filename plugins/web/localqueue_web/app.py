@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,7 +55,7 @@ class Dashboard:
         guard: Guard,
         read_only: bool,
         history: History,
-        sampler: Sampler | None,
+        sample_every: float | None,
         refresh_seconds: float,
     ) -> None:
         self.store = store
@@ -63,10 +63,13 @@ class Dashboard:
         self.guard = guard
         self.read_only = read_only
         self.history = history
-        self.sampler = sampler
+        self.sample_every = sample_every
         self.refresh_seconds = refresh_seconds
         self.previews = actions.Previews()
-        self.pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="localqueue-web-store")
+        # Made at each start of the app (its lifespan), so that an app can be
+        # served, stopped and served again.
+        self.pool: ThreadPoolExecutor | None = None
+        self.sampler: Sampler | None = None
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,  # every value a template shows is escaped
@@ -74,7 +77,23 @@ class Dashboard:
         )
         self.templates = Jinja2Templates(env=env)
 
+    def start(self) -> None:
+        self.pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="localqueue-web-store")
+        if self.sample_every is not None:
+            self.sampler = Sampler(self.store, self.history, self.sample_every)
+            self.sampler.start()
+
+    def stop(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.pool is None:
+            raise RuntimeError("the dashboard is not started: serve it with its lifespan on")
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
@@ -109,9 +128,16 @@ async def overview(request: Request) -> Response:
     )
 
 
+def _queue(values: Mapping[str, str]) -> str:
+    """The queue a page or action is about: a query or form field, never a
+    path segment, so that any name (one with '/', '..', '?' or '%') reaches
+    exactly its own queue."""
+    return forms.queue_name(values.get("name", ""))
+
+
 async def queue_page(request: Request) -> Response:
     d = _dashboard(request)
-    queue = forms.queue_name(request.path_params["queue"])
+    queue = _queue(request.query_params)
     chosen = forms.list_filter(request.query_params)
     stats = await d.call(d.store.stats, queue)
     rows, next_after = await d.call(pages.listing, d.store, queue, chosen)
@@ -132,8 +158,8 @@ async def queue_page(request: Request) -> Response:
 
 async def message_page(request: Request) -> Response:
     d = _dashboard(request)
-    queue = forms.queue_name(request.path_params["queue"])
-    ident = forms.message_id(request.path_params["message_id"])
+    queue = _queue(request.query_params)
+    ident = forms.message_id(request.query_params.get("id", ""))
     view = await d.call(pages.message, d.store, queue, ident)
     if view is None:
         raise HTTPException(404, f"no message {ident} in queue {queue!r} (acked or purged?)")
@@ -142,7 +168,7 @@ async def message_page(request: Request) -> Response:
 
 async def dead_page(request: Request) -> Response:
     d = _dashboard(request)
-    queue = forms.queue_name(request.path_params["queue"])
+    queue = _queue(request.query_params)
     groups, read, cut = await d.call(pages.dead_groups, d.store, queue)
     return d.render(
         request, "dead.html", queue=queue, groups=groups, read=read, cut=cut,
@@ -163,8 +189,8 @@ def _values(form: FormData) -> dict[str, str]:
 
 async def requeue_preview(request: Request) -> Response:
     d = _dashboard(request)
-    queue = forms.queue_name(request.path_params["queue"])
     form = await _checked_form(request)
+    queue = _queue(_values(form))
     ids = forms.chosen_ids([v for v in form.getlist("id") if isinstance(v, str)])
     flt: MessageFilter | None
     if ids:
@@ -174,19 +200,21 @@ async def requeue_preview(request: Request) -> Response:
         # "Requeue selected" with nothing ticked must not mean "every one".
         raise forms.BadInput("no dead letter was selected: tick the ones to requeue")
     else:
-        flt, described = forms.dead_filter(_values(form), d.store.clock.now())
+        # The store's clock may ask its server now and then: off the loop too.
+        now = await d.call(d.store.clock.now)
+        flt, described = forms.dead_filter(_values(form), now)
     preview = await d.call(actions.preview_requeue, d.store, queue, flt, described)
     return d.render(
         request, "confirm.html", preview=preview, key=d.previews.pin(preview),
-        shown=preview.ids[:20],
+        shown=preview.ids[:20], max_pinned=actions.MAX_PINNED,
     )  # fmt: skip
 
 
 async def purge_preview(request: Request) -> Response:
     d = _dashboard(request)
-    queue = forms.queue_name(request.path_params["queue"])
     form = await _checked_form(request)
     values = _values(form)
+    queue = _queue(values)
     wanted = forms.state(values)
     older = forms.duration(values, "older_than")
     flt = None if older is None else MessageFilter(older_than=older)
@@ -196,7 +224,7 @@ async def purge_preview(request: Request) -> Response:
     preview = await d.call(actions.preview_purge, d.store, queue, wanted, flt, described)
     return d.render(
         request, "confirm.html", preview=preview, key=d.previews.pin(preview),
-        shown=preview.ids[:20],
+        shown=preview.ids[:20], max_pinned=actions.MAX_PINNED,
     )  # fmt: skip
 
 
@@ -215,6 +243,10 @@ async def confirm(request: Request) -> Response:
 
 async def _bad_input(request: Request, exc: Exception) -> Response:
     return _error_page(request, 400, str(exc))
+
+
+async def _partly_done(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 503, str(exc))
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
@@ -239,55 +271,56 @@ def build_app(
     label: str,
     read_only: bool = False,
     token: str | None = None,
-    loopback_only: bool = True,
+    loopback_only: bool | None = None,
     sample_every: float | None = 10.0,
     refresh_seconds: float = 2.0,
     history: History | None = None,
 ) -> Starlette:
     """The dashboard for ``store`` (which the caller closes). ``label`` is the
-    store as shown (pass it through ``redact_url``). ``sample_every`` None
-    takes no samples (tests add their own to ``history``)."""
-    history = history or History()
-    sampler = None if sample_every is None else Sampler(store, history, sample_every)
+    store as shown (pass it through ``redact_url``). With a ``token`` (16
+    characters or more) every request must carry it; ``loopback_only``
+    (by default: when there is no token) answers only requests addressed to
+    this machine by name. ``sample_every`` None takes no samples (tests add
+    their own to ``history``)."""
     dashboard = Dashboard(
         store,
         label=label,
-        guard=Guard(token=token, loopback_only=loopback_only),
+        guard=Guard(
+            token=token, loopback_only=token is None if loopback_only is None else loopback_only
+        ),
         read_only=read_only,
-        history=history,
-        sampler=sampler,
+        history=history or History(),
+        sample_every=sample_every,
         refresh_seconds=refresh_seconds,
     )
     routes = [
         Route("/", overview),
-        Route("/queues/{queue:path}/messages/{message_id}", message_page),
-        Route("/queues/{queue:path}/dead", dead_page),
-        Route("/queues/{queue:path}", queue_page),
+        Route("/queue", queue_page),
+        Route("/queue/dead", dead_page),
+        Route("/queue/message", message_page),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     if not read_only:
-        routes[1:1] = [
-            Route("/actions/{queue:path}/requeue", requeue_preview, methods=["POST"]),
-            Route("/actions/{queue:path}/purge", purge_preview, methods=["POST"]),
+        routes += [
+            Route("/actions/requeue", requeue_preview, methods=["POST"]),
+            Route("/actions/purge", purge_preview, methods=["POST"]),
             Route("/actions/confirm", confirm, methods=["POST"]),
         ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if sampler is not None:
-            sampler.start()
+        dashboard.start()
         try:
             yield
         finally:
-            if sampler is not None:
-                sampler.stop()
-            dashboard.pool.shutdown(wait=True)
+            dashboard.stop()
 
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
             forms.BadInput: _bad_input,
+            actions.PartlyDone: _partly_done,
             LocalQueueError: _store_error,
             HTTPException: _http_error,
         },

@@ -6,16 +6,25 @@ from __future__ import annotations
 import signal
 import socket
 import threading
+import time
 from types import FrameType
 
 import click
 
 from localqueue.cli import DURATION, cli_state, existing_store
 from localqueue.store import redact_url
-from localqueue_web.security import TOKEN_ENV, NeedsToken, check_binding, is_loopback
+from localqueue_web.security import (
+    TOKEN_ENV,
+    NeedsToken,
+    check_binding,
+    check_token,
+    is_loopback,
+)
 
 # Starlette, uvicorn and Jinja2 are imported inside the command: this module
 # is imported each time the localqueue CLI is built, whatever the command.
+
+GRACE = 10  # seconds open requests get to finish once asked to stop
 
 
 @click.group("web", epilog="\b\nExample:\n  $ localqueue web serve --port 8765")
@@ -84,8 +93,10 @@ def serve_command(
     and (unless --read-only) requeue and purge with a preview first.
     """
     token = token or None
-    if token is not None and len(token) < 16:
-        raise click.BadParameter("use a token of at least 16 characters", param_hint="--token")
+    try:
+        check_token(token)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--token") from None
     try:
         check_binding(host, token)
     except NeedsToken as exc:
@@ -115,24 +126,40 @@ def serve_command(
         + (" - open it once as /?token=TOKEN" if token else ""),
         err=True,
     )
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Requests still open this long after a stop are cut off.
+        timeout_graceful_shutdown=GRACE,
+    )
     server = uvicorn.Server(config)
     # The server runs in a thread (where uvicorn leaves signals alone) and
     # this one turns SIGTERM and Ctrl-C into a graceful stop and exit 0, as
-    # `metrics serve` does: uvicorn itself would die of the signal at the end.
+    # `metrics serve` does (uvicorn itself would die of the signal at the
+    # end). A second signal stops at once; so does a stop that outlasts
+    # GRACE and a few seconds more (a store call that hangs), with exit 1.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    asked: list[float] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if asked:
+            server.force_exit = True
+        asked.append(time.monotonic())
         server.should_exit = True
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         thread.start()
         while thread.is_alive():
-            thread.join(0.5)
+            thread.join(0.2)
+            if asked and (server.force_exit or time.monotonic() - asked[0] > GRACE + 5):
+                thread.join(1.0)
+                break
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        server.should_exit = True
-        thread.join(timeout=10)
         sock.close()
+    if thread.is_alive():
+        raise click.ClickException("stopped before every request had finished")

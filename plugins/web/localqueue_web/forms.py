@@ -113,6 +113,7 @@ def list_filter(values: Mapping[str, str]) -> ListFilter:
         error_type=_text(values, "error_type"),
         min_attempts=min_attempts(values),
         failed_within=duration(values, "failed_within"),
+        failed_within_text=_text(values, "failed_within"),
         after=after_id(values),
     )
 

@@ -57,6 +57,7 @@ class ListFilter:
     error_type: str | None = None
     min_attempts: int | None = None
     failed_within: float | None = None
+    failed_within_text: str | None = None  # as given (5m), for links and forms
     after: int | None = None
 
     def message_filter(self, now: float) -> MessageFilter | None:
@@ -77,7 +78,7 @@ class ListFilter:
             "error_contains": self.error_contains,
             "error_type": self.error_type,
             "min_attempts": self.min_attempts,
-            "failed_within": self.failed_within,
+            "failed_within": self.failed_within_text,
             "after": self.after,
         }
         values.update(changes)

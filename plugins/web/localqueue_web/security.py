@@ -10,9 +10,14 @@
   page without it, so the token does not stay in the address bar).
 * **CSRF.** Every action is a POST whose form carries this server's CSRF
   token (random per server start, in every form the dashboard renders, never
-  in a cookie), and a POST whose ``Origin`` is another site is refused,
+  in a cookie), and a POST the browser marks as coming from another site
+  (``Sec-Fetch-Site``, else an ``Origin`` naming another host) is refused,
   before its form is read. A page elsewhere can make a browser post, but it
   cannot read the token.
+* **No framing.** Every response forbids being shown in a frame (a page
+  elsewhere could otherwise trick clicks on the dashboard's own buttons),
+  and a content security policy allows only the dashboard's own script,
+  stylesheet and forms.
 """
 
 from __future__ import annotations
@@ -31,6 +36,17 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 TOKEN_ENV = "LOCALQUEUE_WEB_TOKEN"
 TOKEN_COOKIE = "localqueue_web_token"
+MIN_TOKEN = 16  # characters
+HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+        b"form-action 'self'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -51,6 +67,11 @@ def is_loopback(host: str) -> bool:
 
 class NeedsToken(ValueError):
     """Serving beyond loopback without a token."""
+
+
+def check_token(token: str | None) -> None:
+    if token is not None and len(token) < MIN_TOKEN:
+        raise ValueError(f"use a token of at least {MIN_TOKEN} characters")
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -78,6 +99,9 @@ class Guard:
     loopback_only: bool = True
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
+    def __post_init__(self) -> None:
+        check_token(self.token)  # an empty token would let everyone in
+
     def csrf_ok(self, submitted: object) -> bool:
         return isinstance(submitted, str) and hmac.compare_digest(
             submitted.encode(), self.csrf_token.encode()
@@ -102,13 +126,14 @@ class Guard:
         if self.token is not None:
             given = request.query_params.get("token")
             if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
-                rest = urlencode(
-                    [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                )
-                target = request.url.path + (f"?{rest}" if rest else "")
-                response = RedirectResponse(target, status_code=303)
+                response = RedirectResponse(_same_page(request), status_code=303)
                 response.set_cookie(
-                    TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/"
+                    TOKEN_COOKIE,
+                    self.token,
+                    httponly=True,
+                    samesite="strict",
+                    path="/",
+                    secure=_https(request),
                 )
                 return response
             if not self._token_ok(request):
@@ -124,14 +149,39 @@ class Guard:
         return None
 
 
+def _same_page(request: Request) -> str:
+    """The address asked for, without its token: still percent-encoded (a
+    queue named 'a%41' stays itself) and always a path on this server (a
+    leading '//' or '\\' would make it another host)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = "/" + raw.decode("latin-1").lstrip("/\\")
+    rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+    return path + (f"?{rest}" if rest else "")
+
+
+def _https(request: Request) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
 def _cross_site(request: Request) -> bool:
-    if request.headers.get("sec-fetch-site", "") == "cross-site":
-        return True
+    """Whether the browser says this request comes from another site.
+
+    Browsers send ``Sec-Fetch-Site``, which a page cannot forge; older ones
+    only ``Origin``, compared by host and port alone, so that a reverse
+    proxy ending TLS (https outside, http here) does not look foreign.
+    Clients that are not browsers send neither, and still need the CSRF
+    token."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin == "null"
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    return origin.lower() != own.lower()
+    if origin is None:
+        return False
+    if origin == "null":
+        return True
+    host = origin.split("://", 1)[-1].rstrip("/")
+    return host.lower() != request.headers.get("host", "").lower()
 
 
 class GuardMiddleware:
@@ -142,9 +192,17 @@ class GuardMiddleware:
         self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = self.guard.refuse(Request(scope))
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *HEADERS]
+            await send(message)
+
+        refusal = self.guard.refuse(Request(scope))
+        if refusal is not None:
+            await refusal(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)

@@ -17,7 +17,7 @@ MakeClient = Callable[..., TestClient]
 
 
 def csrf(client: TestClient) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/queues/emails").text)
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/queue?name=emails").text)
     assert found
     return found[1]
 
@@ -44,7 +44,7 @@ def dead_ids(store: Store) -> list[int]:
 
 
 def test_requeue_one_dead_letter(client: TestClient, store: Store) -> None:
-    count, key = preview(client, "/actions/emails/requeue", id="1")
+    count, key = preview(client, "/actions/requeue", name="emails", id="1")
     assert count == 1
     assert dead_ids(store) == [1, 2, 3]  # a preview changes nothing
     assert confirm(client, key) == 1
@@ -54,7 +54,8 @@ def test_requeue_one_dead_letter(client: TestClient, store: Store) -> None:
 
 def test_requeue_a_selection(client: TestClient, store: Store) -> None:
     page = client.post(
-        "/actions/emails/requeue", data={"csrf": csrf(client), "id": ["1", "3"], "selected": "1"}
+        "/actions/requeue",
+        data={"csrf": csrf(client), "name": "emails", "id": ["1", "3"], "selected": "1"},
     )
     count = re.search(r'id="preview-count">(\d+)<', page.text)
     key = re.search(r'name="key" value="([^"]+)"', page.text)
@@ -66,7 +67,9 @@ def test_requeue_a_selection(client: TestClient, store: Store) -> None:
 def test_requeue_selected_with_nothing_ticked_requeues_nothing(
     client: TestClient, store: Store
 ) -> None:
-    page = client.post("/actions/emails/requeue", data={"csrf": csrf(client), "selected": "1"})
+    page = client.post(
+        "/actions/requeue", data={"csrf": csrf(client), "name": "emails", "selected": "1"}
+    )
     assert page.status_code == 400
     assert "no dead letter was selected" in page.text
     assert dead_ids(store) == [1, 2, 3]
@@ -81,16 +84,16 @@ def test_requeue_every_dead_letter_matching_a_filter_counts_as_the_cli_dry_run(
         filter=__import__("localqueue").MessageFilter(error_contains="timed"),
         dry_run=True,
     )
-    count, key = preview(client, "/actions/emails/requeue", error_contains="timed")
+    count, key = preview(client, "/actions/requeue", name="emails", error_contains="timed")
     assert count == len(expected) == 2
     assert confirm(client, key) == 2
     assert dead_ids(store) == [3]
 
 
 def test_requeue_by_error_type_from_the_grouped_page(client: TestClient, store: Store) -> None:
-    page = client.get("/queues/emails/dead").text
+    page = client.get("/queue/dead?name=emails").text
     assert 'name="error_type" value="ValueError"' in page
-    count, key = preview(client, "/actions/emails/requeue", error_type="ValueError")
+    count, key = preview(client, "/actions/requeue", name="emails", error_type="ValueError")
     assert count == 1
     assert confirm(client, key) == 1
     assert dead_ids(store) == [1, 2]
@@ -99,7 +102,7 @@ def test_requeue_by_error_type_from_the_grouped_page(client: TestClient, store: 
 def test_a_confirmation_touches_only_what_the_preview_showed(
     client: TestClient, store: Store
 ) -> None:
-    count, key = preview(client, "/actions/emails/purge", state="dead")
+    count, key = preview(client, "/actions/purge", name="emails", state="dead")
     assert count == 3
     # While the operator reads the preview, another message dies.
     with PersistentQueue("emails", store=store) as q:
@@ -112,7 +115,7 @@ def test_a_confirmation_touches_only_what_the_preview_showed(
 
 
 def test_a_preview_confirms_once(client: TestClient, store: Store) -> None:
-    _, key = preview(client, "/actions/emails/requeue", id="2")
+    _, key = preview(client, "/actions/requeue", name="emails", id="2")
     assert confirm(client, key) == 1
     again = client.post("/actions/confirm", data={"csrf": csrf(client), "key": key})
     assert again.status_code == 409
@@ -123,15 +126,15 @@ def test_purge_preview_counts_as_the_cli_dry_run(client: TestClient, store: Stor
     for state, expected in (("ready", 2), ("delayed", 1), ("all", 7)):
         wanted = None if state == "all" else State(state)
         assert store.purge("emails", state=wanted, dry_run=True) == expected
-        count, _ = preview(client, "/actions/emails/purge", state=state)
+        count, _ = preview(client, "/actions/purge", name="emails", state=state)
         assert count == expected, state
-    count, _ = preview(client, "/actions/emails/purge", state="all", older_than="1d")
+    count, _ = preview(client, "/actions/purge", name="emails", state="all", older_than="1d")
     assert count == 0  # nothing is a day old
     assert store.stats("emails").total == 7
 
 
 def test_purge_confirmed_deletes(client: TestClient, store: Store) -> None:
-    _, key = preview(client, "/actions/emails/purge", state="ready")
+    _, key = preview(client, "/actions/purge", name="emails", state="ready")
     assert confirm(client, key) == 2
     assert store.stats("emails").ready == 0
     assert store.stats("emails").total == 5
@@ -142,12 +145,13 @@ def test_bad_action_input_gets_a_reason_and_changes_nothing(
 ) -> None:
     token = csrf(client)
     for path, form, reason in [
-        ("/actions/emails/requeue", {"id": "x"}, "message id must be a whole number"),
-        ("/actions/emails/requeue", {"min_attempts": "many"}, "min_attempts must be"),
-        ("/actions/emails/requeue", {"failed_within": "-5"}, "is not a duration"),
-        ("/actions/emails/purge", {"state": "gone"}, "state must be one of"),
-        ("/actions/emails/purge", {"older_than": "1e400"}, "duration"),
-        ("/actions/bad%01name/purge", {}, "queue name"),
+        ("/actions/requeue", {"name": "emails", "id": "x"}, "message id must be a whole number"),
+        ("/actions/requeue", {"name": "emails", "min_attempts": "many"}, "min_attempts must be"),
+        ("/actions/requeue", {"name": "emails", "failed_within": "-5"}, "is not a duration"),
+        ("/actions/purge", {"name": "emails", "state": "gone"}, "state must be one of"),
+        ("/actions/purge", {"name": "emails", "older_than": "1e400"}, "duration"),
+        ("/actions/purge", {"name": "bad\x01name"}, "queue name"),
+        ("/actions/purge", {}, "queue name"),
     ]:
         page = client.post(path, data={"csrf": token, **form})
         assert page.status_code == 400, (path, form, page.text)
@@ -156,10 +160,10 @@ def test_bad_action_input_gets_a_reason_and_changes_nothing(
 
 
 def test_actions_without_the_csrf_token_change_nothing(client: TestClient, store: Store) -> None:
-    _, key = preview(client, "/actions/emails/purge", state="all")
+    _, key = preview(client, "/actions/purge", name="emails", state="all")
     for path, form in [
-        ("/actions/emails/purge", {"state": "all"}),
-        ("/actions/emails/requeue", {"id": "1"}),
+        ("/actions/purge", {"name": "emails", "state": "all"}),
+        ("/actions/requeue", {"name": "emails", "id": "1"}),
         ("/actions/confirm", {"key": key}),
         ("/actions/confirm", {"key": key, "csrf": "guessed"}),
         ("/actions/confirm", {"key": key, "csrf": ""}),
@@ -174,7 +178,7 @@ def test_actions_without_the_csrf_token_change_nothing(client: TestClient, store
 
 def test_actions_from_another_site_change_nothing(client: TestClient, store: Store) -> None:
     token = csrf(client)
-    _, key = preview(client, "/actions/emails/purge", state="all")
+    _, key = preview(client, "/actions/purge", name="emails", state="all")
     for headers in (
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
@@ -197,6 +201,6 @@ def test_each_server_has_its_own_csrf_token(store: Store, make_client: MakeClien
     with make_client(store) as first, make_client(store) as second:
         token = csrf(first)
         assert token != csrf(second)
-        page = second.post("/actions/emails/purge", data={"csrf": token, "state": "all"})
+        page = second.post("/actions/purge", data={"csrf": token, "name": "emails", "state": "all"})
         assert page.status_code == 403
     assert len(Guard().csrf_token) >= 40

@@ -95,7 +95,7 @@ def test_serves_the_dashboard_and_stops_on_sigterm(store_url: str, served: Serve
 def test_read_only_says_so_and_offers_no_action(store_url: str, served: Serve) -> None:
     with served(store_url, "--read-only") as server:
         assert server.banner.rstrip().endswith("(read-only)")
-        with urllib.request.urlopen(server.address + "/queues/emails", timeout=10) as page:
+        with urllib.request.urlopen(server.address + "/queue?name=emails", timeout=10) as page:
             assert 'method="post"' not in page.read().decode()
         server.stop()
 
@@ -143,7 +143,7 @@ def test_a_store_password_is_never_printed_or_shown(
     fill_store(url)
     with served(url) as server:
         assert ":***@" in server.banner and password not in server.banner
-        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/nowhere"):
+        for path in ("/", "/queue?name=emails", "/queue/message?name=emails&id=1", "/nowhere"):
             try:
                 with urllib.request.urlopen(server.address + path, timeout=10) as page:
                     text = page.read().decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import quote
 
 from starlette.testclient import TestClient
 
@@ -47,15 +48,15 @@ def test_the_overview_says_when_no_queue_holds_a_message(
 def test_no_payload_or_error_text_is_rendered_unescaped(client: TestClient, hostile: str) -> None:
     for path in (
         "/",
-        "/queues/emails",
-        "/queues/emails?state=dead",
-        "/queues/emails/dead",
-        "/queues/emails/messages/1",
+        "/queue?name=emails",
+        "/queue?name=emails&state=dead",
+        "/queue/dead?name=emails",
+        "/queue/message?name=emails&id=1",
     ):
         text = client.get(path).text
         assert hostile not in text, path
         assert "<script>alert" not in text, path
-    message = client.get("/queues/emails/messages/1").text
+    message = client.get("/queue/message?name=emails&id=1").text
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in message
 
 
@@ -68,14 +69,14 @@ def test_a_queue_name_with_markup_is_escaped_everywhere(
     with PersistentQueue(name, store=store) as q:
         q.put(1)
     with make_client(store) as c:
-        for path in ("/", f"/queues/{name}"):
+        for path in ("/", f"/queue?name={quote(name)}"):
             page = c.get(path)
             assert page.status_code == 200, (path, page.text)
             assert "<img src=x" not in page.text
 
 
 def test_one_message_shows_payload_attempts_error_and_traceback(client: TestClient) -> None:
-    page = client.get("/queues/emails/messages/1").text
+    page = client.get("/queue/message?name=emails&id=1").text
     assert '<dd class="state dead">dead</dd>' in page
     assert "user0@example.com" in page
     assert "TimeoutError" in page and "Traceback (most recent call last)" in page
@@ -83,9 +84,11 @@ def test_one_message_shows_payload_attempts_error_and_traceback(client: TestClie
 
 
 def test_a_payload_that_is_not_json_is_shown_as_text_or_hex(client: TestClient) -> None:
-    found = re.search(r'href="/queues/reports/messages/(\d+)"', client.get("/queues/reports").text)
+    found = re.search(
+        r'href="/queue/message\?name=reports&amp;id=(\d+)"', client.get("/queue?name=reports").text
+    )
     assert found
-    page = client.get(f"/queues/reports/messages/{found[1]}").text
+    page = client.get(f"/queue/message?name=reports&id={found[1]}").text
     assert "(bytes, 12 bytes)" in page
     assert "00 ff 20 72 61 77" in page
 
@@ -96,7 +99,7 @@ def test_a_huge_payload_is_cut_and_says_so(store: Store, make_client: MakeClient
     with PersistentQueue("big", store=store) as q:
         ident = q.put("x" * (PAYLOAD_SHOWN * 3)).id
     with make_client(store) as c:
-        page = c.get(f"/queues/big/messages/{ident}").text
+        page = c.get(f"/queue/message?name=big&id={ident}").text
     assert "the first 65,536 shown" in page
     assert len(page) < PAYLOAD_SHOWN * 2
 
@@ -105,16 +108,16 @@ def test_the_listing_filters_like_the_cli(client: TestClient) -> None:
     def ids(path: str) -> list[str]:
         page = client.get(path)
         assert page.status_code == 200, page.text
-        return re.findall(r'href="/queues/emails/messages/(\d+)"', page.text)
+        return re.findall(r'href="/queue/message\?name=emails&amp;id=(\d+)"', page.text)
 
-    assert len(ids("/queues/emails")) == 7
-    assert ids("/queues/emails?state=dead") == ["1", "2", "3"]
-    assert ids("/queues/emails?state=delayed") == ["7"]
-    assert ids("/queues/emails?state=inflight") == ["4"]
-    assert ids("/queues/emails?state=dead&error_contains=AGAIN") == ["2"]
-    assert ids("/queues/emails?state=dead&error_type=ValueError") == ["3"]
-    assert ids("/queues/emails?state=dead&min_attempts=2") == []
-    assert ids("/queues/emails?state=dead&failed_within=1h") == ["1", "2", "3"]
+    assert len(ids("/queue?name=emails")) == 7
+    assert ids("/queue?name=emails&state=dead") == ["1", "2", "3"]
+    assert ids("/queue?name=emails&state=delayed") == ["7"]
+    assert ids("/queue?name=emails&state=inflight") == ["4"]
+    assert ids("/queue?name=emails&state=dead&error_contains=AGAIN") == ["2"]
+    assert ids("/queue?name=emails&state=dead&error_type=ValueError") == ["3"]
+    assert ids("/queue?name=emails&state=dead&min_attempts=2") == []
+    assert ids("/queue?name=emails&state=dead&failed_within=1h") == ["1", "2", "3"]
 
 
 def test_the_listing_pages_by_id(store: Store, make_client: MakeClient) -> None:
@@ -123,21 +126,21 @@ def test_the_listing_pages_by_id(store: Store, make_client: MakeClient) -> None:
     with PersistentQueue("many", store=store) as q:
         q.put_many(list(range(120)))
     with make_client(store) as c:
-        first = c.get("/queues/many").text
-        shown = re.findall(r'href="/queues/many/messages/(\d+)"', first)
+        first = c.get("/queue?name=many").text
+        shown = re.findall(r'href="/queue/message\?name=many&amp;id=(\d+)"', first)
         assert len(shown) == 50
-        following = re.search(r'href="\?after=(\d+)" rel="next"', first)
+        following = re.search(r'href="/queue\?name=many&amp;after=(\d+)" rel="next"', first)
         assert following and following[1] == shown[-1]
-        second = c.get(f"/queues/many?after={following[1]}").text
-        more = re.findall(r'href="/queues/many/messages/(\d+)"', second)
+        second = c.get(f"/queue?name=many&after={following[1]}").text
+        more = re.findall(r'href="/queue/message\?name=many&amp;id=(\d+)"', second)
         assert len(more) == 50 and int(more[0]) == int(shown[-1]) + 1
-        third = c.get(f"/queues/many?after={more[-1]}").text
-        assert len(re.findall(r'href="/queues/many/messages/(\d+)"', third)) == 20
+        third = c.get(f"/queue?name=many&after={more[-1]}").text
+        assert len(re.findall(r'href="/queue/message\?name=many&amp;id=(\d+)"', third)) == 20
         assert 'rel="next"' not in third
 
 
 def test_dead_letters_are_grouped_by_error_type(client: TestClient) -> None:
-    page = client.get("/queues/emails/dead").text
+    page = client.get("/queue/dead?name=emails").text
     groups = re.findall(r"<tr>\s*<td>(\w+)</td>\s*<td class=\"n\">(\d+)</td>", page)
     assert groups == [("TimeoutError", "2"), ("ValueError", "1")]
     assert "3 dead letter(s)" in page
@@ -145,14 +148,14 @@ def test_dead_letters_are_grouped_by_error_type(client: TestClient) -> None:
 
 def test_bad_addresses_get_a_one_line_reason(client: TestClient) -> None:
     for path, status, reason in [
-        ("/queues/emails?state=bogus", 400, "state must be one of ready, delayed"),
-        ("/queues/emails?failed_within=soon", 400, "is not a duration"),
-        ("/queues/emails?min_attempts=-1", 400, "min_attempts must be a whole number"),
-        ("/queues/emails?after=x", 400, "after must be a whole number"),
-        ("/queues/emails/messages/0", 400, "message id must be"),
-        ("/queues/emails/messages/abc", 400, "message id must be"),
-        ("/queues/emails/messages/99999", 404, "no message 99999 in queue"),
-        (f"/queues/emails?error_contains={'x' * 2000}", 400, "longer than 1000"),
+        ("/queue?name=emails&state=bogus", 400, "state must be one of ready, delayed"),
+        ("/queue?name=emails&failed_within=soon", 400, "is not a duration"),
+        ("/queue?name=emails&min_attempts=-1", 400, "min_attempts must be a whole number"),
+        ("/queue?name=emails&after=x", 400, "after must be a whole number"),
+        ("/queue/message?name=emails&id=0", 400, "message id must be"),
+        ("/queue/message?name=emails&id=abc", 400, "message id must be"),
+        ("/queue/message?name=emails&id=99999", 404, "no message 99999 in queue"),
+        (f"/queue?name=emails&error_contains={'x' * 2000}", 400, "longer than 1000"),
         ("/nowhere", 404, "Not Found"),
     ]:
         page = client.get(path)
@@ -164,11 +167,16 @@ def test_bad_addresses_get_a_one_line_reason(client: TestClient) -> None:
 
 def test_read_only_offers_no_action_and_refuses_one(store: Store, make_client: MakeClient) -> None:
     with make_client(store, read_only=True) as c:
-        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/queues/emails/dead"):
+        for path in (
+            "/",
+            "/queue?name=emails",
+            "/queue/message?name=emails&id=1",
+            "/queue/dead?name=emails",
+        ):
             page = c.get(path).text
             assert 'method="post"' not in page, path
             assert "read-only" in page
-        refused = c.post("/actions/emails/requeue", data={"id": "1"})
+        refused = c.post("/actions/requeue", data={"name": "emails", "id": "1"})
         assert refused.status_code in (404, 405)
     assert store.stats("emails").dead == 3
 
@@ -178,7 +186,7 @@ def test_charts_draw_the_sampled_history(store: Store, make_client: MakeClient) 
     for at in range(5):
         history.add(1000.0 + at * 10, [store.stats("emails")])
     with make_client(store, history=history) as c:
-        page = c.get("/queues/emails").text
+        page = c.get("/queue?name=emails").text
     assert "waiting: 4 now, between 4 and 4 over the last 40 s" in page
     assert "change per minute: +0 now" in page
     assert page.count("<polyline points=") == 2
@@ -191,7 +199,7 @@ def test_the_password_of_a_store_url_is_never_shown(store: Store) -> None:
     label = redact_url("postgresql://ann:s3cret-pw@db.example/queues")
     app = build_app(store, label=label, sample_every=None)
     with TestClient(app, base_url="http://127.0.0.1") as c:
-        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/nowhere"):
+        for path in ("/", "/queue?name=emails", "/queue/message?name=emails&id=1", "/nowhere"):
             text = c.get(path).text
             assert "s3cret-pw" not in text and "ann:***@db.example" in text
 

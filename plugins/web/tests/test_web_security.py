@@ -64,7 +64,12 @@ def token_client(store: Store) -> TestClient:
 
 def test_with_a_token_every_request_needs_it(store: Store) -> None:
     with token_client(store) as c:
-        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/static/style.css"):
+        for path in (
+            "/",
+            "/queue?name=emails",
+            "/queue/message?name=emails&id=1",
+            "/static/style.css",
+        ):
             page = c.get(path)
             assert page.status_code == 401, path
             assert "needs its token" in page.text
@@ -78,18 +83,18 @@ def test_the_token_in_the_address_once_sets_a_cookie_and_leaves_the_address(
     store: Store,
 ) -> None:
     with token_client(store) as c:
-        first = c.get(f"/queues/emails?state=dead&token={TOKEN}", follow_redirects=False)
+        first = c.get(f"/queue?name=emails&state=dead&token={TOKEN}", follow_redirects=False)
         assert first.status_code == 303
-        assert first.headers["location"] == "/queues/emails?state=dead"
+        assert first.headers["location"] == "/queue?name=emails&state=dead"
         cookie = first.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
         # The cookie now carries it.
-        assert c.get("/queues/emails?state=dead").status_code == 200
+        assert c.get("/queue?name=emails&state=dead").status_code == 200
 
 
 def test_an_action_from_another_host_without_the_token_changes_nothing(store: Store) -> None:
     with token_client(store) as c:
-        page = c.post("/actions/emails/purge", data={"state": "all", "csrf": "x"})
+        page = c.post("/actions/purge", data={"name": "emails", "state": "all", "csrf": "x"})
         assert page.status_code == 401
         page = c.post("/actions/confirm", data={"key": "k", "csrf": "x"})
         assert page.status_code == 401
@@ -99,5 +104,5 @@ def test_an_action_from_another_host_without_the_token_changes_nothing(store: St
 def test_the_token_is_never_shown(store: Store) -> None:
     with token_client(store) as c:
         c.get(f"/?token={TOKEN}")
-        for path in ("/", "/queues/emails", "/queues/emails/messages/1", "/nowhere"):
+        for path in ("/", "/queue?name=emails", "/queue/message?name=emails&id=1", "/nowhere"):
             assert TOKEN not in c.get(path).text
