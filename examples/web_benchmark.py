@@ -3,7 +3,8 @@
 Run it::
 
     LOCALQUEUE_PLUGINS= python examples/web_benchmark.py [--queues 100] [--per-queue 10000]
-        [--url URL] [--repeats 20] [--save FILE]
+        [--repeats 20] [--save FILE]
+    python examples/web_benchmark.py --url postgresql://... [--save FILE]
 
 Fills a store (a temporary SQLite file, or ``--url``, which must be empty)
 with ``--queues`` queues of ``--per-queue`` ready messages each - 1,000,000
@@ -37,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_record import record
 from starlette.testclient import TestClient
 
-from localqueue.store import NewMessage, Store, all_stats, open_store
+from localqueue.errors import LocalQueueError
+from localqueue.store import NewMessage, Store, all_stats, open_store, redact_url
 from localqueue_web.app import build_app
 
 PAYLOAD = b'{"job": "resize", "id": 12345}'
@@ -86,15 +88,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"sqlite://{tmp}/web-benchmark.db"
-        store = open_store(url)
+        try:
+            store = open_store(url)
+        except (LocalQueueError, ValueError) as exc:
+            parser.error(f"cannot open {redact_url(url)}: {exc}")
         try:
             if store.queues():
-                parser.error(f"{url} already holds messages; give an empty store")
+                parser.error(f"{redact_url(url)} already holds messages; give an empty store")
             total = args.queues * args.per_queue
             print(f"filling {args.queues} queues x {args.per_queue:,} = {total:,} messages ...")
             took = fill(store, args.queues, args.per_queue)
             print(f"  filled in {took:.1f} s")
-            app = build_app(store, label=url, sample_every=None)
+            app = build_app(store, label=redact_url(url), sample_every=None)
             with TestClient(app, base_url="http://127.0.0.1") as client:
                 page = client.get("/")
                 assert page.status_code == 200 and page.text.count("data-queue=") == args.queues

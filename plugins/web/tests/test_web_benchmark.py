@@ -37,3 +37,13 @@ def test_bad_arguments_are_refused_in_one_line(arguments: list[str]) -> None:
     assert done.returncode == 2
     assert "expected a whole number >= 1" in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr
+
+
+def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--url", "nosuch://x"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "LOCALQUEUE_PLUGINS": ""},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "cannot open nosuch://x" in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
