@@ -4,7 +4,8 @@ Every benchmark under examples/ takes ``--save FILE``: the run is appended
 to FILE (a JSON list, created if missing) with the command that produced
 it, the machine, the date and the localqueue version, beside its numbers.
 docs/benchmarks.md quotes these files; ``python examples/bench_record.py
-FILE`` prints the runs a file holds, one line each.
+FILE`` prints the runs a file holds, one line each. ``median_ms`` is the
+timing the benchmarks that time single calls share.
 """
 
 from __future__ import annotations
@@ -14,9 +15,22 @@ import json
 import os
 import platform
 import sqlite3
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    """The median time of ``repeats`` calls, in milliseconds."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def machine() -> dict[str, Any]:

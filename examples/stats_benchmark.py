@@ -30,10 +30,8 @@ an idle machine.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -41,22 +39,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_record import record
+from bench_record import median_ms, record
 
 from localqueue.store import NewMessage, QueueStats, Store, all_stats, open_store
 from localqueue.stores.sqlite import SQLiteStore
 
 PAYLOAD = b'{"job": "resize", "id": 12345}'
 BATCH = 50_000
-
-
-def median_ms(call: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def grow(store: Store, queue: str, count: int, *, delay: float = 0.0) -> None:

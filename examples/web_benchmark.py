@@ -26,16 +26,14 @@ machine.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_record import record
+from bench_record import median_ms, record
 from starlette.testclient import TestClient
 
 from localqueue.errors import LocalQueueError
@@ -45,15 +43,6 @@ from localqueue_web.app import build_app
 PAYLOAD = b'{"job": "resize", "id": 12345}'
 BATCH = 10_000
 TARGET_SECONDS = 0.5
-
-
-def median_ms(call: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def fill(store: Store, queues: int, per_queue: int) -> float:

@@ -187,6 +187,16 @@ def _values(form: FormData) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+def _confirmation(request: Request, preview: actions.Preview) -> Response:
+    """The preview page: the count, the first ids, and the pinned key to confirm."""
+    d = _dashboard(request)
+    key = d.previews.pin(preview) if preview.ids else ""
+    return d.render(
+        request, "confirm.html", preview=preview, key=key, shown=preview.ids[:20],
+        max_pinned=actions.MAX_PINNED,
+    )  # fmt: skip
+
+
 async def requeue_preview(request: Request) -> Response:
     d = _dashboard(request)
     form = await _checked_form(request)
@@ -204,10 +214,7 @@ async def requeue_preview(request: Request) -> Response:
         now = await d.call(d.store.clock.now)
         flt, described = forms.dead_filter(_values(form), now)
     preview = await d.call(actions.preview_requeue, d.store, queue, flt, described)
-    return d.render(
-        request, "confirm.html", preview=preview, key=d.previews.pin(preview),
-        shown=preview.ids[:20], max_pinned=actions.MAX_PINNED,
-    )  # fmt: skip
+    return _confirmation(request, preview)
 
 
 async def purge_preview(request: Request) -> Response:
@@ -222,10 +229,7 @@ async def purge_preview(request: Request) -> Response:
         f" older than {older:g}s" if older is not None else ""
     )
     preview = await d.call(actions.preview_purge, d.store, queue, wanted, flt, described)
-    return d.render(
-        request, "confirm.html", preview=preview, key=d.previews.pin(preview),
-        shown=preview.ids[:20], max_pinned=actions.MAX_PINNED,
-    )  # fmt: skip
+    return _confirmation(request, preview)
 
 
 async def confirm(request: Request) -> Response:

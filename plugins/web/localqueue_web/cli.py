@@ -13,7 +13,7 @@ import click
 
 from localqueue.cli import DURATION, cli_state, existing_store
 from localqueue.store import redact_url
-from localqueue_web.security import (
+from localqueue_web.binding import (
     TOKEN_ENV,
     NeedsToken,
     check_binding,
@@ -50,7 +50,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 @web_group.command(
     "serve",
-    epilog="\b\nExamples:"
+    epilog="\b\nExample:"
     "\n  $ localqueue web serve"
     "\n  $ localqueue web serve --read-only --port 0"
     "\n  $ LOCALQUEUE_WEB_TOKEN=$(openssl rand -hex 16) localqueue web serve --host 0.0.0.0",

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -34,9 +33,9 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-TOKEN_ENV = "LOCALQUEUE_WEB_TOKEN"
+from localqueue_web.binding import check_token, is_loopback
+
 TOKEN_COOKIE = "localqueue_web_token"
-MIN_TOKEN = 16  # characters
 HEADERS = [
     (b"x-frame-options", b"DENY"),
     (
@@ -52,35 +51,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding to ``host`` serves this machine alone."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-class NeedsToken(ValueError):
-    """Serving beyond loopback without a token."""
-
-
-def check_token(token: str | None) -> None:
-    if token is not None and len(token) < MIN_TOKEN:
-        raise ValueError(f"use a token of at least {MIN_TOKEN} characters")
-
-
-def check_binding(host: str, token: str | None) -> None:
-    if not is_loopback(host) and not token:
-        raise NeedsToken(
-            f"--host {host} would serve the dashboard beyond this machine without a token; "
-            f"set one with --token or ${TOKEN_ENV} (every request must then carry it), "
-            "or bind to 127.0.0.1"
-        )
 
 
 def host_name(headers: Headers) -> str:

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from localqueue.store import Store
 from localqueue_web.app import build_app
-from localqueue_web.security import NeedsToken, check_binding, is_loopback
+from localqueue_web.binding import NeedsToken, check_binding, is_loopback
 
 pytest_plugins = ["web_fixtures"]
 MakeClient = Callable[..., TestClient]
