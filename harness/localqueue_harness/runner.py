@@ -9,8 +9,10 @@ and compares the journals:
 * lost: a confirmed id that was never acked — must be 0 (an id whose
   consumer was killed after journaling ``acking`` counts as acked: the ack
   may have committed just before the kill);
-* duplicated: ids handled more than once (allowed for messages a killed
-  consumer held, or re-put by a replaced producer; reported);
+* duplicated: ids handled more than once, allowed only once the lease of
+  the previous delivery could have ended and never after an ack (a killed
+  consumer's message, or a live one held past its lease), or for a message
+  a replaced producer may have put twice (see ``journals``);
 * the store must be empty, nothing stuck inflight, and ``check()`` clean.
 
 A seed reproduces the schedule of kills. Every run returns a JSON-ready
@@ -52,7 +54,11 @@ from localqueue.errors import LeaseExpired, StoreBusyError, StoreConnectionLost,
 from localqueue.message import Message
 from localqueue.queue import PersistentQueue
 from localqueue.store import State, Store, all_stats, redact_url
-from localqueue_harness.journals import read_journals, unexplained_redeliveries
+from localqueue_harness.journals import (
+    early_refusals,
+    read_journals,
+    unexplained_redeliveries,
+)
 from localqueue_harness.process_group import (
     child_setup,
     kill_group,
@@ -244,11 +250,13 @@ def _produce(url: str, journal: str, start: int, stop: int, lease: float, parent
 def _consume(
     url: str, journal: str, lease: float, idle_exit: float, work: float, parent: int = 0
 ) -> None:
-    """Journal ``start ID latency`` before handling, ``acking ID`` just before
-    the ack, and ``acked ID`` once it returned (``refused ID`` if the lease
-    was stale, ``unsure ID`` if the ack raised a connection error and may or
-    may not have committed), so a message lost while held is told apart from
-    one whose ack committed just before a kill or an outage."""
+    """Journal ``start ID LATENCY LEASED_UNTIL ASKED GOT .`` before handling,
+    ``acking ID`` just before the ack, and ``acked ID`` once it returned
+    (``refused ID AT`` if the lease was stale, ``unsure ID`` if the ack
+    raised a connection error and may or may not have committed), so a
+    message lost while held is told apart from one whose ack committed just
+    before a kill or an outage. ASKED, GOT and AT are this host's monotonic
+    clock around the claiming call and at a refusal (see ``journals``)."""
     if parent:
         child_setup(parent)
     with (
@@ -260,12 +268,16 @@ def _consume(
         # two halves of that operation.
         combine = False
         following: Message | None = None
+        asked_following = got_following = 0.0
         while True:
             if following is not None:
                 msg, following = following, None
+                asked, got = asked_following, got_following
             else:
                 try:
+                    asked = time.monotonic()
                     msg = q.get(timeout=idle_exit)
+                    got = time.monotonic()
                 except stdlib_queue.Empty:
                     return
                 except TRANSIENT:
@@ -275,9 +287,11 @@ def _consume(
                     continue
             value = msg.value
             latency = (time.time() - value["t"]) * 1000
-            # The lease's end tells when the store claimed it (lease s before):
-            # the runner checks a redelivery came only after the previous lease.
-            out.write(f"start {value['id']} {latency:.3f} {msg.leased_until!r}\n")
+            # When the claim happened, on this host's clock (between asked and
+            # got) and the store's (leased_until): the runner checks that a
+            # message came back only after the lease it had could have ended.
+            until = "-" if msg.leased_until is None else repr(float(msg.leased_until))
+            out.write(f"start {value['id']} {latency:.3f} {until} {asked!r} {got!r} .\n")
             out.flush()
             if work:
                 time.sleep(work)  # holding the message: a kill now must lead to redelivery
@@ -290,12 +304,14 @@ def _consume(
             try:
                 if combine:
                     with suppress(stdlib_queue.Empty):  # acked; nothing was claimable
+                        asked_following = time.monotonic()
                         following = q.ack_and_get(msg, block=False)
+                        got_following = time.monotonic()
                 else:
                     q.ack(msg)
             except LeaseExpired:
                 # The ack returned, refused: this "acking" line excuses nothing.
-                out.write(f"refused {value['id']}\n")
+                out.write(f"refused {value['id']} {time.monotonic()!r}\n")
                 out.flush()
                 continue  # another consumer handles the message again
             except TRANSIENT:
@@ -609,6 +625,7 @@ def _run(
     # A message put twice (a replaced producer's re-put, a retried put) is two
     # messages; every other one may come back only after its lease ended.
     unexplained = unexplained_redeliveries(journals, lease, reput | retried)
+    refused_early = early_refusals(journals, lease)
     latencies = journals.latencies_ms
     latencies.sort()
     report.confirmed = len(confirmed)
@@ -648,6 +665,7 @@ def _run(
     invariants[
         "a message came back only after its lease ended, never after an ack"
     ] = not unexplained
+    invariants["an ack was refused only once its lease could have ended"] = not refused_early
     if report.restarts:
         invariants["the restart command succeeded (exit status 0)"] = all(
             r["exit_status"] == 0 for r in report.restarts
@@ -656,3 +674,5 @@ def _run(
     report.invariants = invariants
     for ident in sorted(unexplained)[:10]:
         say(f"redelivered against the contract: {ident}: {unexplained[ident]}")
+    for ident in sorted(refused_early)[:10]:
+        say(f"ack refused against the contract: {ident}: {refused_early[ident]}")

@@ -123,6 +123,39 @@ def localqueue_store_schemes():
 """
 
 
+REFUSING_PLUGIN = """
+from localqueue.store import StoreScheme, hookimpl, settle_then_claim
+from localqueue.stores.sqlite import SQLiteStore
+
+
+class RefusingStore(SQLiteStore):
+    # Broken on purpose: the first ack of every 40th message is refused as
+    # stale although its lease runs (as a store might under lock contention,
+    # instead of raising a busy error). The message then comes back after
+    # its lease, as a stale ack would have it.
+    def ack(self, queue, leases):
+        refused = [lease for lease in leases if lease.id % 40 == 0 and self._first(lease)]
+        done = super().ack(queue, [lease for lease in leases if lease not in refused])
+        return [*done, *refused]
+
+    def _first(self, lease):
+        record = self.get("harness-run", lease.id)
+        return record is not None and record.attempts == 1
+
+    def settle_and_claim(self, queue, settlements, **kwargs):
+        return settle_then_claim(self, queue, settlements, **kwargs)
+
+
+def open_refusing(url, *, clock=None):
+    return RefusingStore(url.split("://", 1)[1], clock=clock)
+
+
+@hookimpl
+def localqueue_store_schemes():
+    return [StoreScheme("refusing", open_refusing)]
+"""
+
+
 def install_plugin(tmp_path: Path, name: str, source: str) -> Path:
     """A store plugin installed the way any is: an entry point on sys.path."""
     site = tmp_path / "site"
