@@ -140,6 +140,7 @@ async def queue_page(request: Request) -> Response:
     queue = _queue(request.query_params)
     chosen = forms.list_filter(request.query_params)
     stats = await d.call(d.store.stats, queue)
+    now = await d.call(d.store.clock.now)
     rows, next_after = await d.call(pages.listing, d.store, queue, chosen)
     depth, change = d.charts_for(queue)
     return d.render(
@@ -147,6 +148,8 @@ async def queue_page(request: Request) -> Response:
         "queue.html",
         queue=queue,
         stats=stats,
+        workers=pages.workers(stats, now),
+        stale_after=pages.STALE_AFTER,
         rows=rows,
         chosen=chosen,
         next_after=next_after,

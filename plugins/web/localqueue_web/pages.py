@@ -49,6 +49,27 @@ def overview(store: Store) -> list[QueueRow]:
 
 
 @dataclass(frozen=True)
+class WorkerRow:
+    worker_id: str
+    silent_for: float | None  # seconds since its last heartbeat; None: it sends none
+    inflight: int  # messages it holds now
+    stale: bool
+
+
+def workers(stats: QueueStats, now: float) -> list[WorkerRow]:
+    """Who works on a queue: every worker that sends heartbeats, and anyone
+    else holding a lease (a script calling get(), say), stale ones first."""
+    names = sorted(set(stats.workers) | set(stats.inflight_by_worker))
+    rows = []
+    for name in names:
+        seen = stats.workers.get(name)
+        silent = None if seen is None else max(0.0, now - seen)
+        stale = silent is not None and silent > STALE_AFTER
+        rows.append(WorkerRow(name, silent, stats.inflight_by_worker.get(name, 0), stale))
+    return sorted(rows, key=lambda r: (not r.stale, r.worker_id))
+
+
+@dataclass(frozen=True)
 class ListFilter:
     """The filters of a queue's message listing, as given in the address."""
 

@@ -210,3 +210,34 @@ def test_the_stylesheet_and_the_script_are_served_from_the_package(client: TestC
     script = client.get("/static/live.js")
     assert script.status_code == 200 and "data-refresh" in script.text
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_the_queue_page_lists_its_workers_and_who_holds_what(
+    store: Store, make_client: MakeClient
+) -> None:
+    store.record_heartbeat("emails", "worker-live")
+    with make_client(store) as c:
+        page = c.get("/queue?name=emails").text
+    start = page.index('<table class="workers">')
+    table = page[start : page.index("</table>", start)]
+    cell = r"\s*<td[^>]*>([^<]+)</td>"
+    rows = re.findall(r"<tr[^>]*>" + cell * 3, table)
+    assert ("worker-live", "0 s ago", "0") in rows
+    # The fixture leased one message with a plain get(): its holder shows.
+    assert [held for _, seen, held in rows if seen == "none sent"] == ["1"]
+
+
+def test_workers_are_listed_stale_first() -> None:
+    from localqueue.store import QueueStats
+    from localqueue_web.pages import WorkerRow, workers
+
+    stats = QueueStats(
+        queue="q",
+        inflight_by_worker={"busy": 2, "script": 1},
+        workers={"busy": 995.0, "gone": 800.0},
+    )
+    assert workers(stats, now=1000.0) == [
+        WorkerRow("gone", 200.0, 0, True),
+        WorkerRow("busy", 5.0, 2, False),
+        WorkerRow("script", None, 1, False),
+    ]
