@@ -386,6 +386,44 @@ class PersistentQueue:
             raise stdlib_queue.Empty
         return self.get(block=True, timeout=timeout, leased_by=leased_by)
 
+    def ack_many_and_get_many(
+        self, messages: Sequence[Message], limit: int, *, leased_by: str | None = None
+    ) -> tuple[list[Message], list[Message]]:
+        """Ack ``messages`` (none is fine) and lease up to ``limit`` more, in
+        one store transaction where the store offers it: what a batch worker
+        does between batches, one commit for the lot.
+
+        Returns ``(lost, leased)``: the messages whose lease was lost (not
+        acked; the others are), and those newly leased. When a lease was lost
+        nothing is leased, and ``leased`` is empty; it is empty too when
+        nothing is claimable. It never waits: follow an empty ``leased`` with
+        :meth:`get_many` to wait for work.
+        """
+        limit = check_positive_int("limit", limit)
+        for message in messages:
+            self._check_own(message)
+        worker = leased_by or self.worker_id
+        result = self._settle_and_claim(
+            self.name,
+            [Settlement(m.lease) for m in messages],
+            worker_id=worker,
+            limit=limit,
+            lease_seconds=self.lease_timeout,
+            max_attempts=self.max_attempts,
+        )
+        stale = set(result.stale)
+        lost = [m for m in messages if m.lease in stale]
+        observers = listening()
+        if observers:
+            self._ack_many_events(
+                observers, messages, {i for i, m in enumerate(messages) if m.lease in stale}
+            )
+        if stale:
+            return lost, []
+        if not isinstance(result.claimed, ClaimResult):
+            raise _outdated_store(self.store, "settle_and_claim", result.claimed)
+        return lost, self._claimed(result.claimed, worker)
+
     def _check_own(self, message: Message) -> None:
         if not isinstance(message, Message):
             raise ValueError(f"expected a Message from get(), got {type(message).__name__}")

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_LEASE_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_POLL_INTERVAL",
+    "MAX_PREFETCH",
     "Backoff",
     "PersistentWorkerConfig",
     "QueueSpec",
@@ -132,6 +133,9 @@ class PolicySettings:
     breaker_threshold: int | None = None
     breaker_cooldown: float | None = None
     dead_letter_on_failure: bool = True
+    # Messages a worker leases at once, in the transaction that acks the
+    # batch before (see docs/workers.md, "Batches").
+    prefetch: int = 1
 
     def __post_init__(self) -> None:
         validate_policy_fields(self)
@@ -185,6 +189,9 @@ class QueueSpec(PolicySettings):
     def with_dead_letter_on_failure(self, enabled: bool) -> QueueSpec:
         return dataclasses.replace(self, dead_letter_on_failure=enabled)
 
+    def with_prefetch(self, messages: int) -> QueueSpec:
+        return dataclasses.replace(self, prefetch=messages)
+
 
 def validate_policy_fields(obj: Any) -> None:
     """Shared checks for QueueSpec and PersistentWorkerConfig; errors name the field."""
@@ -215,8 +222,18 @@ def validate_policy_fields(obj: Any) -> None:
         raise ValueError(
             f"dead_letter_on_failure must be True or False, got {obj.dead_letter_on_failure!r}"
         )
+    prefetch = obj.prefetch
+    if (
+        isinstance(prefetch, bool)
+        or not isinstance(prefetch, int)
+        or not (1 <= prefetch <= MAX_PREFETCH)
+    ):
+        raise ValueError(f"prefetch must be an integer from 1 to {MAX_PREFETCH}, got {prefetch!r}")
 
 
+# A batch this large already pays one commit per thousand messages; more
+# would only hold more leases that a crash sends back to be run again.
+MAX_PREFETCH = 1000
 DEFAULT_HEARTBEAT_FRACTION = 1 / 3
 DEFAULT_POLL_INTERVAL = 1.0
 MIN_HEARTBEAT_INTERVAL = 0.01

@@ -218,9 +218,12 @@ class AsyncWorker:
                 self._stopped.set()
             raise
         finally:
-            if slot.ran is not None:
-                core = self.core
+            core = self.core
+            if slot.done:
                 await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
+            if slot.waiting:
+                give_back = functools.partial(core._give_back_waiting, run, slot)
+                await finished(self._in_thread(give_back), "release")
 
     def _in_thread(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
         return self.queue._call(call)
@@ -236,6 +239,9 @@ class AsyncWorker:
             if wait > 0:
                 budget.give_back()
                 await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
+                if wait >= self.config.heartbeat_interval and slot.waiting:
+                    give_back = functools.partial(core._give_back_waiting, run, slot)
+                    await finished(self._in_thread(give_back), "release")
                 await self._sleep(min(wait, self.config.poll_interval))
                 continue
             try:
@@ -256,7 +262,9 @@ class AsyncWorker:
                 give_back = functools.partial(core._give_back, message)
                 await finished(self._in_thread(give_back), "release")
                 return
-            slot.ran = await self._work(run, message)
+            ran = await self._work(run, message)
+            if ran is not None:
+                core._hold(run, slot, ran)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, or less if the worker is asked to stop."""
@@ -272,6 +280,9 @@ class AsyncWorker:
         claim), then by waiting without a thread, until the poll interval
         ends or the worker is asked to stop."""
         core = self.core
+        waiting = core._take_waiting(run, slot)
+        if waiting is not None:
+            return waiting  # prefetched, still leased
         found = await self.queue._claim(lambda: [core._fetch(run, slot, block=False)])
         if found:
             return found[0]

@@ -25,7 +25,12 @@ from localqueue.cli.output import (
     json_option,
 )
 from localqueue.observability import event_log
-from localqueue.spec import DEFAULT_HEARTBEAT_FRACTION, MIN_HEARTBEAT_INTERVAL, Backoff
+from localqueue.spec import (
+    DEFAULT_HEARTBEAT_FRACTION,
+    MAX_PREFETCH,
+    MIN_HEARTBEAT_INTERVAL,
+    Backoff,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +86,9 @@ def worker_options(func: F) -> F:
                      help="Seconds a message stays leased (extended while the job runs)."),
         click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=1,
                      show_default=True, help="Handler threads in this worker."),
+        click.option("--prefetch", type=click.IntRange(1, MAX_PREFETCH), default=1,
+                     show_default=True,
+                     help="Messages leased at once, acked together with the next batch's claim."),
         click.option("--max-jobs", type=NON_NEGATIVE_INT, default=None,
                      help="Stop after this many jobs."),
         click.option("--until-empty", is_flag=True,
@@ -133,6 +141,7 @@ def _run(
             dead_letter_on_failure=options["dead_letter_on_failure"],
             lease_timeout=options["lease_timeout"],
             concurrency=options["concurrency"],
+            prefetch=options["prefetch"],
         )(handler)
     except ValueError as exc:
         # The worker's settings refused a combination of options (a lease too

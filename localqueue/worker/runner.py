@@ -26,6 +26,7 @@ import queue as stdlib_queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -44,7 +45,7 @@ from localqueue.plugins import get_plugin_manager
 from localqueue.policies import retry as builtin_retry
 from localqueue.queue import PersistentQueue
 from localqueue.spec import PersistentWorkerConfig
-from localqueue.worker.heartbeat import LeaseKeeper
+from localqueue.worker.heartbeat import LeaseKeeper, TrackedLease
 from localqueue.worker.hook_types import (
     Action,
     Failure,
@@ -256,14 +257,18 @@ class PersistentWorker:
 
     def _work_until_done(self, run: _RunState) -> None:
         # A job whose handler succeeded is acked together with the claim of
-        # the next message: one store transaction per job instead of two.
-        # Until then it waits in this thread's slot; every way out of the
-        # loop acks it first.
+        # the next message (with prefetch, of the next batch): one store
+        # transaction per job, or per batch. Until then it waits in this
+        # thread's slot; every way out of the loop acks it first, and gives
+        # back the prefetched messages it never started.
         slot = _Slot()
         try:
             self._work_loop(run, slot)
         finally:
-            self._ack_pending(run, slot)
+            try:
+                self._ack_pending(run, slot)
+            finally:
+                self._give_back_waiting(run, slot)
 
     def _work_loop(self, run: _RunState, slot: _Slot) -> None:
         budget = run.budget
@@ -275,10 +280,14 @@ class PersistentWorker:
             if wait > 0:
                 budget.give_back()
                 self._ack_pending(run, slot)  # not worth holding through a wait
+                if wait >= self.config.heartbeat_interval:
+                    # Nor are prefetched leases, through a long one (an open
+                    # breaker): another worker may run them meanwhile.
+                    self._give_back_waiting(run, slot)
                 run.stop.wait(min(wait, self.config.poll_interval))
                 continue
             try:
-                message = self._fetch(run, slot)
+                message = self._next(run, slot)
             except stdlib_queue.Empty:
                 budget.give_back()
                 outage = 0
@@ -297,7 +306,9 @@ class PersistentWorker:
                 return
             # A job that succeeded comes back, to be acked with the next
             # claim (or on the way out); any other is recorded and counted.
-            slot.ran = self._work(run, message)
+            ran = self._work(run, message)
+            if ran is not None:
+                self._hold(run, slot, ran)
 
     def _fetch_wait(self, run: _RunState) -> float:
         """Seconds the fetch gates (pacing, breaker, plugins) ask to wait; 0: fetch now."""
@@ -323,41 +334,123 @@ class PersistentWorker:
         log.warning("%s%s; fetching again in %gs", exc, unrecorded, delay)
         return delay
 
+    def _next(self, run: _RunState, slot: _Slot) -> Message:
+        """The next message: a prefetched one still leased, else a fetch."""
+        waiting = self._take_waiting(run, slot)
+        return waiting if waiting is not None else self._fetch(run, slot)
+
+    def _hold(self, run: _RunState, slot: _Slot, ran: _Ran) -> None:
+        """Keep a succeeded job for the ack that rides on the next claim. In
+        a batch that ack may be a whole batch away: the lease is kept by the
+        heartbeat until then, as the waiting messages' are."""
+        if self.config.prefetch > 1:
+            ran.tracked = run.keeper.track(ran.message)
+        slot.done.append(ran)
+
+    @staticmethod
+    def _unhold(run: _RunState, pending: list[_Ran]) -> tuple[list[_Ran], list[_Ran]]:
+        """The held jobs to ack (their messages as last extended), and those
+        whose lease was lost while they waited for the ack."""
+        current, lost = [], []
+        for ran in pending:
+            if ran.tracked is not None:
+                run.keeper.forget(ran.tracked)
+                ran.message = ran.tracked.current
+                if ran.tracked.lost:
+                    lost.append(ran)
+                    continue
+            current.append(ran)
+        return current, lost
+
+    @staticmethod
+    def _take_waiting(run: _RunState, slot: _Slot) -> Message | None:
+        """The first prefetched message whose lease still holds (no store call)."""
+        while slot.waiting:
+            tracked = slot.waiting.popleft()
+            run.keeper.forget(tracked)
+            if not tracked.lost:
+                return tracked.current  # as last extended while it waited
+            # Its lease ran out while it waited (the heartbeat could not reach
+            # the store): it is someone else's now, and was never started here.
+        return None
+
     def _fetch(self, run: _RunState, slot: _Slot, *, block: bool | None = None) -> Message:
-        """The next message; a pending ack rides on its claim. ``block``
-        (default: unless ``until_empty``) waits up to the poll interval."""
+        """The next message, leasing up to ``prefetch`` at once; the pending
+        acks ride on the claim. ``block`` (default: unless ``until_empty``)
+        waits up to the poll interval when nothing is claimable."""
         if block is None:
             block = not run.until_empty
-        pending, slot.ran = slot.ran, None
-        if pending is not None:
+        limit = run.budget.batch(self.config.prefetch)
+        pending, expired = self._unhold(run, slot.done)
+        slot.done = []
+        for ran in expired:
+            log.warning(LOST_BEFORE_RECORDED)
+            self._complete(run, ran, Outcome.LEASE_LOST)
+        if pending:
             try:
-                message = self.queue.ack_and_get(pending.message, block=False)
-            except LeaseExpired:
-                log.warning(LOST_BEFORE_RECORDED)
-                self._complete(run, pending, Outcome.LEASE_LOST)
-            except stdlib_queue.Empty:
-                # Acked, and nothing is due: the loop decides what next (stop,
-                # with until_empty, or a blocking fetch), as after any fetch.
-                self._complete(run, pending, Outcome.ACKED)
-                raise
+                lost, leased = self.queue.ack_many_and_get_many(
+                    [ran.message for ran in pending], limit
+                )
             except TRANSIENT_STORE_ERRORS:
-                # Nothing committed: the lease expires and the message is
+                # Nothing committed: the leases expire and the messages are
                 # delivered again (at least once). The fetch's own handler
                 # says so, in the one line it writes.
                 slot.unrecorded = True
-                self._complete(run, pending, Outcome.LEASE_LOST)
+                for ran in pending:
+                    self._complete(run, ran, Outcome.LEASE_LOST)
                 raise
+            self._complete_acked(run, pending, lost)
+            if lost:
+                # A lost lease stops the claim: fetch as if nothing was pending.
+                leased = self.queue.get_many(limit, block=block, timeout=self.config.poll_interval)
+            elif not leased:
+                # Acked, and nothing is due: the loop decides what next (stop,
+                # with until_empty, or a blocking fetch), as after any fetch.
+                raise stdlib_queue.Empty
+        else:
+            leased = self.queue.get_many(limit, block=block, timeout=self.config.poll_interval)
+        first, *rest = leased
+        # The rest wait their turn, leased, their leases kept by the heartbeat.
+        slot.waiting.extend(run.keeper.track(message) for message in rest)
+        return first
+
+    def _complete_acked(self, run: _RunState, done: list[_Ran], lost: list[Message]) -> None:
+        lost_ids = {message.id for message in lost}
+        for ran in done:
+            if ran.message.id in lost_ids:
+                log.warning(LOST_BEFORE_RECORDED)
+                self._complete(run, ran, Outcome.LEASE_LOST)
             else:
-                self._complete(run, pending, Outcome.ACKED)
-                return message
-        return self.queue.get(block=block, timeout=self.config.poll_interval)
+                self._complete(run, ran, Outcome.ACKED)
 
     def _ack_pending(self, run: _RunState, slot: _Slot) -> None:
-        pending, slot.ran = slot.ran, None
-        if pending is not None:
-            message = pending.message
+        pending, expired = self._unhold(run, slot.done)
+        slot.done = []
+        for ran in expired:
+            log.warning(LOST_BEFORE_RECORDED)
+            self._complete(run, ran, Outcome.LEASE_LOST)
+        if len(pending) == 1:
+            message = pending[0].message
             outcome = self._finish(lambda: self.queue.ack(message), Outcome.ACKED)
-            self._complete(run, pending, outcome)
+            self._complete(run, pending[0], outcome)
+        elif pending:
+            try:
+                lost = self.queue.ack_many([ran.message for ran in pending])
+            except TRANSIENT_STORE_ERRORS as exc:
+                log.warning("%s; the results may not be recorded", exc)
+                for ran in pending:
+                    self._complete(run, ran, Outcome.LEASE_LOST)
+                return
+            self._complete_acked(run, pending, lost)
+
+    def _give_back_waiting(self, run: _RunState, slot: _Slot) -> None:
+        """Give back the prefetched messages never started, at once, so that
+        a stopping worker holds nothing another one could run now."""
+        while slot.waiting:
+            tracked = slot.waiting.popleft()
+            run.keeper.forget(tracked)
+            if not tracked.lost:
+                self._give_back(tracked.current)
 
     def _count(self, run: _RunState, outcome: Outcome) -> None:
         with run.lock:
@@ -550,16 +643,20 @@ class _Ran:
     started: float  # store clock
     duration: float  # the handler alone, not the ack or release
     error: BaseException | None
+    # While it waits for its ack in a batch, its lease kept by the heartbeat.
+    tracked: TrackedLease | None = None
 
 
 class _Slot:
-    """One handler thread's job waiting for its ack (None: none)."""
+    """One handler thread's jobs waiting for their ack, and the messages it
+    prefetched and has not started yet."""
 
-    __slots__ = ("ran", "unrecorded")
+    __slots__ = ("done", "unrecorded", "waiting")
 
     def __init__(self) -> None:
-        self.ran: _Ran | None = None
-        self.unrecorded = False  # the last fetch failed with an ack riding on it
+        self.done: list[_Ran] = []
+        self.waiting: deque[TrackedLease] = deque()
+        self.unrecorded = False  # the last fetch failed with acks riding on it
 
 
 class _RunState:
@@ -640,6 +737,12 @@ class _JobBudget:
         with self._lock:
             if self._left is not None:
                 self._left += 1
+
+    def batch(self, wanted: int) -> int:
+        """How many messages to lease for the job just taken and those after
+        it: ``wanted``, or fewer if the budget ends sooner."""
+        with self._lock:
+            return wanted if self._left is None else max(1, min(wanted, self._left + 1))
 
 
 def persistent_worker(

@@ -1,0 +1,248 @@
+"""Batch workers (``prefetch``): leases N at once, works them one by one,
+acks the finished ones with the claim of the next batch, keeps the waiting
+ones leased, and gives them back when it stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localqueue import PersistentQueue, QueueSpec, State
+from localqueue.spec import MAX_PREFETCH, PersistentWorkerConfig
+from localqueue.store import Store
+from localqueue.worker import PersistentWorker, persistent_worker
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PersistentQueue]:
+    url = f"sqlite://{tmp_path}/q.db" if request.param == "sqlite" else f"memory://{tmp_path}"
+    with PersistentQueue("jobs", store=url) as q:
+        yield q
+
+
+class Counting:
+    """Counts the store calls a worker makes (wraps the store's methods)."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: dict[str, int] = {}
+        for name in ("claim", "ack", "settle_and_claim", "release"):
+            original = getattr(store, name, None)
+            if original is not None:
+                monkeypatch.setattr(store, name, self._counted(name, original))
+
+    def _counted(self, name: str, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        return call
+
+
+def worker(q: PersistentQueue, handler: Any, **settings: Any) -> PersistentWorker:
+    settings = {"poll_interval": 0.05, "handle_signals": False, **settings}
+    return persistent_worker(q, **settings)(handler)
+
+
+def test_prefetch_is_validated_and_carried_from_the_spec() -> None:
+    for bad in (0, -1, MAX_PREFETCH + 1, True, 2.5, "3"):
+        with pytest.raises(ValueError, match="prefetch must be an integer from 1 to 1000"):
+            QueueSpec(name="q", prefetch=bad)  # type: ignore[arg-type]
+    spec = QueueSpec(name="q").with_prefetch(25)
+    assert spec.prefetch == 25
+    assert PersistentWorkerConfig.from_spec(spec).prefetch == 25
+
+
+def test_a_batch_worker_runs_every_job_in_order(queue: PersistentQueue) -> None:
+    queue.put_many(list(range(100)))
+    seen: list[int] = []
+    summary = worker(queue, seen.append, prefetch=10).run(until_empty=True)
+    assert seen == list(range(100))
+    assert (summary.processed, summary.acked) == (100, 100)
+    assert queue.stats().total == 0
+
+
+def test_a_batch_worker_pays_one_store_transaction_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite: each of these calls is one transaction (the memory store's
+    # settle_and_claim calls its own ack and claim, which would count twice).
+    queue = PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db")
+    queue.put_many(list(range(100)))
+    counting = Counting(queue.store, monkeypatch)
+    seen: list[int] = []
+    summary = worker(queue, seen.append, prefetch=10).run(until_empty=True)
+    assert seen == list(range(100))
+    assert (summary.processed, summary.acked) == (100, 100)
+    assert queue.stats().total == 0
+    # One claim for the first batch, then one settle-and-claim per batch
+    # (the last one finds nothing), and no ack of its own.
+    batches = counting.calls.get("settle_and_claim", 0) + counting.calls.get("claim", 0)
+    assert batches <= 12, counting.calls
+    assert counting.calls.get("ack", 0) <= 1, counting.calls
+    queue.close()
+
+
+def test_the_job_budget_leases_no_more_than_it_will_run(queue: PersistentQueue) -> None:
+    queue.put_many(list(range(100)))
+    seen: list[int] = []
+    summary = worker(queue, seen.append, prefetch=10).run(max_jobs=15)
+    assert seen == list(range(15)) and summary.acked == 15
+    stats = queue.stats()
+    assert (stats.ready, stats.inflight) == (85, 0)
+
+
+def test_a_stop_gives_back_the_messages_not_started_at_once(queue: PersistentQueue) -> None:
+    queue.put_many(list(range(20)))
+    seen: list[int] = []
+    batch = worker(queue, seen.append, prefetch=10)
+
+    def handle(value: int) -> None:
+        seen.append(value)
+        if value == 2:
+            batch.stop()
+
+    batch.handler = handle
+    summary = batch.run()
+    assert seen == [0, 1, 2] and summary.acked == 3
+    stats = queue.stats()
+    # The 7 prefetched and never started are ready again, not left to expire.
+    assert (stats.ready, stats.inflight) == (17, 0)
+
+
+def test_failures_in_a_batch_are_released_at_once_and_the_rest_acked(
+    queue: PersistentQueue,
+) -> None:
+    queue.put_many(list(range(10)))
+
+    def handle(value: int) -> None:
+        if value % 3 == 0:
+            raise ValueError(f"bad {value}")
+
+    summary = worker(queue, handle, prefetch=5, max_retries=0).run(until_empty=True)
+    assert (summary.acked, summary.dead) == (6, 4)
+    stats = queue.stats()
+    assert (stats.dead, stats.total) == (4, 4)
+    dead = sorted(m.value for m in queue.dead_letters())
+    assert dead == [0, 3, 6, 9]
+
+
+def test_waiting_messages_keep_their_leases_past_the_lease_timeout(tmp_path: Path) -> None:
+    # Ten messages of 0.1 s each with a 0.3 s lease: the last waits 0.9 s.
+    with PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+        q.put_many(list(range(10)))
+        seen: list[int] = []
+
+        def handle(value: int) -> None:
+            seen.append(value)
+            time.sleep(0.1)
+
+        summary = worker(q, handle, prefetch=10, lease_timeout=0.3).run(until_empty=True)
+        assert seen == list(range(10))
+        assert (summary.acked, summary.lease_lost) == (10, 0)
+        assert q.stats().total == 0
+
+
+def test_concurrent_threads_each_take_their_own_batches(queue: PersistentQueue) -> None:
+    queue.put_many(list(range(200)))
+    seen: list[int] = []
+    summary = worker(queue, seen.append, prefetch=8, concurrency=3).run(until_empty=True)
+    assert sorted(seen) == list(range(200)) and summary.acked == 200
+    assert queue.stats().total == 0
+
+
+def test_an_async_worker_takes_batches_too(queue: PersistentQueue) -> None:
+    import asyncio
+
+    from localqueue import AsyncPersistentQueue, async_worker
+
+    queue.put_many(list(range(50)))
+    seen: list[int] = []
+
+    async def main() -> Any:
+        async with AsyncPersistentQueue("jobs", store=queue.store) as q:
+
+            @async_worker(q, prefetch=10, poll_interval=0.05, handle_signals=False)
+            async def handle(value: int) -> None:
+                seen.append(value)
+
+            return await handle.run(until_empty=True)
+
+    summary = asyncio.run(main())
+    assert sorted(seen) == list(range(50)) and summary.acked == 50
+    assert queue.stats().total == 0
+
+
+def test_exec_takes_prefetch(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/q.db"
+    with PersistentQueue("jobs", store=url) as q:
+        q.put_many(list(range(30)))
+    env = {**os.environ, "LOCALQUEUE_STORE": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "localqueue", "queue", "exec", "jobs", "--prefetch", "10",
+         "--until-empty", "--json", "--", "true"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"acked": 30' in done.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "localqueue", "queue", "exec", "jobs", "--prefetch", "0", "--",
+         "true"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--prefetch" in refused.stderr
+
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from localqueue import PersistentQueue
+    from localqueue.worker import persistent_worker
+
+    url, log = sys.argv[1], sys.argv[2]
+    q = PersistentQueue("jobs", store=url)
+
+    @persistent_worker(q, prefetch=10, lease_timeout=1.0, poll_interval=0.05)
+    def handle(value):
+        with open(log, "a") as out:
+            out.write(f"{value}\\n")
+        time.sleep(0.01)
+
+    handle.run(until_empty=True)
+    """
+)
+
+
+def test_a_killed_batch_worker_loses_nothing_and_reruns_at_most_its_batch(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite://{tmp_path}/q.db"
+    with PersistentQueue("jobs", store=url) as q:
+        q.put_many(list(range(300)))
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    log = tmp_path / "ran.log"
+    first = subprocess.Popen([sys.executable, str(script), url, str(log)])
+    deadline = time.monotonic() + 60
+    while (not log.exists() or len(log.read_text().split()) < 50) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    second = subprocess.run([sys.executable, str(script), url, str(log)], timeout=120)
+    assert second.returncode == 0
+    ran = [int(v) for v in log.read_text().split()]
+    assert set(ran) == set(range(300))  # nothing lost
+    # Run twice: only what the killed worker held (its batch, started or
+    # waiting, and the batch's acks not yet committed): at most 2 batches.
+    assert len(ran) - 300 <= 20
+    with PersistentQueue("jobs", store=url) as q:
+        assert q.stats().total == 0
+        assert q.store.list_messages("jobs", state=State.INFLIGHT) == []
