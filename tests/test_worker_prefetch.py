@@ -246,3 +246,50 @@ def test_a_killed_batch_worker_loses_nothing_and_reruns_at_most_its_batch(
     with PersistentQueue("jobs", store=url) as q:
         assert q.stats().total == 0
         assert q.store.list_messages("jobs", state=State.INFLIGHT) == []
+
+
+def test_ack_many_and_get_many_acks_and_leases_in_one_call(queue: PersistentQueue) -> None:
+    queue.put_many(list(range(10)))
+    first = queue.get_many(3)
+    lost, leased = queue.ack_many_and_get_many(first, 4)
+    assert lost == [] and [m.value for m in leased] == [3, 4, 5, 6]
+    stats = queue.stats()
+    assert (stats.ready, stats.inflight, stats.total) == (3, 4, 7)
+    # Nothing to ack is fine: a plain claim that never waits.
+    lost, more = queue.ack_many_and_get_many([], 10)
+    assert lost == [] and [m.value for m in more] == [7, 8, 9]
+    lost, none = queue.ack_many_and_get_many([*leased, *more], 5)
+    assert (lost, none) == ([], [])
+    assert queue.stats().total == 0
+
+
+def test_ack_many_and_get_many_leases_nothing_when_a_lease_was_lost(
+    queue: PersistentQueue,
+) -> None:
+    queue.put_many(list(range(5)))
+    held = queue.get_many(2)
+    queue.release(held[0])  # its receipt is stale now
+    lost, leased = queue.ack_many_and_get_many(held, 3)
+    assert [m.id for m in lost] == [held[0].id] and leased == []
+    # The current one was acked; the released one is ready again.
+    assert queue.stats().total == 4 and queue.stats().inflight == 0
+    with pytest.raises(ValueError, match="limit must be"):
+        queue.ack_many_and_get_many([], 0)
+
+
+def test_the_async_queue_acks_many_and_gets_many(queue: PersistentQueue) -> None:
+    import asyncio
+
+    from localqueue import AsyncPersistentQueue
+
+    queue.put_many(list(range(6)))
+
+    async def main() -> tuple[list[int], list[int]]:
+        async with AsyncPersistentQueue("jobs", store=queue.store) as q:
+            first = await q.get_many(2)
+            lost, leased = await q.ack_many_and_get_many(first, 3)
+            assert lost == []
+            return [m.value for m in first], [m.value for m in leased]
+
+    assert asyncio.run(main()) == ([0, 1], [2, 3, 4])
+    assert queue.stats().inflight == 3 and queue.stats().total == 4

@@ -372,6 +372,23 @@ class AsyncPersistentQueue:
             raise stdlib_queue.Empty
         return await self.get(timeout=timeout, leased_by=leased_by)
 
+    async def ack_many_and_get_many(
+        self, messages: Sequence[Message], limit: int, *, leased_by: str | None = None
+    ) -> tuple[list[Message], list[Message]]:
+        """Ack ``messages`` and lease up to ``limit`` more in one store
+        transaction; as PersistentQueue.ack_many_and_get_many (it never
+        waits). Cancelled while it runs, what it leased is released at once."""
+        sync = self.sync
+        lost: list[Message] = []
+
+        def settle_and_claim() -> list[Message]:
+            found, leased = sync.ack_many_and_get_many(messages, limit, leased_by=leased_by)
+            lost.extend(found)
+            return leased
+
+        leased = await self._claim(settle_and_claim)
+        return lost, leased
+
     def _claim_batch(self, claims: list[_Claim]) -> list[list[Message] | BaseException]:
         """One claim for the gets that met (per ``leased_by``), its messages
         shared out in delivery order, each get taking up to its limit."""
