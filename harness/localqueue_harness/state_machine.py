@@ -38,10 +38,13 @@ from localqueue.store import (
     ErrorInfo,
     Lease,
     MessageFilter,
+    MessageRecord,
     NewMessage,
+    Settlement,
     State,
     Store,
     all_stats,
+    settle_and_claim,
 )
 from localqueue_harness.model import DEAD, INFLIGHT, READY, Model, ModelMessage
 
@@ -194,6 +197,50 @@ class StoreStateMachine(RuleBasedStateMachine):
 
     @rule(limit=st.integers(min_value=1, max_value=3))
     def claim(self, limit: int) -> None:
+        expected, expected_dead = self._expected_claim(limit)
+        (records, dead), before, after = self.timed(
+            lambda: self.store.claim(
+                QUEUE, worker_id="w", limit=limit, lease_seconds=self.lease,
+                max_attempts=MAX_ATTEMPTS,
+            )
+        )  # fmt: skip
+        self._check_claim(limit, records, dead, expected, expected_dead, before, after)
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), limit=st.integers(min_value=1, max_value=3))
+    def ack_and_claim(self, data: st.DataObject, limit: int) -> None:
+        """Acks and the next claim in one operation (``settle_and_claim``, or
+        the kit's default for a store without it): what a batch worker does."""
+        batch = [self._pick(data) for _ in range(data.draw(st.integers(1, 3)))]
+        expected_stale, acked, untouched = self._expected_acks(batch)
+        # The acks apply first; a claim follows only if none was stale.
+        for message_id in acked:
+            del self.model.messages[message_id]
+        expected, expected_dead = self._expected_claim(limit) if not expected_stale else ([], [])
+        result, before, after = self.timed(
+            lambda: settle_and_claim(
+                self.store, QUEUE, [Settlement(lease) for lease in batch], worker_id="w",
+                limit=limit, lease_seconds=self.lease, max_attempts=MAX_ATTEMPTS,
+            )
+        )  # fmt: skip
+        assert result.stale == expected_stale, (
+            "settle_and_claim must refuse exactly the stale receipts"
+        )
+        for message_id, before_record in untouched.items():
+            assert self.store.get(QUEUE, message_id) == before_record, (
+                "a refused settlement changes nothing"
+            )
+        records, dead = result.claimed
+        if expected_stale:
+            assert (records, dead) == ([], []), (
+                "settle_and_claim must claim nothing when a settlement was stale"
+            )
+            return
+        self._check_claim(limit, records, dead, expected, expected_dead, before, after)
+
+    def _expected_claim(self, limit: int) -> tuple[list[ModelMessage], list[int]]:
+        """What a claim of ``limit`` must lease and dead-letter now (the
+        model is updated for the dead-lettered ones)."""
         now = self.now()
         expected: list[ModelMessage] = []
         expected_dead: list[int] = []
@@ -207,12 +254,18 @@ class StoreStateMachine(RuleBasedStateMachine):
                 expected_dead.append(message.id)
                 continue
             expected.append(message)
-        (records, dead), before, after = self.timed(
-            lambda: self.store.claim(
-                QUEUE, worker_id="w", limit=limit, lease_seconds=self.lease,
-                max_attempts=MAX_ATTEMPTS,
-            )
-        )  # fmt: skip
+        return expected, expected_dead
+
+    def _check_claim(
+        self,
+        limit: int,
+        records: list[MessageRecord],
+        dead: list[MessageRecord],
+        expected: list[ModelMessage],
+        expected_dead: list[int],
+        before: float,
+        after: float,
+    ) -> None:
         assert len(records) <= limit, "claim must lease at most limit messages"
         assert sorted(r.id for r in records) == sorted(m.id for m in expected), (
             "claim must lease the first messages in delivery order"
@@ -267,12 +320,16 @@ class StoreStateMachine(RuleBasedStateMachine):
 
     # Weights: hypothesis draws among the rules evenly (after switching a
     # random subset off for each run), and claims and fenced operations are
-    # where stores go wrong, so each of these two is listed twice.
+    # where stores go wrong: each is listed three times.
     claim_again = claim
+    claim_thrice = claim
     settle_again = settle
+    settle_thrice = settle
 
-    def _ack(self, data: st.DataObject) -> None:
-        batch = [self._pick(data) for _ in range(data.draw(st.integers(1, 3)))]
+    def _expected_acks(self, batch: list[Lease]) -> tuple[list[Lease], set[int], dict[int, object]]:
+        """The leases of ``batch`` an ack must refuse, the ids it must delete,
+        and the records of refused ones as they are now (to check that a
+        refusal changed nothing)."""
         now = self.now()
         expected_stale: list[Lease] = []
         acked: set[int] = set()
@@ -284,6 +341,11 @@ class StoreStateMachine(RuleBasedStateMachine):
                 acked.add(lease.id)
         untouched = {lease.id: self._untouched(lease) for lease in expected_stale
                      if lease.id not in acked}  # fmt: skip
+        return expected_stale, acked, untouched
+
+    def _ack(self, data: st.DataObject) -> None:
+        batch = [self._pick(data) for _ in range(data.draw(st.integers(1, 3)))]
+        expected_stale, acked, untouched = self._expected_acks(batch)
         stale = self.store.ack(QUEUE, batch)
         assert stale == expected_stale, "exactly the stale receipts must be refused"
         for message_id, before in untouched.items():

@@ -505,7 +505,7 @@ def forgets_on_reopen(tmp_path: Path) -> StoreOpener:
 
 SM = "state machine"
 SM_SETTINGS = settings(
-    max_examples=150,
+    max_examples=200,
     stateful_step_count=30,
     deadline=None,
     derandomize=True,
