@@ -333,3 +333,25 @@ def test_a_claim_that_dead_letters_an_exhausted_lease_says_so(
     assert (dead.message_id, dead.worker_id) == (held.id, "b")
     assert dead.error is not None and dead.error.type == "LeaseExpired"
     assert second.stats().dead == 1
+
+
+def test_a_batch_worker_on_postgresql(postgres_store_url: str) -> None:
+    """prefetch on PostgreSQL (no native settle_and_claim: the kit's default
+    acks, then claims): every job once, in order, nothing left leased; a
+    stop gives back the batch not started."""
+    store = PostgresStore(postgres_store_url)
+    with PersistentQueue("batches", store=store) as q:
+        q.put_many(list(range(60)))
+        seen: list[int] = []
+
+        @persistent_worker(q, prefetch=10, poll_interval=0.05, handle_signals=False)
+        def handle(value: int) -> None:
+            seen.append(value)
+            if value == 44:
+                handle.stop()
+
+        summary = handle.run()
+        assert seen == list(range(45)) and summary.acked == 45
+        stats = q.stats()
+        assert (stats.ready, stats.inflight) == (15, 0)
+    store.close()

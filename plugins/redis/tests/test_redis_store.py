@@ -346,3 +346,21 @@ def test_nothing_is_left_behind_once_every_message_is_gone(store: RedisStore) ->
     assert store.stats(Q).total == 0 and store.queues() == []
     left = sorted(k.decode() for k in store._client.scan_iter(match=f"{store.prefix}:*"))
     assert left == [f"{store.prefix}:{k}" for k in ("ids", "meta", "queues")]
+
+
+def test_a_batch_worker_on_redis(redis_store_url: str) -> None:
+    """prefetch on Redis (its native settle_and_claim: one script acks a
+    batch and claims the next): every job once, in order, nothing left."""
+    from localqueue.worker import persistent_worker
+
+    with PersistentQueue("batches", store=redis_store_url) as q:
+        q.put_many(list(range(60)))
+        seen: list[int] = []
+
+        @persistent_worker(q, prefetch=10, poll_interval=0.05, handle_signals=False)
+        def handle(value: int) -> None:
+            seen.append(value)
+
+        summary = handle.run(until_empty=True)
+        assert seen == list(range(60)) and summary.acked == 60
+        assert q.stats().total == 0
