@@ -80,6 +80,14 @@ def harness_group() -> None:
     show_default=True,
     help="State-machine examples in stateful mode.",
 )
+@click.option(
+    "--prefetch",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Throughput and crash-recovery: consumers lease this many at once and ack "
+    "them with the next batch's claim, as a batch worker does.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Reproduce an earlier run.")
 @click.option(
     "--deadline",
@@ -113,6 +121,7 @@ def run_command(
     messages: int,
     kills: int,
     examples: int,
+    prefetch: int,
     seed: int | None,
     deadline: float,
     restart_cmd: str | None,
@@ -151,6 +160,7 @@ def run_command(
                     workdir=Path(tmp),
                     deadline=deadline,
                     restart_cmd=restart_cmd,
+                    prefetch=prefetch,
                     progress=lambda line: click.echo(line, err=True),
                 )
             except (Interrupted, KeyboardInterrupt) as exc:

@@ -92,6 +92,7 @@ class Report:
     producers: int
     consumers: int
     messages: int
+    prefetch: int = 1  # consumers take batches of this many (1: one at a time)
     confirmed: int = 0
     handled: int = 0
     lost: int = 0
@@ -166,7 +167,8 @@ class Report:
             f"{self.leases_outlived} outlived their lease), "
             f"{self.kills} kills "
             f"({self.killed_consumers} consumers, {self.killed_producers} producers)",
-            f"  {self.msgs_per_s:,.0f} msgs/s over {self.seconds:.1f}s",
+            f"  {self.msgs_per_s:,.0f} msgs/s over {self.seconds:.1f}s"
+            + (f", consumers in batches of {self.prefetch}" if self.prefetch > 1 else ""),
         ]
         if self.puts_retried or self.acks_unsure:
             lines.append(
@@ -248,7 +250,13 @@ def _produce(url: str, journal: str, start: int, stop: int, lease: float, parent
 
 
 def _consume(
-    url: str, journal: str, lease: float, idle_exit: float, work: float, parent: int = 0
+    url: str,
+    journal: str,
+    lease: float,
+    idle_exit: float,
+    work: float,
+    prefetch: int = 1,
+    parent: int = 0,
 ) -> None:
     """Journal ``start ID LATENCY LEASED_UNTIL ASKED GOT .`` before handling,
     ``acking ID`` just before the ack, and ``acked ID`` once it returned
@@ -259,6 +267,9 @@ def _consume(
     clock around the claiming call and at a refusal (see ``journals``)."""
     if parent:
         child_setup(parent)
+    if prefetch > 1:
+        _consume_batches(url, journal, lease, idle_exit, work, prefetch)
+        return
     with (
         _open_queue(url, lease_timeout=lease, max_attempts=None) as q,
         open(journal, "a") as out,
@@ -323,6 +334,65 @@ def _consume(
                 continue
             out.write(f"acked {value['id']}\n")
             out.flush()
+
+
+def _consume_batches(
+    url: str, journal: str, lease: float, idle_exit: float, work: float, prefetch: int
+) -> None:
+    """``_consume`` as a batch worker does it: lease ``prefetch`` messages at
+    once, handle them one by one, then ack them all with the claim of the
+    next batch in one operation (``ack_many_and_get_many``). The journal is
+    the same, per message; a kill now lands in the middle of batches."""
+    with (
+        _open_queue(url, lease_timeout=lease, max_attempts=None) as q,
+        open(journal, "a") as out,
+    ):
+        batch: list[Message] = []
+        asked = got = 0.0
+        while True:
+            if not batch:
+                try:
+                    asked = time.monotonic()
+                    batch = q.get_many(prefetch, timeout=idle_exit)
+                    got = time.monotonic()
+                except stdlib_queue.Empty:
+                    return
+                except TRANSIENT:
+                    time.sleep(BACKOFF)
+                    continue
+            for msg in batch:
+                value = msg.value
+                latency = (time.time() - value["t"]) * 1000
+                until = "-" if msg.leased_until is None else repr(float(msg.leased_until))
+                out.write(f"start {value['id']} {latency:.3f} {until} {asked!r} {got!r} .\n")
+                out.flush()
+                if work:
+                    time.sleep(work)
+            for msg in batch:
+                out.write(f"acking {msg.value['id']}\n")
+            out.flush()
+            try:
+                next_asked = time.monotonic()
+                lost, following = q.ack_many_and_get_many(batch, prefetch)
+                next_got = time.monotonic()
+            except TRANSIENT:
+                for msg in batch:
+                    out.write(f"unsure {msg.value['id']}\n")
+                out.flush()
+                batch = []
+                time.sleep(BACKOFF)
+                continue
+            refused_at = time.monotonic()
+            lost_ids = {m.id for m in lost}
+            for msg in batch:
+                word = (
+                    f"refused {msg.value['id']} {refused_at!r}"
+                    if msg.id in lost_ids
+                    else (f"acked {msg.value['id']}")
+                )
+                out.write(word + "\n")
+            out.flush()
+            batch, asked, got = following, next_asked, next_got
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -408,18 +478,20 @@ def run(
     progress: Callable[[str], object] | None = None,
     work: float = 0.002,
     restart_cmd: str | None = None,
+    prefetch: int = 1,
 ) -> Report:
     """Run producers and consumers on ``url``; with ``kills`` > 0, SIGKILL
     random ones that many times (crash-recovery mode). ``progress`` gets a
     line at each kill and phase, for long runs. ``restart_cmd`` is run once
-    through the shell in the middle of the run (after half the kills). The
-    run ends within ``deadline`` seconds, failing "finished in time" if it
+    through the shell in the middle of the run (after half the kills).
+    ``prefetch`` > 1 makes the consumers work in batches of that many, as a
+    batch worker does. The run ends within ``deadline`` seconds, failing "finished in time" if it
     had to stop early; every process it started is gone when it returns or
     raises (SIGINT and SIGTERM raise ``process_group.Interrupted``)."""
     say = progress or (lambda line: None)
     seed = random.randrange(2**31) if seed is None else seed
     rng = random.Random(seed)
-    report = Report(url, mode, seed, producers, consumers, messages)
+    report = Report(url, mode, seed, producers, consumers, messages, prefetch=prefetch)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     ends = started + deadline
@@ -430,7 +502,8 @@ def run(
             try:
                 with _deadline_alarm(ends):
                     _run(url, report, rng, producers, consumers, messages, kills, lease, workdir,
-                         started, ends, say, work, restart_cmd, started_procs, restart)  # fmt: skip
+                         started, ends, say, work, restart_cmd, started_procs, restart,
+                         prefetch)  # fmt: skip
             except DeadlinePassed:
                 report.invariants = {"finished in time": False}
                 report.notes.append(
@@ -470,6 +543,7 @@ def _run(
     restart_cmd: str | None,
     started_procs: list[SpawnProcess],
     restart: list[subprocess.Popen[bytes]],
+    prefetch: int = 1,
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     me = os.getpid()
@@ -503,7 +577,7 @@ def _run(
         if slot is not None:
             consumer_number[slot] = consumer_count
         journal = workdir / f"c{consumer_count}.log"
-        return spawn(_consume, (url, str(journal), lease, IDLE_EXIT, work))
+        return spawn(_consume, (url, str(journal), lease, IDLE_EXIT, work, prefetch))
 
     def run_restart() -> None:
         assert restart_cmd is not None

@@ -132,6 +132,17 @@ def test_the_process_runner_catches_a_store_that_loses_held_messages(
     assert report.invariants["every confirmed put was acked (0 lost)"] is False
 
 
+def test_crash_recovery_with_batch_consumers(tmp_path: Path) -> None:
+    report = run(
+        f"sqlite://{tmp_path}/batches.sqlite3", mode="crash-recovery", producers=2,
+        consumers=2, messages=1200, kills=6, seed=8, lease=1.0, workdir=tmp_path / "crash",
+        prefetch=10,
+    )  # fmt: skip
+    assert report.prefetch == 10 and report.kills == 6
+    assert report.passed, report.summary()
+    assert "consumers in batches of 10" in report.summary()
+
+
 @pytest.mark.slow
 def test_crash_recovery_with_ten_kills(tmp_path: Path) -> None:
     report = run(

@@ -324,6 +324,20 @@ def test_crash_recovery_with_twenty_kills_and_four_consumers(
     assert report.lost == 0 and report.confirmed >= 3000
 
 
+def test_crash_recovery_with_batch_consumers_loses_nothing(
+    postgres_store_url: str, tmp_path: Path
+) -> None:
+    # Consumers lease 10 at once and ack them with the next batch's claim,
+    # as a batch worker does: kills land inside batches.
+    report = run(
+        postgres_store_url, mode="crash-recovery", producers=2, consumers=3, messages=1500,
+        kills=10, seed=12, lease=1.0, workdir=tmp_path / "crash", prefetch=10,
+    )  # fmt: skip
+    assert report.prefetch == 10 and report.kills == 10
+    assert report.passed, report.summary()
+    assert report.lost == 0 and report.confirmed == 1500
+
+
 def test_an_older_schema_is_migrated_in_one_transaction_keeping_messages(
     postgres_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
