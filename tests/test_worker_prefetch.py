@@ -4,11 +4,14 @@ ones leased, and gives them back when it stops."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,3 +296,142 @@ def test_the_async_queue_acks_many_and_gets_many(queue: PersistentQueue) -> None
 
     assert asyncio.run(main()) == ([0, 1], [2, 3, 4])
     assert queue.stats().inflight == 3 and queue.stats().total == 4
+
+
+# -- what an adversarial review found, each kept as a test ----------------------------------
+
+
+def test_pacing_does_not_cost_prefetched_messages_their_attempts(tmp_path: Path) -> None:
+    # Pacing at least as long as the heartbeat interval: a batch must not be
+    # claimed and given back for every job (each give-back keeps an attempt).
+    with PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+        q.put_many(list(range(6)))
+        first_attempt: dict[int, int] = {}
+
+        def handle(value: int, message: Any) -> None:
+            first_attempt.setdefault(value, message.attempts)
+
+        summary = worker(q, handle, prefetch=6, min_interval=0.12, lease_timeout=0.3).run(
+            until_empty=True
+        )
+        assert summary.acked == 6
+        assert first_attempt == {n: 1 for n in range(6)}
+
+
+def test_an_open_breaker_does_not_cost_waiting_messages_their_attempts(tmp_path: Path) -> None:
+    with PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+        q.put_many(list(range(10)))
+        ran: list[int] = []
+
+        def handle(value: int) -> None:
+            ran.append(value)
+            raise ConnectionError("endpoint down")
+
+        batch = worker(
+            q, handle, prefetch=10, max_retries=3, breaker_threshold=1, breaker_cooldown=0.2,
+            lease_timeout=0.3,
+        )  # fmt: skip
+        stopper = threading.Timer(1.2, batch.stop)
+        stopper.start()
+        batch.run()
+        stopper.join()
+        for message in q.messages():
+            # Tried ones: one attempt per try. Never tried: at most the one
+            # attempt the claim of the final give-back counted.
+            assert message.attempts <= ran.count(message.value) + 1, message
+        assert q.stats().dead == 0
+
+
+def test_a_busy_store_at_the_batch_ack_reruns_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localqueue.errors import StoreBusyError
+
+    with PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+        q.put_many(list(range(20)))
+        original = q.store.settle_and_claim  # type: ignore[attr-defined]
+        calls = {"n": 0}
+
+        def busy_once(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:  # the first that carries a batch's acks
+                raise StoreBusyError("database is locked (another process held it)")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(q.store, "settle_and_claim", busy_once)
+        runs: list[int] = []
+        summary = worker(q, runs.append, prefetch=10, lease_timeout=0.6).run(until_empty=True)
+        assert sorted(runs) == list(range(20))  # each once: the acks were kept and retried
+        assert (summary.acked, summary.lease_lost) == (20, 0)
+        assert q.stats().total == 0
+
+
+def test_an_async_worker_cancelled_during_its_last_ack_gives_back_its_batch(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from localqueue import AsyncPersistentQueue, async_worker
+
+    async def main() -> tuple[list[int], Any]:
+        async with AsyncPersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+            await q.put_many(list(range(20)))
+            store = q.sync.store
+            slow = store.ack
+
+            def slow_ack(*args: Any, **kwargs: Any) -> Any:
+                time.sleep(0.3)  # a slow commit
+                return slow(*args, **kwargs)
+
+            store.ack = slow_ack  # type: ignore[method-assign]
+            seen: list[int] = []
+
+            async def handle(value: int) -> None:
+                seen.append(value)
+                if value == 2:
+                    run.stop()  # a graceful stop, then the app cancels the run
+                    asyncio.get_running_loop().call_later(0.1, task.cancel)
+
+            run = async_worker(q, prefetch=10, handle_signals=False, poll_interval=0.05)(handle)
+            task = asyncio.create_task(run.run())
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return seen, q.sync.stats()
+
+    seen, stats = asyncio.run(main())
+    assert seen == [0, 1, 2]
+    assert (stats.inflight, stats.ready) == (0, 17)
+
+
+def test_the_heartbeat_never_calls_a_lease_the_worker_just_ended_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+        q.put_many(list(range(3000)))
+        with caplog.at_level(logging.WARNING, logger="localqueue.worker"):
+            summary = worker(
+                q, lambda value: time.sleep(0.0002), prefetch=200, lease_timeout=0.3
+            ).run(until_empty=True)
+        assert (summary.acked, summary.lease_lost) == (3000, 0)
+    assert not [r for r in caplog.records if "lost before it could be extended" in r.getMessage()]
+
+
+def test_a_waiting_message_whose_lease_ended_is_not_started(tmp_path: Path) -> None:
+    from localqueue.worker.heartbeat import TrackedLease
+    from localqueue.worker.runner import _RunState, _Slot
+
+    with PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+        q.put_many([1, 2])
+        late, fresh = q.get_many(2)
+        ended = late.with_record(late.record._replace(leased_until=time.time() - 1))
+        batch = worker(q, print, prefetch=2)
+        run = _RunState(keeper=_Keeper())  # type: ignore[arg-type]
+        slot = _Slot()
+        slot.waiting.extend([TrackedLease(ended), TrackedLease(fresh)])
+        assert batch._take_waiting(run, slot) is fresh
+        assert not slot.waiting
+
+
+class _Keeper:
+    def forget(self, tracked: object) -> None:
+        pass

@@ -219,11 +219,15 @@ class AsyncWorker:
             raise
         finally:
             core = self.core
-            if slot.done:
-                await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
-            if slot.waiting:
-                give_back = functools.partial(core._give_back_waiting, run, slot)
-                await finished(self._in_thread(give_back), "release")
+            try:
+                if slot.done:
+                    await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
+            finally:
+                # Even when cancelled during the ack: the messages never
+                # started go back now, not when their leases run out.
+                if slot.waiting:
+                    give_back = functools.partial(core._give_back_waiting, run, slot)
+                    await to_the_end(self._in_thread(give_back))
 
     def _in_thread(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
         return self.queue._call(call)
@@ -239,9 +243,7 @@ class AsyncWorker:
             if wait > 0:
                 budget.give_back()
                 await finished(self._in_thread(lambda: core._ack_pending(run, slot)), "ack")
-                if wait >= self.config.heartbeat_interval and slot.waiting:
-                    give_back = functools.partial(core._give_back_waiting, run, slot)
-                    await finished(self._in_thread(give_back), "release")
+                slot.gated = True  # as the threaded worker: hold, and claim one at a time
                 await self._sleep(min(wait, self.config.poll_interval))
                 continue
             try:

@@ -85,8 +85,15 @@ class LeaseKeeper:
                 self._extend(tracked)
 
     def _extend(self, tracked: TrackedLease) -> None:
-        if tracked.lost:
-            return
+        # Under the lock: the worker forgets a lease (taking the lock) before
+        # it acks or gives the message back, so an extension never meets a
+        # lease the worker itself just ended and calls it lost.
+        with self._lock:
+            if tracked.lost or tracked not in self._tracked:
+                return
+            self._extend_tracked(tracked)
+
+    def _extend_tracked(self, tracked: TrackedLease) -> None:
         try:
             extended = self._queue.extend_lease(tracked.current, self._queue.lease_timeout)
         except LeaseExpired:
@@ -100,6 +107,4 @@ class LeaseKeeper:
         except Exception as exc:  # e.g. busy, or a network blip: try again next beat
             log.warning("could not extend lease of message %s: %s", tracked.current.id, exc)
             return
-        with self._lock:
-            if tracked in self._tracked:
-                tracked.current = extended
+        tracked.current = extended

@@ -280,10 +280,11 @@ class PersistentWorker:
             if wait > 0:
                 budget.give_back()
                 self._ack_pending(run, slot)  # not worth holding through a wait
-                if wait >= self.config.heartbeat_interval:
-                    # Nor are prefetched leases, through a long one (an open
-                    # breaker): another worker may run them meanwhile.
-                    self._give_back_waiting(run, slot)
+                # Prefetched messages stay leased through the wait (the
+                # heartbeat keeps them): giving them back would cost each an
+                # attempt. While a gate holds the worker back, it claims one
+                # message at a time, so as not to hoard more.
+                slot.gated = True
                 run.stop.wait(min(wait, self.config.poll_interval))
                 continue
             try:
@@ -329,9 +330,7 @@ class PersistentWorker:
         again.
         """
         delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
-        unrecorded = "; the result may not be recorded" if slot.unrecorded else ""
-        slot.unrecorded = False
-        log.warning("%s%s; fetching again in %gs", exc, unrecorded, delay)
+        log.warning("%s; fetching again in %gs", exc, delay)
         return delay
 
     def _next(self, run: _RunState, slot: _Slot) -> Message:
@@ -362,16 +361,19 @@ class PersistentWorker:
             current.append(ran)
         return current, lost
 
-    @staticmethod
-    def _take_waiting(run: _RunState, slot: _Slot) -> Message | None:
+    def _take_waiting(self, run: _RunState, slot: _Slot) -> Message | None:
         """The first prefetched message whose lease still holds (no store call)."""
+        now = self.view.clock.now() if slot.waiting else 0.0
         while slot.waiting:
             tracked = slot.waiting.popleft()
             run.keeper.forget(tracked)
-            if not tracked.lost:
-                return tracked.current  # as last extended while it waited
+            message = tracked.current  # as last extended while it waited
+            until = message.leased_until
+            if not tracked.lost and (until is None or until > now):
+                return message
             # Its lease ran out while it waited (the heartbeat could not reach
-            # the store): it is someone else's now, and was never started here.
+            # the store): it may be someone else's now, and was never started
+            # here.
         return None
 
     def _fetch(self, run: _RunState, slot: _Slot, *, block: bool | None = None) -> Message:
@@ -380,7 +382,9 @@ class PersistentWorker:
         waits up to the poll interval when nothing is claimable."""
         if block is None:
             block = not run.until_empty
-        limit = run.budget.batch(self.config.prefetch)
+        wanted = 1 if slot.gated else self.config.prefetch
+        slot.gated = False
+        limit = run.budget.batch(wanted, self.config.concurrency)
         pending, expired = self._unhold(run, slot.done)
         slot.done = []
         for ran in expired:
@@ -392,12 +396,12 @@ class PersistentWorker:
                     [ran.message for ran in pending], limit
                 )
             except TRANSIENT_STORE_ERRORS:
-                # Nothing committed: the leases expire and the messages are
-                # delivered again (at least once). The fetch's own handler
-                # says so, in the one line it writes.
-                slot.unrecorded = True
+                # Most likely nothing committed (a busy store never does): keep
+                # the jobs, leased, and ack them with the next fetch. Had the
+                # ack committed after all (a connection lost at the commit),
+                # the retry finds the leases gone and counts them lost.
                 for ran in pending:
-                    self._complete(run, ran, Outcome.LEASE_LOST)
+                    self._hold(run, slot, ran)
                 raise
             self._complete_acked(run, pending, lost)
             if lost:
@@ -429,19 +433,24 @@ class PersistentWorker:
         for ran in expired:
             log.warning(LOST_BEFORE_RECORDED)
             self._complete(run, ran, Outcome.LEASE_LOST)
-        if len(pending) == 1:
-            message = pending[0].message
-            outcome = self._finish(lambda: self.queue.ack(message), Outcome.ACKED)
-            self._complete(run, pending[0], outcome)
-        elif pending:
+        if not pending:
+            return
+        messages = [ran.message for ran in pending]
+        for delay in (*FINAL_ACK_RETRIES, None):
             try:
-                lost = self.queue.ack_many([ran.message for ran in pending])
+                lost = self.queue.ack_many(messages)
             except TRANSIENT_STORE_ERRORS as exc:
-                log.warning("%s; the results may not be recorded", exc)
-                for ran in pending:
-                    self._complete(run, ran, Outcome.LEASE_LOST)
+                if delay is None:
+                    # The leases expire and the jobs run again (at least once).
+                    log.warning("%s; the results may not be recorded", exc)
+                    for ran in pending:
+                        self._complete(run, ran, Outcome.LEASE_LOST)
+                    return
+                log.warning("%s; acking again in %gs", exc, delay)
+                time.sleep(delay)
+            else:
+                self._complete_acked(run, pending, lost)
                 return
-            self._complete_acked(run, pending, lost)
 
     def _give_back_waiting(self, run: _RunState, slot: _Slot) -> None:
         """Give back the prefetched messages never started, at once, so that
@@ -619,6 +628,11 @@ class PersistentWorker:
         return stop_signals_handled(self.config.handle_signals, on_signal)
 
 
+# Pauses before the final ack of a stopping worker is tried again after a
+# transient store error (then its jobs are left to their leases).
+FINAL_ACK_RETRIES = (0.2, 1.0)
+
+
 def check_max_jobs(max_jobs: int | None) -> None:
     if max_jobs is not None and (
         isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
@@ -651,12 +665,12 @@ class _Slot:
     """One handler thread's jobs waiting for their ack, and the messages it
     prefetched and has not started yet."""
 
-    __slots__ = ("done", "unrecorded", "waiting")
+    __slots__ = ("done", "gated", "waiting")
 
     def __init__(self) -> None:
         self.done: list[_Ran] = []
         self.waiting: deque[TrackedLease] = deque()
-        self.unrecorded = False  # the last fetch failed with acks riding on it
+        self.gated = False  # a fetch gate made the worker wait since the last fetch
 
 
 class _RunState:
@@ -738,11 +752,15 @@ class _JobBudget:
             if self._left is not None:
                 self._left += 1
 
-    def batch(self, wanted: int) -> int:
+    def batch(self, wanted: int, threads: int = 1) -> int:
         """How many messages to lease for the job just taken and those after
-        it: ``wanted``, or fewer if the budget ends sooner."""
+        it: ``wanted``, or fewer if the budget ends sooner (shared by
+        ``threads``, so that together they lease no more than it leaves)."""
         with self._lock:
-            return wanted if self._left is None else max(1, min(wanted, self._left + 1))
+            if self._left is None:
+                return wanted
+            share = -(-(self._left + 1) // threads)  # rounded up
+            return max(1, min(wanted, share))
 
 
 def persistent_worker(
