@@ -11,16 +11,21 @@ Prints msgs/s for:
    in-process (which does the same), against the bare loop's two round
    trips per message;
 4. 4 worker processes (``persistent_worker`` with a no-op handler) draining
-   one queue together, against 1 such process.
+   one queue together, against 1 such process;
+5. batches (``--only batches``): ``get_many(10)`` + ``ack_many`` against the
+   bare loop claiming 10 at a time, ``put_many(100)`` against a bare
+   ``INSERT ... SELECT FROM unnest`` of 100 rows per statement, and a no-op
+   batch worker (``prefetch=50``) in-process against the bare claim-10 loop.
 
 Targets: the plugin at >= 0.8x the bare loop, one at a time and batched;
-``ack_and_get`` at >= 1.3x the bare loop.
+``ack_and_get`` at >= 1.3x the bare loop; ``get_many(10)`` + ``ack_many``
+and ``put_many(100)`` at >= 0.8x theirs.
 The bare loop is measured in the same run on the same server, so the
 ratios hold on any machine; the absolute numbers depend on the server's
 durability settings (printed).
 
     python examples/postgres_benchmark.py [--url postgresql://...] [--messages N]
-        [--repeats R] [--json] [--save FILE]
+        [--repeats R] [--only claim,combined,workers,batches] [--json] [--save FILE]
 
 Without ``--url`` (or LOCALQUEUE_TEST_POSTGRES_URL) it starts a throwaway
 durable server with scripts/postgres-server.sh and stops it afterwards.
@@ -70,10 +75,16 @@ WHERE j.id = ANY(ARRAY(
     ORDER BY priority DESC, available_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED))
 RETURNING j.id, j.payload, j.receipt
 """
+# Arrays in binary (%b), as the plugin sends them: psycopg's text format
+# escapes every element of a bytea array through a regex.
+BARE_PUT_MANY = """
+INSERT INTO bench_bare.jobs (queue, payload, available_at)
+SELECT 'bench', p, extract(epoch FROM now()) FROM unnest(%b::bytea[]) AS p
+"""
 BARE_ACK_ONE = "DELETE FROM bench_bare.jobs WHERE id = %s AND receipt = %s AND state = 1"
 BARE_ACK_MANY = """
 DELETE FROM bench_bare.jobs
-WHERE state = 1 AND (id, receipt) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+WHERE state = 1 AND (id, receipt) IN (SELECT * FROM unnest(%b::bigint[], %b::text[]))
 """
 
 
@@ -110,6 +121,28 @@ def bare_rate(conninfo: str, count: int, batch: int) -> float:
         conn.execute("DROP SCHEMA bench_bare CASCADE")
     assert done == count, (done, count)
     return count / elapsed
+
+
+def bare_put_rate(conninfo: str, count: int, batch: int) -> float:
+    """Bare psycopg: one INSERT of ``batch`` rows per statement, autocommit."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(BARE_SETUP)
+        payloads = [PAYLOAD_BYTES] * batch
+        started = time.perf_counter()
+        for _ in range(count // batch):
+            conn.execute(BARE_PUT_MANY, (payloads,))
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP SCHEMA bench_bare CASCADE")
+    return (count // batch * batch) / elapsed
+
+
+def plugin_put_rate(url: str, count: int, batch: int) -> float:
+    with PersistentQueue("bench", store=url) as q:
+        values = [PAYLOAD] * batch
+        started = time.perf_counter()
+        for _ in range(count // batch):
+            q.put_many(values)
+        return (count // batch * batch) / (time.perf_counter() - started)
 
 
 def fill(url: str, count: int) -> None:
@@ -156,20 +189,20 @@ def combined_rate(url: str, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-def worker_rate(url: str, count: int) -> float:
+def worker_rate(url: str, count: int, prefetch: int = 1) -> float:
     fill(url, count)
     analyze(url)
     started = time.perf_counter()
-    acked = worker_drain(url)
+    acked = worker_drain(url, prefetch)
     elapsed = time.perf_counter() - started
     assert acked == count, (acked, count)
     return count / elapsed
 
 
-def worker_drain(url: str) -> int:
+def worker_drain(url: str, prefetch: int = 1) -> int:
     with PersistentQueue("bench", store=url) as q:
 
-        @persistent_worker(q, handle_signals=False, poll_interval=0.05)
+        @persistent_worker(q, handle_signals=False, poll_interval=0.05, prefetch=prefetch)
         def handle(value: object) -> None:
             pass
 
@@ -216,9 +249,21 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("LOCALQUEUE_TEST_POSTGRES_URL"))
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        default="claim,combined,workers,batches",
+        help="comma-separated sections: claim, combined, workers, batches",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", metavar="FILE", help="append this run to a JSON file")
     args = parser.parse_args()
+    sections = set(args.only.split(","))
+    unknown = sections - {"claim", "combined", "workers", "batches"}
+    if unknown:
+        parser.error(f"unknown --only section(s) {sorted(unknown)}; known: claim, combined, "
+                     "workers, batches")  # fmt: skip
+    if args.messages < 100 or args.repeats < 1:
+        parser.error("--messages must be at least 100 and --repeats at least 1")
     # Measure the store alone: other installed plugins (an exporter observing
     # every event, say) are not part of it. Worker processes inherit this.
     os.environ["LOCALQUEUE_PLUGINS"] = "postgres"
@@ -240,7 +285,8 @@ def main() -> None:
     say(f"server: {results['server']}; {args.messages} messages; best of {args.repeats}")
     try:
         n = args.messages
-        for batch, label in ((1, "one at a time"), (100, "batched by 100")):
+        claim_batches = ((1, "one at a time"), (100, "batched by 100"))
+        for batch, label in claim_batches if "claim" in sections else ():
             count = n * 4 if batch > 1 else n
             bare_runs, lib_runs = [], []
             for _ in range(args.repeats):  # interleaved, so both see the same load
@@ -250,25 +296,16 @@ def main() -> None:
             results[label] = {"bare": bare, "plugin": lib, "ratio": lib / bare}
             say(f"claim+ack {label:15} bare psycopg {bare:9,.0f}/s   localqueue-postgres "
                 f"{lib:9,.0f}/s   ratio {lib / bare:.2f}x (target >= 0.8x)")  # fmt: skip
-        bare = results["one at a time"]["bare"]
-        combined = best(args.repeats, lambda: combined_rate(schema_url(), n))
-        worker = best(args.repeats, lambda: worker_rate(schema_url(), n))
-        results["one transaction per job"] = {
-            "bare two round trips": bare,
-            "ack_and_get": combined,
-            "ratio": combined / bare,
-            "worker, in-process": worker,
-            "worker ratio": worker / bare,
-        }
-        say(f"ack_and_get      bare psycopg {bare:9,.0f}/s   ack_and_get {combined:9,.0f}/s   "
-            f"ratio {combined / bare:.2f}x (target >= 1.3x)")  # fmt: skip
-        say(f"no-op worker     bare psycopg {bare:9,.0f}/s   1 worker    {worker:9,.0f}/s   "
-            f"ratio {worker / bare:.2f}x")  # fmt: skip
-        one = best(args.repeats, lambda: processes_rate(schema_url(), n, 1))
-        four = best(args.repeats, lambda: processes_rate(schema_url(), n, 4))
-        results["workers"] = {"1 process": one, "4 processes": four, "ratio": four / one}
-        say(f"no-op workers    1 process {one:9,.0f}/s   4 processes {four:9,.0f}/s   "
-            f"ratio {four / one:.2f}x")  # fmt: skip
+        if "batches" in sections:
+            batches(args.repeats, n, conninfo, schema_url, results, say)
+        if "combined" in sections:
+            combined_section(args.repeats, n, conninfo, schema_url, results, say)
+        if "workers" in sections:
+            one = best(args.repeats, lambda: processes_rate(schema_url(), n, 1))
+            four = best(args.repeats, lambda: processes_rate(schema_url(), n, 4))
+            results["workers"] = {"1 process": one, "4 processes": four, "ratio": four / one}
+            say(f"no-op workers    1 process {one:9,.0f}/s   4 processes {four:9,.0f}/s   "
+                f"ratio {four / one:.2f}x")  # fmt: skip
     finally:
         if not args.url:
             stop = ["bash", str(ROOT / "scripts" / "postgres-server.sh"), "stop", server_dir]
@@ -277,6 +314,65 @@ def main() -> None:
         record(args.save, "postgres", results, sys.argv)
     if args.json:
         print(json.dumps(results))
+
+
+def batches(
+    repeats: int,
+    n: int,
+    conninfo: str,
+    schema_url: Callable[[], str],
+    results: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:
+    """get_many(10) + ack_many and put_many(100) against their bare loops,
+    interleaved; a batch worker against the bare claim-10 loop."""
+    claim_bare, claim_lib, put_bare, put_lib, worker_runs = [], [], [], [], []
+    for _ in range(repeats):
+        claim_bare.append(bare_rate(conninfo, n, 10))
+        claim_lib.append(plugin_rate(schema_url(), n, 10))
+        put_bare.append(bare_put_rate(conninfo, n * 4, 100))
+        put_lib.append(plugin_put_rate(schema_url(), n * 4, 100))
+        worker_runs.append(worker_rate(schema_url(), n, 50))
+    cb, cl, pb, pl, wk = (max(x) for x in (claim_bare, claim_lib, put_bare, put_lib, worker_runs))
+    results["batches"] = {
+        "claim 10 bare": cb, "get_many(10)+ack_many": cl, "claim ratio": cl / cb,
+        "put 100 bare": pb, "put_many(100)": pl, "put ratio": pl / pb,
+        "worker prefetch=50": wk, "worker vs bare claim 10": wk / cb,
+    }  # fmt: skip
+    say(f"claim+ack by 10  bare psycopg {cb:9,.0f}/s   get_many+ack_many {cl:9,.0f}/s   "
+        f"ratio {cl / cb:.2f}x (target >= 0.8x)")  # fmt: skip
+    say(f"put by 100       bare psycopg {pb:9,.0f}/s   put_many          {pl:9,.0f}/s   "
+        f"ratio {pl / pb:.2f}x (target >= 0.8x)")  # fmt: skip
+    say(f"batch worker     bare claim 10 {cb:8,.0f}/s   prefetch=50       {wk:9,.0f}/s   "
+        f"ratio {wk / cb:.2f}x")  # fmt: skip
+
+
+def combined_section(
+    repeats: int,
+    n: int,
+    conninfo: str,
+    schema_url: Callable[[], str],
+    results: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:
+    """ack_and_get and an in-process no-op worker against the bare loop's
+    two round trips per message."""
+    bare = results.get("one at a time", {}).get("bare") or best(
+        repeats, lambda: bare_rate(conninfo, n, 1)
+    )
+    combined = best(repeats, lambda: combined_rate(schema_url(), n))
+    worker = best(repeats, lambda: worker_rate(schema_url(), n))
+    results["one transaction per job"] = {
+        "bare two round trips": bare,
+        "ack_and_get": combined,
+        "ratio": combined / bare,
+        "worker, in-process": worker,
+        "worker ratio": worker / bare,
+    }
+    say(f"ack_and_get      bare psycopg {bare:9,.0f}/s   ack_and_get {combined:9,.0f}/s   "
+        f"ratio {combined / bare:.2f}x (target >= 1.3x)")  # fmt: skip
+    say(f"no-op worker     bare psycopg {bare:9,.0f}/s   1 worker    {worker:9,.0f}/s   "
+        f"ratio {worker / bare:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def insert(conn: Conn, schema: str, records: Sequence[MessageRecord]) -> None:
             u.available_at, u.leased_by, CASE WHEN u.state = {INFLIGHT} THEN {NEW_RECEIPT} END,
             u.error_type, u.error_message, u.error_traceback, u.error_at, u.failed_at,
             u.dedupe_key
-        FROM unnest(%(id)s::bigint[], %(queue)s::text[], %(payload)s::bytea[],
+        FROM unnest(%(id)s::bigint[], %(queue)s::text[], %(payload)b::bytea[],
             %(state)s::smallint[], %(priority)s::int[], %(attempts)s::int[],
             %(created_at)s::float8[], %(available_at)s::float8[], %(leased_by)s::text[],
             %(error_type)s::text[], %(error_message)s::text[], %(error_traceback)s::text[],

@@ -63,7 +63,8 @@ PAGE = 500
 
 def _statements(schema: str) -> dict[str, str]:
     names = [
-        *("ENQUEUE_ONE", "ENQUEUE_MANY", "NOTIFY", "BY_KEYS", "CLAIM", "ACK_ONE", "ACK_MANY"),
+        *("ENQUEUE_ONE", "ENQUEUE_MANY", "ENQUEUE_PLAIN", "NOTIFY", "BY_KEYS", "CLAIM"),
+        *("ACK_ONE", "ACK_MANY"),
         *("RELEASE", "DEAD_LETTER", "EXTEND", "REQUEUE", "NEXT_DUE", "QUEUES"),
         *("HEARTBEAT", "WORKER_STOPPED"),
     ]
@@ -120,7 +121,12 @@ class PostgresStore(counts.PostgresCounts):
         return self._conns.run("reading the server clock", read, read_only=True)
 
     def _rows(
-        self, operation: str, query: str, params: dict[str, Any], *, read_only: bool = False
+        self,
+        operation: str,
+        query: str,
+        params: dict[str, Any],
+        *,
+        read_only: bool = False,
     ) -> list[tuple[Any, ...]]:
         def action(conn: Conn) -> list[tuple[Any, ...]]:
             # Every query given here returns rows. (Asking the cursor for its
@@ -196,6 +202,26 @@ class PostgresStore(counts.PostgresCounts):
                 ),
             )
             result = EnqueueResult([self._new_record(id_, queue, msg, created, available)], [True])
+        elif all(msg.dedupe_key is None for msg in messages):
+            rows = self._rows(
+                "put_many",
+                self._sql["ENQUEUE_PLAIN"],
+                self._params(
+                    queue=queue,
+                    payloads=[m.payload for m in messages],
+                    priorities=[int(m.priority) for m in messages],
+                    delays=[float(m.delay) for m in messages],
+                    channel=self._channel,
+                ),
+            )
+            # Ids rise in input order (ORDER BY ord).
+            records = [
+                self._new_record(id_, queue, msg, created, available)
+                for msg, (id_, created, available) in zip(
+                    messages, sorted(rows, key=lambda r: r[0]), strict=True
+                )
+            ]
+            result = EnqueueResult(records, [True] * len(records))
         else:
             result = self._conns.run(
                 "put_many", lambda conn: self._enqueue_many(conn, queue, messages)
