@@ -48,7 +48,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from localqueue.errors import LeaseExpired, StoreBusyError, StoreConnectionLost, StoreError
 from localqueue.message import Message
@@ -297,13 +297,7 @@ def _consume(
                     time.sleep(BACKOFF)
                     continue
             value = msg.value
-            latency = (time.time() - value["t"]) * 1000
-            # When the claim happened, on this host's clock (between asked and
-            # got) and the store's (leased_until): the runner checks that a
-            # message came back only after the lease it had could have ended.
-            until = "-" if msg.leased_until is None else repr(float(msg.leased_until))
-            out.write(f"start {value['id']} {latency:.3f} {until} {asked!r} {got!r} .\n")
-            out.flush()
+            _journal_start(out, msg, asked, got)
             if work:
                 time.sleep(work)  # holding the message: a kill now must lead to redelivery
             # From here the ack may commit before a kill can stop it, and then
@@ -336,6 +330,18 @@ def _consume(
             out.flush()
 
 
+def _journal_start(out: TextIO, msg: Message, asked: float, got: float) -> None:
+    """``start ID LATENCY LEASED_UNTIL ASKED GOT .``: when the claim happened,
+    on this host's clock (between asked and got) and the store's
+    (leased_until), so the runner can check that a message came back only
+    after the lease it had could have ended (see ``journals``)."""
+    value = msg.value
+    latency = (time.time() - value["t"]) * 1000
+    until = "-" if msg.leased_until is None else repr(float(msg.leased_until))
+    out.write(f"start {value['id']} {latency:.3f} {until} {asked!r} {got!r} .\n")
+    out.flush()
+
+
 def _consume_batches(
     url: str, journal: str, lease: float, idle_exit: float, work: float, prefetch: int
 ) -> None:
@@ -361,11 +367,7 @@ def _consume_batches(
                     time.sleep(BACKOFF)
                     continue
             for msg in batch:
-                value = msg.value
-                latency = (time.time() - value["t"]) * 1000
-                until = "-" if msg.leased_until is None else repr(float(msg.leased_until))
-                out.write(f"start {value['id']} {latency:.3f} {until} {asked!r} {got!r} .\n")
-                out.flush()
+                _journal_start(out, msg, asked, got)
                 if work:
                     time.sleep(work)
             for msg in batch:
