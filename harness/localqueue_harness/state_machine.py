@@ -223,8 +223,9 @@ class StoreStateMachine(RuleBasedStateMachine):
                 limit=limit, lease_seconds=self.lease, max_attempts=MAX_ATTEMPTS,
             )
         )  # fmt: skip
+        # Worded as the ack rule's check: the same clause, the same failure.
         assert result.stale == expected_stale, (
-            "settle_and_claim must refuse exactly the stale receipts"
+            "exactly the stale receipts must be refused (settle_and_claim)"
         )
         for message_id, before_record in untouched.items():
             assert self.store.get(QUEUE, message_id) == before_record, (
