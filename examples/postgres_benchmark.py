@@ -273,7 +273,12 @@ def main() -> None:
     url = args.url or start_server(server_dir)
     conninfo = parse_postgres_url(url).conninfo
     sep = "&" if "?" in url else "?"
-    results: dict[str, Any] = {"server": server_settings(conninfo), "messages": args.messages}
+    try:
+        settings = server_settings(conninfo)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        parser.error(f"cannot reach the server of --url: {first}")
+    results: dict[str, Any] = {"server": settings, "messages": args.messages}
 
     def schema_url() -> str:
         return f"{url}{sep}schema=bench_{uuid.uuid4().hex[:8]}"

@@ -435,3 +435,43 @@ def test_a_waiting_message_whose_lease_ended_is_not_started(tmp_path: Path) -> N
 class _Keeper:
     def forget(self, tracked: object) -> None:
         pass
+
+
+def test_the_job_budget_is_shared_among_threads_when_sizing_a_claim() -> None:
+    from localqueue.worker.runner import _JobBudget
+
+    assert _JobBudget(None).batch(50, threads=4) == 50
+    budget = _JobBudget(10)
+    assert budget.take()  # the job this claim is for; 9 left after it
+    # 10 jobs in all for 4 threads: each claims its share, rounded up.
+    assert budget.batch(50, threads=4) == 3
+    assert budget.batch(50, threads=1) == 10
+    assert budget.batch(2, threads=1) == 2
+    spent = _JobBudget(1)
+    assert spent.take()
+    assert spent.batch(50, threads=4) == 1  # the job taken, never less
+
+
+def test_a_stopping_worker_retries_its_final_ack_after_a_busy_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localqueue.errors import StoreBusyError
+
+    with PersistentQueue("jobs", store=f"sqlite://{tmp_path}/q.db") as q:
+        q.put_many(list(range(5)))
+        original = q.store.ack
+        calls = {"n": 0}
+
+        def busy_once(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise StoreBusyError("database is locked (another process held it)")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(q.store, "ack", busy_once)
+        # max_jobs=3: the third job's ack is the final one, made on the way out.
+        summary = worker(q, lambda value: None, prefetch=3).run(max_jobs=3)
+        assert (summary.acked, summary.lease_lost) == (3, 0)
+        assert calls["n"] == 2
+        stats = q.stats()
+        assert (stats.ready, stats.inflight) == (2, 0)

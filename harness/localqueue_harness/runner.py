@@ -46,9 +46,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from localqueue.errors import LeaseExpired, StoreBusyError, StoreConnectionLost, StoreError
 from localqueue.message import Message
@@ -68,6 +69,7 @@ from localqueue_harness.process_group import (
 )
 
 QUEUE = "harness-run"
+T = TypeVar("T")
 # The whole run's time limit unless told otherwise (``--deadline``).
 DEFAULT_DEADLINE = 600.0
 # Errors a networked store raises while its server is away: the operation
@@ -286,9 +288,7 @@ def _consume(
                 asked, got = asked_following, got_following
             else:
                 try:
-                    asked = time.monotonic()
-                    msg = q.get(timeout=idle_exit)
-                    got = time.monotonic()
+                    msg, asked, got = _timed(partial(q.get, timeout=idle_exit))
                 except stdlib_queue.Empty:
                     return
                 except TRANSIENT:
@@ -309,9 +309,9 @@ def _consume(
             try:
                 if combine:
                     with suppress(stdlib_queue.Empty):  # acked; nothing was claimable
-                        asked_following = time.monotonic()
-                        following = q.ack_and_get(msg, block=False)
-                        got_following = time.monotonic()
+                        following, asked_following, got_following = _timed(
+                            partial(q.ack_and_get, msg, block=False)
+                        )
                 else:
                     q.ack(msg)
             except LeaseExpired:
@@ -328,6 +328,14 @@ def _consume(
                 continue
             out.write(f"acked {value['id']}\n")
             out.flush()
+
+
+def _timed(claim: Callable[[], T]) -> tuple[T, float, float]:
+    """``claim()``'s result, with this host's monotonic clock just before and
+    just after it: the claim happened in between."""
+    asked = time.monotonic()
+    result = claim()
+    return result, asked, time.monotonic()
 
 
 def _journal_start(out: TextIO, msg: Message, asked: float, got: float) -> None:
@@ -358,9 +366,7 @@ def _consume_batches(
         while True:
             if not batch:
                 try:
-                    asked = time.monotonic()
-                    batch = q.get_many(prefetch, timeout=idle_exit)
-                    got = time.monotonic()
+                    batch, asked, got = _timed(partial(q.get_many, prefetch, timeout=idle_exit))
                 except stdlib_queue.Empty:
                     return
                 except TRANSIENT:
@@ -374,9 +380,9 @@ def _consume_batches(
                 out.write(f"acking {msg.value['id']}\n")
             out.flush()
             try:
-                next_asked = time.monotonic()
-                lost, following = q.ack_many_and_get_many(batch, prefetch)
-                next_got = time.monotonic()
+                (lost, following), next_asked, next_got = _timed(
+                    partial(q.ack_many_and_get_many, batch, prefetch)
+                )
             except TRANSIENT:
                 for msg in batch:
                     out.write(f"unsure {msg.value['id']}\n")

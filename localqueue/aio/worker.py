@@ -256,7 +256,7 @@ class AsyncWorker:
                 continue
             except TRANSIENT_STORE_ERRORS as exc:
                 budget.give_back()
-                await self._sleep(core._outage_delay(exc, slot, outage))
+                await self._sleep(core._outage_delay(exc, outage))
                 outage += 1
                 continue
             outage = 0

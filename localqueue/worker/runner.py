@@ -297,7 +297,7 @@ class PersistentWorker:
                 continue
             except TRANSIENT_STORE_ERRORS as exc:
                 budget.give_back()
-                run.stop.wait(self._outage_delay(exc, slot, outage))
+                run.stop.wait(self._outage_delay(exc, outage))
                 outage += 1
                 continue
             outage = 0
@@ -319,7 +319,7 @@ class PersistentWorker:
         delays = run.pm.hook.localqueue_fetch_delay(gate=gate)
         return max((d for d in delays if d), default=0.0)
 
-    def _outage_delay(self, exc: BaseException, slot: _Slot, outage: int) -> float:
+    def _outage_delay(self, exc: BaseException, outage: int) -> float:
         """How long to wait after the ``outage``-th fetch in a row that hit a
         transient store error, said in one log line.
 
@@ -327,7 +327,8 @@ class PersistentWorker:
         or another process held the write lock past the busy timeout: ride it
         out instead of stopping every worker at once. A claim that was applied
         but not seen leaves its leases to expire; those messages are delivered
-        again.
+        again. Acks that rode on the failed fetch stay with the worker and
+        ride on the next one.
         """
         delay = OUTAGE_DELAYS[min(outage, len(OUTAGE_DELAYS) - 1)]
         log.warning("%s; fetching again in %gs", exc, delay)

@@ -80,29 +80,19 @@ def after_id(values: Mapping[str, str]) -> int | None:
 
 def dead_filter(values: Mapping[str, str], now: float) -> tuple[MessageFilter | None, str]:
     """The dead-letter filters of a form (as `queue requeue-dead` takes
-    them), and the choice in words."""
-    contains = _text(values, "error_contains")
-    kind = _text(values, "error_type")
-    attempts = min_attempts(values)
-    within = duration(values, "failed_within")
+    them, and as the listing reads them), and the choice in words."""
+    chosen = list_filter(values)
     words = []
-    if contains is not None:
-        words.append(f"whose latest error contains {contains!r}")
-    if kind is not None:
-        words.append(f"whose latest error is a {kind}")
-    if attempts is not None:
-        words.append(f"delivered at least {attempts} times")
-    if within is not None:
-        words.append(f"that failed within {within:g}s")
-    if not words:
-        return None, "every dead letter"
-    flt = MessageFilter(
-        error_contains=contains,
-        error_type=kind,
-        min_attempts=attempts,
-        failed_after=None if within is None else now - within,
-    )
-    return flt, "dead letters " + " and ".join(words)
+    if chosen.error_contains is not None:
+        words.append(f"whose latest error contains {chosen.error_contains!r}")
+    if chosen.error_type is not None:
+        words.append(f"whose latest error is a {chosen.error_type}")
+    if chosen.min_attempts is not None:
+        words.append(f"delivered at least {chosen.min_attempts} times")
+    if chosen.failed_within is not None:
+        words.append(f"that failed within {chosen.failed_within:g}s")
+    described = "dead letters " + " and ".join(words) if words else "every dead letter"
+    return chosen.message_filter(now), described
 
 
 def list_filter(values: Mapping[str, str]) -> ListFilter:
