@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import queue as stdlib_queue
 import threading
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,10 @@ class CountingStore(MemoryStore):
     so that the test can line up more callers behind it."""
 
     def __init__(self) -> None:
-        super().__init__(f"memory://counting-{id(self)}", clock=ManualClock())
+        # A name of its own: an id() is reused once its object is freed, and a
+        # named memory store outlives its handles, so an earlier test's
+        # messages would be found here.
+        super().__init__(f"memory://counting-{uuid.uuid4().hex}", clock=ManualClock())
         self.calls: dict[str, list[int]] = {"enqueue": [], "claim": [], "ack": []}
         self.hold: set[str] = set()
         self.held = threading.Event()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +25,9 @@ class GatedStore(MemoryStore):
     test opens the gate: the test cancels its caller meanwhile."""
 
     def __init__(self, clock: ManualClock) -> None:
-        super().__init__(f"memory://gated-{id(self)}", clock=clock)
+        # uuid, not id(self): a freed object's id comes back, and a named
+        # memory store outlives its handles.
+        super().__init__(f"memory://gated-{uuid.uuid4().hex}", clock=clock)
         self.armed: set[str] = set()
         self.entered = threading.Event()
         self.gate = threading.Event()
