@@ -561,7 +561,7 @@ def test_sigkill_at_random_moments_inside_a_migration_leaves_version_2(tmp_path:
     items = version_2_store(control)
     # Unkilled, the slowed migration completes: the kills below hit real work.
     assert migrate_slowly(control, None) == (0, ["migrating", "migrated"])
-    assert tables_and_version(control) == (NEWEST_TABLES, 4)
+    assert tables_and_version(control) == (NEWEST_TABLES, sqlite_schema.SCHEMA_VERSION)
     rng = random.Random(3)
     for n in range(3):
         path = tmp_path / f"killed-{n}.db"
@@ -571,7 +571,7 @@ def test_sigkill_at_random_moments_inside_a_migration_leaves_version_2(tmp_path:
         assert tables_and_version(path) == (VERSION_2_TABLES, 2)  # none of the step
         assert integrity(path) == "ok"
         assert values(path) == items  # the next open migrates it, keeping every message
-        assert tables_and_version(path) == (NEWEST_TABLES, 4)
+        assert tables_and_version(path) == (NEWEST_TABLES, sqlite_schema.SCHEMA_VERSION)
 
 
 # -- backup and restore under load -------------------------------------------------------------

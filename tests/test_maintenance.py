@@ -315,15 +315,16 @@ def test_vacuum_reclaims_the_space_of_deleted_messages(tmp_path: Path) -> None:
 # -- migrate -------------------------------------------------------------------------------------
 
 
-def test_migrate_dry_run_lists_versions_3_and_4_and_changes_nothing(tmp_path: Path) -> None:
+def test_migrate_dry_run_lists_versions_3_to_5_and_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     make_version_2(path)
     before = digest(path)
     plan = doc("--store", str(path), "store", "migrate", "--dry-run")
-    assert (plan["from"], plan["to"], plan["dry_run"]) == (2, 4, True)
-    assert [step["version"] for step in plan["steps"]] == [3, 4]
+    assert (plan["from"], plan["to"], plan["dry_run"]) == (2, 5, True)
+    assert [step["version"] for step in plan["steps"]] == [3, 4, 5]
     assert any("lq_acked" in s for s in plan["steps"][0]["statements"])
     assert any("lq_counts" in s for s in plan["steps"][1]["statements"])
+    assert any("lq_finished_acked" in s for s in plan["steps"][2]["statements"])
     # info and check look without migrating either
     assert doc("--store", str(path), "store", "info")["schema_version"] == 2
     ok("--store", str(path), "store", "check")
@@ -334,8 +335,8 @@ def test_migrate_from_version_2_keeps_every_message(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     make_version_2(path, messages=7)
     text = ok("--store", str(path), "store", "migrate").stdout
-    assert "migrated schema version 2 -> 4" in text
-    assert user_version(path) == 4
+    assert f"migrated schema version 2 -> {sqlite_schema.SCHEMA_VERSION}" in text
+    assert user_version(path) == sqlite_schema.SCHEMA_VERSION
     assert "nothing to do" in ok("--store", str(path), "store", "migrate").stdout
     store = SQLiteStore(path)
     q = PersistentQueue("jobs", store=store)

@@ -24,12 +24,15 @@ from localqueue.store import (
     ClaimResult,
     EnqueueResult,
     ErrorInfo,
+    FinishedCounts,
     Lease,
     MessageFilter,
     NewMessage,
     State,
     Store,
+    SupportsFinishedCounts,
     all_stats,
+    finished_by_queue,
 )
 from localqueue_harness.settle_contract import SettleContract
 from localqueue_harness.state_machine import NEIGHBOUR, StoreOpener, machine_for
@@ -444,6 +447,62 @@ class StoreContract(SettleContract):
         for name in (Q, NEIGHBOUR):
             store.purge(name)
         assert not {Q, NEIGHBOUR} & {s.queue for s in all_stats(store)}, "emptied queues go"
+        store.close()
+
+    def test_finished_counts_add_acks_and_dead_letters_only(self, open_store: StoreOpener) -> None:
+        """A store that keeps finished counts (SupportsFinishedCounts, for
+        throughput) adds one per ack of a current lease (alone or in a
+        batch) and one per dead letter (by dead_letter, or by a claim that
+        finds a lease expired on its last attempt), and nothing for a
+        refused ack, a release, a requeue or a purge; the totals survive
+        reopening. A store without the capability is not asked."""
+        clock = ManualClock()
+        store = opened(open_store, clock)
+        if not isinstance(store, SupportsFinishedCounts):
+            store.close()
+            pytest.skip("the store keeps no finished counts (an optional capability)")
+        for name in (Q, NEIGHBOUR):
+            store.purge(name)
+
+        def grown() -> tuple[int, int]:
+            now = finished_by_queue(store) or {}
+            found = now.get(Q, FinishedCounts(Q))
+            old = start.get(Q, FinishedCounts(Q))
+            other = now.get(NEIGHBOUR, FinishedCounts(NEIGHBOUR))
+            assert other == start.get(NEIGHBOUR, FinishedCounts(NEIGHBOUR)), (
+                "finished counts of one queue changed by work on another"
+            )
+            return found.acked - old.acked, found.dead_lettered - old.dead_lettered
+
+        start = finished_by_queue(store) or {}
+        store.enqueue(Q, [NewMessage(str(n).encode()) for n in range(7)])
+        first, second, third = store.claim(Q, worker_id="w", limit=3, lease_seconds=30).leased
+        assert first.receipt and second.receipt and third.receipt
+        assert store.ack(Q, [Lease(first.id, first.receipt)]) == []
+        assert grown() == (1, 0), "an ack adds one acked"
+        assert store.ack(Q, [Lease(first.id, first.receipt)]) != []
+        assert store.ack(NEIGHBOUR, [Lease(second.id, second.receipt)]) != []
+        assert grown() == (1, 0), "a refused ack adds nothing"
+        assert store.dead_letter(Q, Lease(second.id, second.receipt))
+        assert grown() == (1, 1), "a dead letter adds one dead-lettered"
+        assert store.release(Q, Lease(third.id, third.receipt))
+        assert grown() == (1, 1), "a release adds nothing"
+        batch = store.claim(Q, worker_id="w", limit=3, lease_seconds=30).leased
+        assert store.ack(Q, [Lease(r.id, r.receipt) for r in batch if r.receipt]) == []
+        assert grown() == (4, 1), "a batch ack adds one per message"
+        [doomed] = store.claim(Q, worker_id="w", limit=1, lease_seconds=5, max_attempts=1).leased
+        [purged] = store.claim(Q, worker_id="w", limit=1, lease_seconds=30).leased
+        clock.advance(5)
+        claim = store.claim(Q, worker_id="w", limit=1, lease_seconds=30, max_attempts=1)
+        assert [r.id for r in claim.dead_lettered] == [doomed.id]
+        assert grown() == (4, 2), "a claim that dead-letters an exhausted lease adds one"
+        assert store.requeue(Q) == [second.id, doomed.id]
+        store.purge(Q)  # the leased ones too
+        assert purged.receipt is not None
+        assert grown() == (4, 2), "a requeue or a purge adds nothing, leased messages included"
+        store.close()
+        store = opened(open_store, clock)
+        assert grown() == (4, 2), "finished counts survive reopening"
         store.close()
 
     def test_heartbeats_show_in_stats(self, open_store: StoreOpener) -> None:

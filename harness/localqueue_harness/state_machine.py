@@ -36,6 +36,7 @@ from hypothesis.stateful import (
 from localqueue.clock import ManualClock
 from localqueue.store import (
     ErrorInfo,
+    FinishedCounts,
     Lease,
     MessageFilter,
     MessageRecord,
@@ -44,6 +45,7 @@ from localqueue.store import (
     State,
     Store,
     all_stats,
+    finished_by_queue,
     settle_and_claim,
 )
 from localqueue_harness.model import DEAD, INFLIGHT, READY, Model, ModelMessage
@@ -102,6 +104,18 @@ class StoreStateMachine(RuleBasedStateMachine):
         self.leases: list[Lease] = []  # every receipt ever handed out, current or stale
         self.ids: set[int] = {r.id for r in neighbours.records}  # every id ever handed out
         self.counter = 0
+        # Finished counts (a store that keeps them): the totals as this run
+        # began, and what the model says finished since: [acked, dead-lettered].
+        totals = finished_by_queue(self.store)
+        self.finished_at_start = None if totals is None else self._finished_pair(totals)
+        self.finished = [0, 0]
+
+    @staticmethod
+    def _finished_pair(totals: dict[str, FinishedCounts]) -> dict[str, tuple[int, int]]:
+        return {
+            name: (totals[name].acked, totals[name].dead_lettered) if name in totals else (0, 0)
+            for name in (QUEUE, NEIGHBOUR)
+        }
 
     def teardown(self) -> None:
         self.store.close()
@@ -190,6 +204,7 @@ class StoreStateMachine(RuleBasedStateMachine):
                 assert message.receipt is not None
                 assert self.store.dead_letter(QUEUE, Lease(message.id, message.receipt))
                 message.dead, message.leased, message.receipt = True, False, None
+                self.finished[1] += 1
 
     @rule(batch=st.lists(st.tuples(delays, priorities, keys), min_size=1, max_size=4))
     def put(self, batch: list[tuple[float, int, str | None]]) -> None:
@@ -216,6 +231,7 @@ class StoreStateMachine(RuleBasedStateMachine):
         # The acks apply first; a claim follows only if none was stale.
         for message_id in acked:
             del self.model.messages[message_id]
+        self.finished[0] += len(acked)
         expected, expected_dead = self._expected_claim(limit) if not expected_stale else ([], [])
         result, before, after = self.timed(
             lambda: settle_and_claim(
@@ -253,6 +269,7 @@ class StoreStateMachine(RuleBasedStateMachine):
                 message.error = None  # the store's own LeaseExpired error; checked below
                 message.expired = True
                 expected_dead.append(message.id)
+                self.finished[1] += 1
                 continue
             expected.append(message)
         return expected, expected_dead
@@ -353,6 +370,7 @@ class StoreStateMachine(RuleBasedStateMachine):
             assert self.store.get(QUEUE, message_id) == before, "a refused ack changes nothing"
         for message_id in acked:
             del self.model.messages[message_id]
+        self.finished[0] += len(acked)
 
     def _release(self, data: st.DataObject, delay: float, with_error: bool) -> None:
         lease = self._pick(data)
@@ -389,6 +407,7 @@ class StoreStateMachine(RuleBasedStateMachine):
             assert self._untouched(lease) == before, "a refused dead_letter changes nothing"
         else:
             live.dead, live.leased, live.receipt = True, False, None
+            self.finished[1] += 1
             if with_error:
                 live.error = error  # without one, the previous error is kept
 
@@ -529,6 +548,26 @@ class StoreStateMachine(RuleBasedStateMachine):
             assert (found.ready, found.delayed, found.inflight, found.dead) == (
                 alone.ready, alone.delayed, alone.inflight, alone.dead,
             ), f"all_stats {found} != stats {alone}"  # fmt: skip
+
+    @invariant()
+    def finished_counts_follow_acks_and_dead_letters(self) -> None:
+        # A store that keeps finished counts (for throughput) must add
+        # exactly the acks and dead-letters, in any form, and nothing for a
+        # purge, a requeue or a refused operation.
+        if self.finished_at_start is None:
+            return
+        totals = finished_by_queue(self.store)
+        assert totals is not None
+        now = self._finished_pair(totals)
+        start = self.finished_at_start
+        found = [now[QUEUE][0] - start[QUEUE][0], now[QUEUE][1] - start[QUEUE][1]]
+        assert found == self.finished, (
+            f"finished counts grew by {found} (acked, dead-lettered) since the run began; "
+            f"the operations acked and dead-lettered {self.finished}"
+        )
+        assert now[NEIGHBOUR] == start[NEIGHBOUR], (
+            "an operation on one queue changed another's finished counts"
+        )
 
     @invariant()
     def other_queues_are_untouched(self) -> None:

@@ -496,6 +496,40 @@ class ForgetsAttemptsOnReopen(MemoryStore):
             row.attempts = 0
 
 
+class PurgeCountsLeasedAsAcked(MemoryStore):
+    """Counts a purged leased message as acked (as a delete trigger would
+    that cannot tell a purge from an ack)."""
+
+    def purge(self, queue: str, **kw: Any) -> int:
+        now = self.clock.now()
+        leased = [r for r in self._queue_rows(queue)
+                  if r.stored == INFLIGHT and r.available_at > now]  # fmt: skip
+        purged = super().purge(queue, **kw)
+        if not kw.get("dry_run"):
+            for row in leased:
+                if row.id not in self._data.rows:
+                    self._data.tally(queue, 0)
+        return purged
+
+
+class CountsRefusedAcks(MemoryStore):
+    def ack(self, queue: str, leases: Sequence[Lease]) -> list[Lease]:
+        stale = super().ack(queue, leases)
+        for _ in stale:
+            self._data.tally(queue, 0)
+        return stale
+
+
+class ClaimDeadLettersUncounted(MemoryStore):
+    """Forgets the dead letters a claim makes of exhausted leases."""
+
+    def claim(self, queue: str, **kw: Any) -> ClaimResult:
+        result = super().claim(queue, **kw)
+        if result.dead_lettered:
+            self._data.finished[queue][1] -= len(result.dead_lettered)
+        return result
+
+
 def forgets_on_reopen(tmp_path: Path) -> StoreOpener:
     """Every open starts from nothing."""
     return lambda clock: MemoryStore("memory://", clock=clock)
@@ -594,6 +628,7 @@ Q_RELEASE = QC + "test_release_makes_message_ready_again_and_keeps_error"
 Q_TRACEBACK = QC + "test_error_traceback_tail_is_kept"
 Q_REOPEN = QC + "test_attempts_and_errors_survive_reopen"
 Q_STATS = QC + "test_stats_counts_every_state"
+FINISHED = SC + "test_finished_counts_add_acks_and_dead_letters_only"
 
 
 @dataclass(frozen=True)
@@ -681,6 +716,9 @@ MUTANTS: list[Mutant] = [
     *both(StatsCountDelayedAsReady, SM, Q_STATS),
     *both(AllStatsLeavesOutDeadOnlyQueues, ALL_STATS),
     *one(AllStatsMissesTheClock, SM, ALL_STATS),
+    *internal(PurgeCountsLeasedAsAcked, SM, FINISHED),
+    *internal(CountsRefusedAcks, SM, FINISHED),
+    *internal(ClaimDeadLettersUncounted, SM, FINISHED),
     *both(IgnoresHeartbeats, HEARTBEATS),
     *one(IgnoresStoppedHeartbeats, HEARTBEATS),
 ]

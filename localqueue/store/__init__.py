@@ -7,7 +7,8 @@ A third-party store imports from here and nowhere else in localqueue:
   :class:`ClaimResult`, :class:`EnqueueResult`, ...);
 * the errors a store raises (:class:`StoreError` and its subclasses);
 * the optional capabilities a store may add (settling and claiming in one
-  transaction, counts of every queue at once, recount, import, info,
+  transaction, counts of every queue at once, recount, running totals of
+  finished messages, import, info,
   migrate, backup, vacuum, acked retention);
 * helpers that give the protocol's states, filters and receipts one meaning
   (:func:`derived_state`, :func:`matches`, :func:`new_receipt`, ...) and the
@@ -54,6 +55,7 @@ from localqueue.store.counts import (
     all_stats,
     differences_as_problems,
 )
+from localqueue.store.finished import FinishedCounts, SupportsFinishedCounts, finished_by_queue
 from localqueue.store.helpers import (
     DEAD,
     EXPIRED_ERROR_TYPE,
@@ -124,6 +126,7 @@ __all__ = [
     "CountDifference",
     "EnqueueResult",
     "ErrorInfo",
+    "FinishedCounts",
     "Lease",
     "ManualClock",
     "MessageFilter",
@@ -150,6 +153,7 @@ __all__ = [
     "SupportsAckedRetention",
     "SupportsAllStats",
     "SupportsBackup",
+    "SupportsFinishedCounts",
     "SupportsImport",
     "SupportsInfo",
     "SupportsMigrate",
@@ -175,6 +179,7 @@ __all__ = [
     "derived_state",
     "differences_as_problems",
     "exhausted_error",
+    "finished_by_queue",
     "hookimpl",
     "matches",
     "new_receipt",

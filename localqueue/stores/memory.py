@@ -18,6 +18,7 @@ from localqueue.store import (
     ClaimResult,
     EnqueueResult,
     ErrorInfo,
+    FinishedCounts,
     Lease,
     MessageFilter,
     MessageRecord,
@@ -88,6 +89,9 @@ class _Row:
         )
 
 
+ACKED, DEAD_LETTERED = 0, 1  # indexes into _Data.finished
+
+
 class _Data:
     """The shared state behind one or more MemoryStore handles."""
 
@@ -97,6 +101,12 @@ class _Data:
         self.next_id = 1
         self.changed = threading.Condition(threading.RLock())
         self.workers: dict[tuple[str, str], float] = {}
+        # Running totals per queue: [acked, dead-lettered] (finished_counts).
+        self.finished: dict[str, list[int]] = {}
+
+    def tally(self, queue: str, kind: int) -> None:
+        """Count one finished message of ``queue``: kind ACKED or DEAD_LETTERED."""
+        self.finished.setdefault(queue, [0, 0])[kind] += 1
 
 
 _named: dict[str, _Data] = {}
@@ -206,6 +216,7 @@ class MemoryStore:
                     row.stored, row.failed_at = DEAD, now
                     row.receipt = row.leased_by = None
                     row.last_error = exhausted_error(row.attempts, now)
+                    self._data.tally(queue, DEAD_LETTERED)
                     dead.append(row.record(now))
                     continue
                 row.stored = INFLIGHT
@@ -253,6 +264,7 @@ class MemoryStore:
                     stale.append(lease)
                 else:
                     self._delete(row)
+                    self._data.tally(queue, ACKED)
             return stale
 
     def release(
@@ -282,6 +294,7 @@ class MemoryStore:
             row.receipt = row.leased_by = None
             if error is not None:
                 row.last_error = error
+            self._data.tally(queue, DEAD_LETTERED)
             return True
 
     def extend(self, queue: str, lease: Lease, seconds: float) -> float | None:
@@ -351,6 +364,14 @@ class MemoryStore:
                 if limit is not None and len(out) >= limit:
                     break
             return out
+
+    def finished_counts(self) -> list[FinishedCounts]:
+        self._check_open()
+        with self._data.changed:
+            return [
+                FinishedCounts(queue, acked, dead)
+                for queue, (acked, dead) in sorted(self._data.finished.items())
+            ]
 
     def stats(self, queue: str) -> QueueStats:
         self._check_open()

@@ -405,7 +405,9 @@ def _differences(conn: sqlite3.Connection) -> list[CountDifference]:
 def _rebuild(conn: sqlite3.Connection) -> None:
     """Replace the kept counts with a count of every row, up to the high-water id."""
     high = int(conn.execute(f"SELECT {HIGH_WATER_SQL}").fetchone()[0])
-    conn.execute("DELETE FROM lq_counts")
+    # Only the kinds a recount can rebuild: finished totals (kinds 4 and 5)
+    # are history, not a count of rows.
+    conn.execute("DELETE FROM lq_counts WHERE state IN (0, 2, 3)")
     conn.execute(
         "INSERT INTO lq_counts (queue, state, n) "
         "SELECT queue, (state = 2) * 2, count(*) FROM lq_messages WHERE id <= ? GROUP BY 1, 2",

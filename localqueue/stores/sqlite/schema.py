@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localqueue.errors import SchemaVersionError, StoreCorruptError
-from localqueue.stores.sqlite import counts, faults
+from localqueue.stores.sqlite import counts, faults, finished
 
 # "LQ01" read as a big-endian integer: marks a file as a localqueue store.
 APPLICATION_ID = 0x4C513031
@@ -123,6 +123,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # Version 4: counts kept per queue, so stats cost O(queues) at any
     # backlog (localqueue/stores/sqlite/counts.py explains the design).
     counts.MIGRATION_STATEMENTS,
+    # Version 5: running totals of acked and dead-lettered messages per
+    # queue, for throughput (localqueue/stores/sqlite/finished.py).
+    finished.MIGRATION_STATEMENTS,
 )
 
 # What each step does, for `localqueue store migrate --dry-run`.
@@ -131,6 +134,7 @@ MIGRATION_NOTES: tuple[str, ...] = (
     "worker heartbeats (lq_workers)",
     "acked-message retention: per-queue settings (lq_queue_settings) and archive (lq_acked)",
     "counts kept per queue (lq_counts), so stats cost the same at any backlog",
+    "running totals of acked and dead-lettered messages per queue, for throughput",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

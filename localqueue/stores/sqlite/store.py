@@ -70,6 +70,7 @@ from localqueue.stores.sqlite.counts import (
     WATERMARK_SQL,
     SQLiteCounts,
 )
+from localqueue.stores.sqlite.finished import SQLiteFinished
 from localqueue.stores.sqlite.importing import SQLiteImport
 from localqueue.stores.sqlite.maintenance import SQLiteMaintenance
 from localqueue.stores.sqlite.retention import SQLiteRetention, install_archive_trigger
@@ -129,7 +130,7 @@ def _notifier_for(path: Path) -> _Notifier:
         return _notifiers.setdefault(str(path), _Notifier())
 
 
-class SQLiteStore(SQLiteCounts, SQLiteMaintenance, SQLiteRetention, SQLiteImport):
+class SQLiteStore(SQLiteCounts, SQLiteFinished, SQLiteMaintenance, SQLiteRetention, SQLiteImport):
     """The SQLite reference store. Thread-safe; many processes may share the file.
 
     ``create=False`` refuses a missing file instead of creating it, and

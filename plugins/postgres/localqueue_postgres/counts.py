@@ -278,9 +278,9 @@ _COUNTED = f"SELECT queue, {KIND_OF} AS kind, count(*) AS n FROM {{s}}.lq_messag
 RECOUNT_SQL = f"""
 WITH kept AS (
     SELECT queue, kind, sum(n)::bigint AS n FROM (
-        SELECT queue, kind, n FROM {{s}}.lq_counts
+        SELECT queue, kind, n FROM {{s}}.lq_counts WHERE kind IN (0, 2)
         UNION ALL
-        SELECT queue, kind, n FROM {{s}}.lq_count_deltas
+        SELECT queue, kind, n FROM {{s}}.lq_count_deltas WHERE kind IN (0, 2)
     ) k GROUP BY 1, 2
 ),
 counted AS ({_COUNTED})
@@ -447,8 +447,12 @@ class PostgresCounts:
                 )
                 found = differences(conn)
                 if found:
-                    conn.execute(f"DELETE FROM {self._qschema}.lq_count_deltas")
-                    conn.execute(f"DELETE FROM {self._qschema}.lq_counts")
+                    # Only the kinds a recount rebuilds: the finished
+                    # totals (localqueue_postgres.finished) are history.
+                    conn.execute(
+                        f"DELETE FROM {self._qschema}.lq_count_deltas WHERE kind IN (0, 2)"
+                    )
+                    conn.execute(f"DELETE FROM {self._qschema}.lq_counts WHERE kind IN (0, 2)")
                     conn.execute(statements["rebuild"])
                 return found
 

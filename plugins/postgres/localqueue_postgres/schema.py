@@ -12,7 +12,7 @@ only a missing or empty schema is initialised.
 from __future__ import annotations
 
 from localqueue.errors import SchemaVersionError, StoreCorruptError, StoreNotFound
-from localqueue_postgres import counts
+from localqueue_postgres import counts, finished
 from localqueue_postgres.connections import Conn
 
 # Version N is reached by running MIGRATIONS[N - 1] on a version N - 1 schema.
@@ -76,6 +76,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # on lq_messages that write them), filled from a count of the messages
     # in the same transaction; localqueue_postgres.counts explains them.
     counts.MIGRATION_STATEMENTS,
+    # Version 3: running totals of acked and dead-lettered messages per
+    # queue, for throughput; localqueue_postgres.finished explains them.
+    finished.MIGRATION_STATEMENTS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

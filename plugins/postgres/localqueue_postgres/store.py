@@ -52,6 +52,7 @@ from localqueue.store import (
 from localqueue_postgres import counts, importing, sql
 from localqueue_postgres.connections import Conn, ThreadConnections
 from localqueue_postgres.filters import needs_python, where_sql
+from localqueue_postgres.finished import PostgresFinished, purge_sql
 from localqueue_postgres.schema import ensure_schema
 from localqueue_postgres.sql import storable
 from localqueue_postgres.url import parse_postgres_url
@@ -71,7 +72,7 @@ def _statements(schema: str) -> dict[str, str]:
     return {name: getattr(sql, name).format(s=schema) for name in names}
 
 
-class PostgresStore(counts.PostgresCounts):
+class PostgresStore(counts.PostgresCounts, PostgresFinished):
     """The PostgreSQL store. Thread-safe; any number of processes and hosts may share it.
 
     ``stats``, ``all_stats`` and ``recount`` (kept counts) come from
@@ -569,21 +570,20 @@ class PostgresStore(counts.PostgresCounts):
                     read_only=True,
                 )
                 return int(count)
-            purged = self._count(
-                "purge", f"DELETE FROM {self._table} WHERE queue = %(queue)s{where}", params
+            [(purged,)] = self._rows(
+                "purge", purge_sql(self._table, self._qschema, f"queue = %(queue)s{where}"), params
             )
             self._wrote()
-            return purged
+            return int(purged)
 
         def action(conn: Conn) -> int:
             with conn.transaction():
                 ids = self._matching_ids(conn, queue, state, filter, None, lock=not dry_run)
                 if dry_run or not ids:
                     return len(ids)
-                return conn.execute(
-                    f"DELETE FROM {self._table} WHERE id = ANY(%(ids)s::bigint[])",
-                    {"ids": ids},
-                ).rowcount
+                statement = purge_sql(self._table, self._qschema, "id = ANY(%(ids)s::bigint[])")
+                [(purged,)] = conn.execute(statement, {"ids": ids}).fetchall()
+                return int(purged)
 
         purged = self._conns.run("purge", action)
         if not dry_run:

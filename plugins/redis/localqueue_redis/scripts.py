@@ -18,7 +18,8 @@ Conventions shared by every script (the PRELUDE):
   delay end or the lease end), in ``inflight`` while leased (score lease
   end) and in ``dead`` while dead (score id). ``prios`` holds the
   priorities that have messages (score ``-priority``), ``keys`` the live
-  dedupe keys, ``workers`` the heartbeats.
+  dedupe keys, ``workers`` the heartbeats, ``finished`` the running totals
+  of acked and dead-lettered messages (fields ``acked`` and ``dead``).
 """
 
 from __future__ import annotations
@@ -96,10 +97,14 @@ local function forget(m, k)
     redis.call('HDEL', P .. 'keys', v[2])
   end
 end
+-- Running totals of finished messages (finished_counts): 'acked' and 'dead'
+-- in the queue's 'finished' hash, never decreased.
+local function tally(field) redis.call('HINCRBY', P .. 'finished', field, 1) end
 local function ack(m, receipt)
   local k = fenced(m, receipt)
   if not k then return false end
   forget(m, k)
+  tally('acked')
   return true
 end
 local function release(m, receipt, delay, et, em, etb, eat)
@@ -125,6 +130,7 @@ local function dead_letter(m, receipt, et, em, etb, eat)
   unlist_prio(pr)
   redis.call('ZREM', P .. 'inflight', m)
   redis.call('ZADD', P .. 'dead', tonumber(m), m)
+  tally('dead')
   return true
 end
 -- Lease up to limit messages in delivery order (priority, available_at,
@@ -152,6 +158,7 @@ local function claim(worker, limit, lease, maxa, etype, template, first)
           redis.call('ZREM', zk, m)
           redis.call('ZREM', P .. 'inflight', m)
           redis.call('ZADD', P .. 'dead', tonumber(m), m)
+          tally('dead')
           dead[#dead + 1] = rec(m)
         else
           n = n + 1

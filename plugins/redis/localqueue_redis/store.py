@@ -31,6 +31,7 @@ from localqueue.store import (
     Clock,
     EnqueueResult,
     ErrorInfo,
+    FinishedCounts,
     Lease,
     MessageFilter,
     MessageRecord,
@@ -482,6 +483,21 @@ class RedisStore:
             return [name for name, count in zip(names, counts, strict=True) if int(count) > 0]
 
         return self._runner.run("list queues", read, read_only=True)
+
+    def finished_counts(self) -> list[FinishedCounts]:
+        def read() -> list[FinishedCounts]:
+            names = sorted(enc.text(m) or "" for m in self._client.smembers(self._queues_key))
+            pipe = self._client.pipeline(transaction=False)
+            for name in names:
+                pipe.hmget(self._keys(name) + "finished", "acked", "dead")
+            totals = pipe.execute()
+            return [
+                FinishedCounts(name, int(acked or 0), int(dead or 0))
+                for name, (acked, dead) in zip(names, totals, strict=True)
+                if acked or dead
+            ]
+
+        return self._runner.run("finished counts", read, read_only=True)
 
     def record_heartbeat(self, queue: str, worker_id: str, *, stopped: bool = False) -> None:
         self._call(

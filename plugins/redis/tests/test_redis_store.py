@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from localqueue import PersistentQueue
 from localqueue.cli import build_cli
 from localqueue.store import (
+    FinishedCounts,
     Lease,
     NewMessage,
     SettleAction,
@@ -345,7 +346,10 @@ def test_nothing_is_left_behind_once_every_message_is_gone(store: RedisStore) ->
     store.purge(Q)
     assert store.stats(Q).total == 0 and store.queues() == []
     left = sorted(k.decode() for k in store._client.scan_iter(match=f"{store.prefix}:*"))
-    assert left == [f"{store.prefix}:{k}" for k in ("ids", "meta", "queues")]
+    # The queue's finished counts stay: they are history, not messages.
+    finished = f"{store.prefix}:{{{Q}}}:finished"
+    assert left == sorted([finished, *(f"{store.prefix}:{k}" for k in ("ids", "meta", "queues"))])
+    assert store.finished_counts() == [FinishedCounts(Q, 2, 1)]
 
 
 def test_a_batch_worker_on_redis(redis_store_url: str) -> None:

@@ -105,10 +105,15 @@ class Dashboard:
         )
         return self.templates.TemplateResponse(request, name, context, status_code=status)
 
-    def charts_for(self, queue: str) -> tuple[charts.Chart, charts.Chart]:
+    def charts_for(self, queue: str) -> tuple[charts.Chart, charts.Chart | None, charts.Chart]:
+        """Waiting, throughput (None on a store without finished counts) and net change."""
         samples = self.history.series(queue)
         window = self.history.window
-        return charts.depth_chart(samples, window), charts.change_chart(samples, window)
+        return (
+            charts.depth_chart(samples, window),
+            charts.throughput_chart(samples, window),
+            charts.change_chart(samples, window),
+        )
 
 
 def _dashboard(request: Request) -> Dashboard:
@@ -142,7 +147,7 @@ async def queue_page(request: Request) -> Response:
     stats = await d.call(d.store.stats, queue)
     now = await d.call(d.store.clock.now)
     rows, next_after = await d.call(pages.listing, d.store, queue, chosen)
-    depth, change = d.charts_for(queue)
+    depth, throughput, change = d.charts_for(queue)
     return d.render(
         request,
         "queue.html",
@@ -154,6 +159,7 @@ async def queue_page(request: Request) -> Response:
         chosen=chosen,
         next_after=next_after,
         depth=depth,
+        throughput=throughput,
         change=change,
         states=["all", "ready", "delayed", "inflight", "dead"],
     )

@@ -61,11 +61,37 @@ def depth_chart(samples: Sequence[Sample], window: float) -> Chart:
     return Chart(_scale(values, times, window), min(values), max(values), values[-1], summary)
 
 
+def throughput_chart(samples: Sequence[Sample], window: float) -> Chart | None:
+    """Messages finished (acked or dead-lettered) per minute between samples,
+    from the store's running totals; None when the store keeps none."""
+    known = [s for s in samples if s.acked is not None and s.dead_lettered is not None]
+    if not samples or len(known) < len(samples):
+        return None
+    times, values = [], []
+    acked = dead = 0.0
+    for before, after in pairwise(known):
+        took = after.at - before.at
+        grew_acked = (after.acked or 0) - (before.acked or 0)
+        grew_dead = (after.dead_lettered or 0) - (before.dead_lettered or 0)
+        if took > 0 and grew_acked >= 0 and grew_dead >= 0:  # totals only grow
+            times.append(after.at)
+            acked, dead = grew_acked * 60.0 / took, grew_dead * 60.0 / took
+            values.append(acked + dead)
+    if not values:
+        return Chart("", 0, 0, None, "throughput: needs two samples")
+    summary = (
+        f"finished per minute: {values[-1]:,.0f} now ({acked:,.0f} acked, {dead:,.0f} "
+        f"dead-lettered), {min(values):,.0f} to {max(values):,.0f} over the last "
+        f"{_covered(times)}"
+    )
+    return Chart(_scale(values, times, window), min(values), max(values), values[-1], summary)
+
+
 def change_chart(samples: Sequence[Sample], window: float) -> Chart:
     """Net change of waiting messages per minute between samples: above zero
     the backlog grows, below zero it drains. Messages that arrive and finish
-    between two samples do not show: the store keeps counts, not a tally of
-    completions."""
+    between two samples do not show here (the throughput chart counts them,
+    on a store that keeps finished counts)."""
     times, values = [], []
     for before, after in pairwise(samples):
         took = after.at - before.at

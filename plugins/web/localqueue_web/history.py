@@ -2,8 +2,11 @@
 runs, for the last hour.
 
 A sample is one ``all_stats`` call (the store's kept counts where it keeps
-them, so a sample costs the same at any backlog). Nothing is written to the
-store: the history starts when the server starts and ends with it.
+them, so a sample costs the same at any backlog) and, where the store keeps
+them (``SupportsFinishedCounts``), one read of its running totals of acked
+and dead-lettered messages: two samples' totals give the throughput between
+them. Nothing is written to the store: the history starts when the server
+starts and ends with it.
 """
 
 from __future__ import annotations
@@ -12,10 +15,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from localqueue.store import QueueStats, Store, all_stats
+from localqueue.store import (
+    FinishedCounts,
+    QueueStats,
+    Store,
+    StoreError,
+    all_stats,
+    finished_by_queue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,9 @@ class Sample:
     delayed: int
     inflight: int
     dead: int
+    # Running totals (None where the store keeps none).
+    acked: int | None = None
+    dead_lettered: int | None = None
 
     @property
     def waiting(self) -> int:
@@ -44,11 +57,30 @@ class History:
         self._lock = threading.Lock()
         self._samples: dict[str, deque[Sample]] = {}
 
-    def add(self, at: float, stats: Sequence[QueueStats]) -> None:
+    def add(
+        self,
+        at: float,
+        stats: Sequence[QueueStats],
+        finished: Mapping[str, FinishedCounts] | None = None,
+    ) -> None:
+        """One sample of every queue in ``stats``; with ``finished`` (the
+        store's totals by queue), also of a charted queue that has since
+        emptied, so that its throughput chart runs on to zero."""
         with self._lock:
-            for s in stats:
-                found = self._samples.setdefault(s.queue, deque())
-                found.append(Sample(at, s.ready, s.delayed, s.inflight, s.dead))
+            by_queue = {s.queue: s for s in stats}
+            if finished is not None:
+                for name in finished.keys() & self._samples.keys() - by_queue.keys():
+                    by_queue[name] = QueueStats(name)
+            for name, s in by_queue.items():
+                totals = None if finished is None else finished.get(name, FinishedCounts(name))
+                found = self._samples.setdefault(name, deque())
+                found.append(
+                    Sample(
+                        at, s.ready, s.delayed, s.inflight, s.dead,
+                        None if totals is None else totals.acked,
+                        None if totals is None else totals.dead_lettered,
+                    )
+                )  # fmt: skip
             for found in self._samples.values():
                 while found and found[0].at < at - self.window:
                     found.popleft()
@@ -76,12 +108,21 @@ class Sampler:
         self.every = every
         self.clock = clock
         self._stop = threading.Event()
+        self._warned = False  # about finished counts the store cannot give
         self._thread = threading.Thread(
             target=self._run, name="localqueue-web-sampler", daemon=True
         )
 
     def sample_once(self) -> None:
-        self.history.add(self.clock(), all_stats(self.store))
+        stats = all_stats(self.store)
+        try:
+            finished = finished_by_queue(self.store)
+        except StoreError as exc:  # e.g. an older SQLite file: charts go on without
+            if not self._warned:
+                log.warning("localqueue-web: no throughput: %s", exc)
+                self._warned = True
+            finished = None
+        self.history.add(self.clock(), stats, finished)
 
     def _run(self) -> None:
         while not self._stop.is_set():
