@@ -115,6 +115,10 @@ class Dashboard:
             charts.change_chart(samples, window),
         )
 
+    def recent_rate(self, queue: str) -> float | None:
+        """Finished per minute over the last minute (the overview's column)."""
+        return charts.recent_rate(self.history.series(queue))
+
 
 def _dashboard(request: Request) -> Dashboard:
     found: Dashboard = request.app.state.dashboard
@@ -130,6 +134,7 @@ async def overview(request: Request) -> Response:
         "overview_rows.html" if fragment else "overview.html",
         rows=rows,
         charts={row.stats.queue: d.charts_for(row.stats.queue) for row in rows},
+        rates={row.stats.queue: d.recent_rate(row.stats.queue) for row in rows},
     )
 
 

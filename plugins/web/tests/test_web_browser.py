@@ -110,13 +110,23 @@ def walk_the_dashboard(browser: Any, store_url: str, served: Any, shots: Path, t
             q.put({"to": "late@example.com"})
         wait_for(lambda: cell("emails", 1) == "3", "the ready count to refresh in place")
         assert browser.execute_script("return window.notReloaded") is True
-        time.sleep(2.5)  # a few samples for the charts
+        time.sleep(1.5)  # a few samples for the charts
+        with PersistentQueue("emails", store=store_url) as q:
+            for _ in range(2):  # finished work shows as throughput
+                q.ack(q.get(block=False))
+        time.sleep(1.5)
         browser.refresh()
+        finished = browser.find_element(
+            By.CSS_SELECTOR, 'tr[data-queue="emails"] td.throughput'
+        ).text
+        assert finished not in ("", "–") and float(finished) > 0, finished
         shot("overview")
 
         # One queue, its dead letters, one dead letter.
         browser.find_element(By.LINK_TEXT, "emails").click()
         wait_for(lambda: browser.title.startswith("emails"), "the queue page")
+        caption = browser.find_element(By.CSS_SELECTOR, "#throughput figcaption").text
+        assert caption.startswith("finished per minute:"), caption
         shot("queue")
         browser.find_element(By.CSS_SELECTOR, "td.dead a, table.counts a").click()
         wait_for(lambda: "dead letters" in browser.title, "the dead letters page")

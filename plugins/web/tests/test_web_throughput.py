@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from localqueue import PersistentQueue
 from localqueue.clock import ManualClock
 from localqueue.store import FinishedCounts, QueueStats, Store, StoreError
-from localqueue_web.charts import throughput_chart
+from localqueue_web.charts import recent_rate, throughput_chart
 from localqueue_web.history import History, Sampler
 
 pytest_plugins = ["web_fixtures"]
@@ -35,6 +35,19 @@ def test_throughput_is_finished_per_minute_between_samples() -> None:
     assert chart.summary == (
         "finished per minute: 132 now (120 acked, 12 dead-lettered), 60 to 132 over the last 30 s"
     )
+
+
+def test_the_overview_rate_spans_the_last_minute() -> None:
+    history = History()
+    for at, acked in ((0.0, 0), (30.0, 600), (60.0, 630), (90.0, 660)):
+        history.add(at, [QueueStats("q", ready=1)], totals("q", acked))
+    # 30 s to 90 s: 60 finished in a minute (the burst before it is older).
+    assert recent_rate(history.series("q")) == 60.0
+    assert recent_rate(history.series("q")[:1]) is None
+    history = History()
+    history.add(0.0, [QueueStats("q", ready=1)])
+    history.add(9.0, [QueueStats("q", ready=1)])
+    assert recent_rate(history.series("q")) is None
 
 
 def test_no_throughput_without_finished_counts_or_from_one_sample() -> None:
