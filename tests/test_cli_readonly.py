@@ -37,6 +37,8 @@ NO_CREATE = [
     ("queue", "purge", "jobs", "--dry-run"),
     ("queue", "retention", "jobs"),
     ("queue", "retention", "jobs", "--json"),
+    ("queue", "acked", "jobs"),
+    ("queue", "acked", "jobs", "--json"),
 ]
 
 

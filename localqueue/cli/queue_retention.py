@@ -158,7 +158,7 @@ def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None
 @json_option
 def acked_command(queue: str, after: int, limit: int, as_json: bool) -> None:
     """List archived acked messages of QUEUE (a queue with --keep-acked retention)."""
-    q = open_queue(queue)
+    q = open_queue(queue, existing=True)
     records = retention_store(q.store).list_acked(queue, after_id=after or None, limit=limit)
     if as_json:
         emit_json(
