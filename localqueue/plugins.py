@@ -116,6 +116,19 @@ def _fail(
     _failure_causes.append(cause)
 
 
+def record_failure(name: str, message: str, cause: BaseException | None = None) -> None:
+    """Record a loaded plugin that failed later, in one of its hooks (say, the
+    one that adds CLI commands): from now on it counts as broken, exactly like
+    a plugin that failed to import (``get_plugin_manager()`` raises, help
+    warns, ``localqueue plugins`` lists it). Recording the same failure twice
+    keeps one entry."""
+    get_plugin_manager(allow_failures=True)
+    with _lock:
+        if any(f["name"] == name and f["error"] == message for f in _failures):
+            return
+        _fail(name, _distributions.get(name), message, cause)
+
+
 def _build() -> pluggy.PluginManager:
     pm = _PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)

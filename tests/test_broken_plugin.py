@@ -159,3 +159,68 @@ def test_no_failures_without_a_broken_plugin() -> None:
     host.reset_plugin_manager()
     assert host.plugin_failures() == []
     assert isinstance(open_store("memory://"), MemoryStore)
+
+
+# -- a plugin that loads but whose command hook fails ---------------------------------
+#
+# The usual layout of a command plugin: a light entry point whose hook
+# imports the command module only when the CLI is built. When that import
+# (or anything else in the hook) fails, the plugin is as broken as one
+# that failed to import, and is treated the same way.
+
+HOOK_FAILS = """
+from localqueue.hookspecs import hookimpl
+
+
+@hookimpl
+def localqueue_cli_commands(cli):
+    from missingdep.cli import group  # noqa: F401 - the dependency is not installed
+"""
+
+
+@pytest.fixture
+def hook_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "lq_hook_plugin.py").write_text(HOOK_FAILS)
+    info = root / "lq_hook_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lq-hook-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[localqueue]\nbadcli = lq_hook_plugin\n")
+    monkeypatch.delenv(host.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(host.ALLOWLIST_ENV, raising=False)
+    monkeypatch.syspath_prepend(str(root))
+    host.reset_plugin_manager()
+    yield root
+    monkeypatch.undo()
+    host.reset_plugin_manager()
+
+
+def test_a_failing_command_hook_leaves_help_working_with_one_warning(hook_fails: Path) -> None:
+    for args in (["--help"], ["queue", "--help"], ["--store", "memory://", "--version"]):
+        out = run_cli(hook_fails, *args)
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr
+        lines = [line for line in out.stderr.splitlines() if "'badcli'" in line]
+        if args[-1] == "--version":
+            assert out.stdout.startswith("localqueue, version ")
+            continue
+        assert len(lines) == 1, out.stderr
+        assert "failed to add its commands: ModuleNotFoundError" in lines[0]
+        assert "LOCALQUEUE_DISABLE_PLUGINS=badcli" in lines[0]
+
+
+def test_a_failing_command_hook_is_listed_and_refuses_real_work(
+    hook_fails: Path, tmp_path: Path
+) -> None:
+    listed = run_cli(hook_fails, "plugins", "--json")
+    assert listed.returncode == 1, listed.stderr
+    by_name = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
+    assert "failed to add its commands" in by_name["badcli"]["error"]
+    out = run_cli(hook_fails, "--store", f"sqlite:///{tmp_path / 'q.db'}", "queue", "stats", "q")
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith("Error: plugin 'badcli' failed to add its commands: ")
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "q.db").exists()
+    skipped = run_cli(hook_fails, "--help", LOCALQUEUE_DISABLE_PLUGINS="badcli")
+    assert skipped.returncode == 0 and skipped.stderr == ""

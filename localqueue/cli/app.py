@@ -29,7 +29,12 @@ from localqueue.cli.queue_group import queue_group
 from localqueue.cli.state import CliState
 from localqueue.cli.store_commands import store_group
 from localqueue.errors import LocalQueueError, PluginError
-from localqueue.plugins import get_plugin_manager, plugin_failures
+from localqueue.plugins import (
+    DISABLE_ENV,
+    get_plugin_manager,
+    plugin_failures,
+    record_failure,
+)
 
 # Errors a user can act on: reported in one line, never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -130,9 +135,30 @@ def build_cli(*, allow_plugin_failures: bool = False) -> click.Group:
     cli.add_command(queue_group())
     cli.add_command(store_group())
     cli.add_command(plugins_command)
-    pm = get_plugin_manager(allow_failures=allow_plugin_failures)
-    pm.hook.localqueue_cli_commands(cli=cli)
+    _add_plugin_commands(cli, allow_plugin_failures)
     return cli
+
+
+def _add_plugin_commands(cli: click.Group, allow_failures: bool) -> None:
+    """Each plugin's ``localqueue_cli_commands`` on its own: one whose hook
+    raises (a dependency its command module imports is missing, say) is
+    recorded as a broken plugin and left out, instead of taking down
+    ``--help``, ``plugins`` and every other command with a traceback."""
+    pm = get_plugin_manager(allow_failures=allow_failures)
+    for impl in pm.hook.localqueue_cli_commands.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:  # a wrapper only makes sense around the call
+            continue
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            name = impl.plugin_name
+            record_failure(
+                name,
+                f"plugin {name!r} failed to add its commands: {type(exc).__name__}: {exc}; "
+                f"fix or uninstall it, or set {DISABLE_ENV}={name} to skip it",
+                exc,
+            )
+    get_plugin_manager(allow_failures=allow_failures)  # raises now if one just failed
 
 
 # The variable click's shell completion sets (prog name "localqueue").
