@@ -44,7 +44,15 @@ def parse_postgres_url(url: str) -> PostgresURL:
         raise ValueError(f"not a PostgreSQL URL: {url!r}; write postgresql://user@host/db")
     ours: dict[str, str] = {}
     passed: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        # Last-wins would silently pick one of two schemas (or hosts): refuse.
+        if key in seen:
+            raise ValueError(
+                f"option {key!r} is given more than once in the store URL "
+                f"{redact_url(url)!r}; give it once"
+            )
+        seen.add(key)
         if key in ("schema", "notify", "poll_interval", "prepare"):
             ours[key] = value
         else:

@@ -66,6 +66,10 @@ def parse_redis_url(url: str) -> RedisURL:
     ours: dict[str, str] = {}
     passed: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in ours or key in passed:  # last-wins would pick a prefix silently
+            raise ValueError(
+                f"option {key!r} is given more than once in the store URL {shown!r}; give it once"
+            )
         if key in OURS:
             ours[key] = value
         elif key in PASSED:

@@ -52,6 +52,8 @@ def test_defaults_tls_and_sockets() -> None:
         ("unix://", "no socket path"),
         ("unix://host/tmp/redis.sock", "names a host"),
         ("redis://host/0#frag", "fragment"),
+        ("redis://host/0?prefix=a&prefix=b", "'prefix' is given more than once"),
+        ("redis://:pw@host/0?timeout=1&timeout=2", "'timeout' is given more than once"),
     ],
 )
 def test_bad_urls_say_what_to_write(url: str, says: str) -> None:
