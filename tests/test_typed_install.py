@@ -25,6 +25,10 @@ PACKAGES = {
     "localqueue_postgres": "PostgresStore",
     "localqueue_prometheus": "StoreCollector",
     "localqueue_jsonstore": "JsonFileStore",
+    # Their packages export lazily (a module __getattr__, typed Any), so the
+    # probe names the defining modules.
+    "localqueue_redis.store": "RedisStore",
+    "localqueue_web.app": "build_app",
 }
 
 
