@@ -44,7 +44,7 @@ from localqueue.store import (
     check_seconds,
     settle_then_claim,
 )
-from localqueue.store.url import open_store
+from localqueue.store.url import open_store, redact_url
 from localqueue.store.validation import check_lease_timeout
 
 __all__ = [
@@ -144,7 +144,7 @@ class PersistentQueue:
         return config.with_overrides(**overrides) if overrides else config
 
     def __repr__(self) -> str:
-        return f"PersistentQueue({self.name!r}, store={self.store.url!r})"
+        return f"PersistentQueue({self.name!r}, store={redact_url(self.store.url)!r})"
 
     # -- context manager ---------------------------------------------------------
 
@@ -653,7 +653,7 @@ def _outdated_store(store: Store, operation: str, result: object) -> StoreError:
         "enqueue": "EnqueueResult(records, added)",
     }[operation]
     return StoreError(
-        f"store {store.url!r} ({type(store).__name__}) returned {type(result).__name__} from "
+        f"store {redact_url(store.url)!r} ({type(store).__name__}) returned {type(result).__name__} from "
         f"{operation}(); the store protocol's {operation}() returns {wanted} from "
         "localqueue.store: update the store plugin (CHANGELOG.md says how)"
     )

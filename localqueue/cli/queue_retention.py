@@ -29,13 +29,15 @@ from localqueue.cli.queue_recover import _short
 from localqueue.cli.state import cli_state, existing_store
 from localqueue.cli.store_commands import maintenance_store
 from localqueue.queue import PersistentQueue
-from localqueue.store import MessageFilter, State, Store, check_queue_name
+from localqueue.store import MessageFilter, State, Store, check_queue_name, redact_url
 from localqueue.store.capabilities import SupportsAckedRetention
 
 
 def retention_store(store: Store) -> SupportsAckedRetention:
     if not isinstance(store, SupportsAckedRetention):
-        raise click.ClickException(f"store {store.url!r} does not support acked retention")
+        raise click.ClickException(
+            f"store {redact_url(store.url)!r} does not support acked retention"
+        )
     return store
 
 
@@ -53,7 +55,7 @@ def note_if_unknown(store: Store, queue: str) -> None:
         return
     known = ", ".join(store.queues()) or "none"
     click.echo(
-        f"note: queue {queue!r} holds no messages in {store.url}; queues with messages: {known}",
+        f"note: queue {queue!r} holds no messages in {redact_url(store.url)}; queues with messages: {known}",
         err=True,
     )
 

@@ -34,7 +34,7 @@ from localqueue.store.capabilities import (
     SupportsVacuum,
 )
 from localqueue.store.counts import SupportsRecount
-from localqueue.store.url import open_store
+from localqueue.store.url import open_store, redact_url
 
 
 def maintenance_store() -> Store:
@@ -47,7 +47,7 @@ def maintenance_store() -> Store:
 
 
 def unsupported(store: Store, what: str) -> click.ClickException:
-    return click.ClickException(f"store {store.url!r} does not support {what}")
+    return click.ClickException(f"store {redact_url(store.url)!r} does not support {what}")
 
 
 def mebibytes(n: int) -> str:
@@ -56,7 +56,7 @@ def mebibytes(n: int) -> str:
 
 def info_document(info: StoreInfo) -> dict[str, Any]:
     return {
-        "url": info.url,
+        "url": redact_url(info.url),
         "kind": info.kind,
         "schema_version": info.schema_version,
         "newest_schema_version": info.newest_schema_version,
@@ -82,7 +82,7 @@ def info_command(as_json: bool) -> None:
     version = f"{info.schema_version} (newest this localqueue knows: {info.newest_schema_version})"
     if (info.schema_version or 0) < (info.newest_schema_version or 0):
         version += "; run 'localqueue store migrate'"
-    click.echo(f"store     {info.url}")
+    click.echo(f"store     {redact_url(info.url)}")
     click.echo(f"kind      {info.kind}")
     click.echo(f"schema    {version}")
     click.echo("settings  " + " ".join(f"{k}={v}" for k, v in info.settings.items()))
@@ -110,7 +110,11 @@ def check_command(repair: bool, as_json: bool) -> None:
         repaired = [str(difference) for difference in store.recount(repair=True)]
     problems = store.check()
     if as_json:
-        document: dict[str, Any] = {"url": store.url, "ok": not problems, "problems": problems}
+        document: dict[str, Any] = {
+            "url": redact_url(store.url),
+            "ok": not problems,
+            "problems": problems,
+        }
         if repair:
             document["repaired"] = repaired
         emit_json(document)
@@ -120,7 +124,7 @@ def check_command(repair: bool, as_json: bool) -> None:
         for problem in problems:
             click.echo(problem)
         if not problems:
-            click.echo(f"ok: {store.url} passed the integrity check")
+            click.echo(f"ok: {redact_url(store.url)} passed the integrity check")
     if problems:
         raise SystemExit(1)
 
