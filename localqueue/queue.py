@@ -653,7 +653,7 @@ def _outdated_store(store: Store, operation: str, result: object) -> StoreError:
         "enqueue": "EnqueueResult(records, added)",
     }[operation]
     return StoreError(
-        f"store {redact_url(store.url)!r} ({type(store).__name__}) returned {type(result).__name__} from "
-        f"{operation}(); the store protocol's {operation}() returns {wanted} from "
-        "localqueue.store: update the store plugin (CHANGELOG.md says how)"
+        f"store {redact_url(store.url)!r} ({type(store).__name__}) returned "
+        f"{type(result).__name__} from {operation}(); the store protocol's {operation}() "
+        f"returns {wanted} from localqueue.store: update the store plugin (CHANGELOG.md says how)"
     )

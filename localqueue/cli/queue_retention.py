@@ -55,7 +55,8 @@ def note_if_unknown(store: Store, queue: str) -> None:
         return
     known = ", ".join(store.queues()) or "none"
     click.echo(
-        f"note: queue {queue!r} holds no messages in {redact_url(store.url)}; queues with messages: {known}",
+        f"note: queue {queue!r} holds no messages in {redact_url(store.url)}; "
+        f"queues with messages: {known}",
         err=True,
     )
 
