@@ -5,7 +5,10 @@ What counts as an example: every fenced code block of those files with at
 least one line that starts with ``$ ``. Such a line is a command; the lines
 after it, up to the next ``$ `` line or the end of the block, are the output
 the docs claim. Blocks without a ``$ `` line (syntax summaries, unit files,
-scripts) are not run.
+scripts, workers that run until stopped, cron lines) are not run, but every
+``localqueue`` command line in them that is not a syntax summary is parsed
+as the CLI would parse it, so that a renamed option or a refused value
+fails here.
 
 How a block runs: in a fresh temporary directory (the current directory)
 with a fresh store, ``LOCALQUEUE_STORE`` set to ``queue.sqlite3`` in that
@@ -48,8 +51,10 @@ change from run to run (times, ages, process ids in worker ids, versions):
 - a line that is only ``...`` (indentation aside) matches zero or more
   whole lines: the docs' way to elide long output.
 
-A command's exit code is not compared unless the docs show it (``$ echo
-$?``).
+Exit codes: every command must exit 0, unless its line ends with a shell
+comment that says otherwise, ``# exits N`` (the reader sees it too, and
+bash ignores it): then it must exit N. In a pipeline, the last command's
+code counts, as in bash.
 """
 
 from __future__ import annotations
@@ -57,13 +62,17 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import pytest
+
+from localqueue.cli.app import build_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("cli.md", "operations.md")
@@ -72,6 +81,7 @@ BLOCK_TIMEOUT = 60
 
 FENCE = re.compile(r"^(`{3,}|~{3,})")
 MARKER = re.compile(r"<!--\s*docs-test\s+(setup|skip|file)\s*:(.*?)-->", re.DOTALL)
+EXIT_NOTE = re.compile(r"#\s*exits\s+(\d+)\s*$")
 
 
 @dataclass
@@ -81,6 +91,12 @@ class Command:
     line: int
     text: str
     expected: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """What the command must exit with: 0, or N from a ``# exits N`` note."""
+        note = EXIT_NOTE.search(self.text)
+        return int(note.group(1)) if note else 0
 
 
 @dataclass
@@ -176,9 +192,9 @@ def _environment(directory: Path) -> dict[str, str]:
     return env
 
 
-def run_block(block: Block, directory: Path) -> list[list[str]]:
+def run_block(block: Block, directory: Path) -> list[tuple[list[str], int]]:
     """Runs the block's set-up and commands in one bash process; returns
-    each command's output lines."""
+    each command's output lines and exit code."""
     for name, text in FILES.items():
         path = directory / name
         path.write_text(text, encoding="utf-8")
@@ -187,7 +203,8 @@ def run_block(block: Block, directory: Path) -> list[list[str]]:
     separator = f"--- docs-test {uuid.uuid4().hex} ---"
     script = ["exec 2>&1", "set -e", block.setup, "set +e", f"printf '\\n%s:\\n' '{separator}'"]
     for command in block.commands:
-        script += [command.text, f"printf '\\n%s\\n' '{separator}'"]
+        # "$?" is expanded before printf runs: the command's own exit code.
+        script += [command.text, f"printf '\\n%s%d\\n' '{separator}' \"$?\""]
     result = subprocess.run(
         ["bash", "-c", "\n".join(script)],
         cwd=directory,
@@ -200,11 +217,12 @@ def run_block(block: Block, directory: Path) -> list[list[str]]:
     output = result.stdout.decode("utf-8", "replace")
     setup_output, found, rest = output.partition(f"\n{separator}:\n")
     assert found, f"the set-up failed (exit code {result.returncode}):\n{setup_output}"
-    outputs = rest.split(f"\n{separator}\n")
-    assert len(outputs) == len(block.commands) + 1, (
+    pieces = re.split(rf"\n{re.escape(separator)}(\d+)\n", rest)
+    outputs, codes = pieces[0::2], [int(code) for code in pieces[1::2]]
+    assert len(codes) == len(block.commands), (
         f"the block did not run to its end (exit code {result.returncode}):\n{output}"
     )
-    return [_lines(chunk) for chunk in outputs[:-1]]
+    return [(_lines(chunk), code) for chunk, code in zip(outputs, codes, strict=False)]
 
 
 def _lines(text: str) -> list[str]:
@@ -276,14 +294,96 @@ def test_the_docs_have_examples_and_few_skips() -> None:
     )
 
 
+def shown_commands(doc: str) -> list[tuple[int, str]]:
+    """``localqueue`` command lines in blocks that are not run (recipes that
+    would run until stopped, cron lines): (line number, text). Syntax
+    summaries (with ``[...]`` or placeholders in capitals) are left out."""
+    found = []
+    lines = (ROOT / "docs" / doc).read_text(encoding="utf-8").splitlines()
+    run = {command.line for block in BLOCKS if block.doc == doc for command in block.commands}
+    inside = False
+    for number, text in enumerate(lines, start=1):
+        if FENCE.match(text):
+            inside = not inside
+            continue
+        if not inside or number in run:
+            continue
+        at = text.find("localqueue ")
+        if at < 0 or text.startswith("$ ") or re.search(r"\[-|\[[A-Z]|\b[A-Z]{3,}\b|\.\.\.", text):
+            continue
+        if text[:at].endswith("$("):  # a command substitution: up to its ")"
+            found.append((number, text[at:].split(")")[0]))
+        elif at == 0 or text[:at].endswith(("| ", "; ")):
+            found.append((number, text[at:]))
+    return found
+
+
+SHOWN = [(doc, number, text) for doc in DOCS for number, text in shown_commands(doc)]
+
+
+def parse_command_line(text: str) -> tuple[click.Command, dict[str, object]]:
+    """Parse ``localqueue ...`` as the CLI would, without running it."""
+    args = shlex.split(text)[1:]
+    for stop in ("|", "||", "&&", ">", ">>"):
+        if stop in args:
+            args = args[: args.index(stop)]
+    cli = build_cli()
+    ctx = cli.make_context("localqueue", list(args))
+    command: click.Command = cli
+    while isinstance(command, click.Group):
+        rest = [*ctx._protected_args, *ctx.args]
+        name, sub, rest = command.resolve_command(ctx, rest)
+        assert name is not None and sub is not None
+        ctx = sub.make_context(name, rest, parent=ctx)
+        command = sub
+    if "--" in args:  # what follows is the job's command line, exactly
+        assert ctx.params.get("command") == tuple(args[args.index("--") + 1 :]), (
+            f"an option before '--' was taken for the command: {ctx.params.get('command')}"
+        )
+    return command, ctx.params
+
+
+def test_every_command_the_docs_only_show_still_parses() -> None:
+    """Recipes that cannot run here (a worker that runs until stopped, a
+    cron line) are parsed as the CLI would parse them, so a renamed option
+    or a value the CLI no longer takes fails here instead of in a crontab."""
+    assert len(SHOWN) >= 8, SHOWN
+    problems = []
+    for doc, number, text in SHOWN:
+        try:
+            parse_command_line(text)
+        except click.exceptions.Exit as exc:  # --version, --help: answered while parsing
+            if exc.exit_code != 0:
+                problems.append(f"docs/{doc}:{number}: {text}\n  exits {exc.exit_code}")
+        except (click.UsageError, AssertionError) as exc:
+            problems.append(f"docs/{doc}:{number}: {text}\n  {exc}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_parse_check_can_fail() -> None:
+    for text in (
+        "localqueue queue exec emails --max-trie 6 -- ./send-email",
+        "localqueue queue exec emails --backoff-max 5x -- ./send-email",
+        "localqueue queue stats emails --wach",
+    ):
+        with pytest.raises((click.UsageError, AssertionError)):
+            parse_command_line(text)
+
+
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
 def test_doc_example(block: Block, tmp_path: Path) -> None:
     if block.skip is not None:
         pytest.skip(block.skip)
     outputs = run_block(block, tmp_path)
     failures = []
-    for command, actual in zip(block.commands, outputs, strict=True):
-        if command.expected and all(line.strip() == "..." for line in command.expected):
+    for command, (actual, code) in zip(block.commands, outputs, strict=True):
+        if code != command.exit_code:
+            failures.append(
+                f"docs/{block.doc}:{command.line}: $ {command.text}\n"
+                f"exited {code}, expected {command.exit_code} (a command that is meant "
+                f"to fail ends with '# exits {code}')\n" + "\n".join(actual)
+            )
+        elif command.expected and all(line.strip() == "..." for line in command.expected):
             # "..." alone would match anything, an error included: show a line.
             failures.append(
                 f"docs/{block.doc}:{command.line}: $ {command.text}\n"
