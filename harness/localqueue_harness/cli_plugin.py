@@ -10,13 +10,16 @@ and the core at import time; hypothesis and the runner are imported when
 from __future__ import annotations
 
 import json
+import math
+import os
 import random
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from localqueue.cli import CliState
 from localqueue.hookspecs import hookimpl
@@ -29,6 +32,25 @@ if TYPE_CHECKING:
 # same as localqueue_harness.runner.DEFAULT_DEADLINE, which is not imported
 # here: this module must stay light).
 DEFAULT_DEADLINE = 600
+# The longest --deadline, a week (runner.MAX_DEADLINE, not imported either):
+# no one waits on a check longer, and far beyond it the run's end no longer
+# fits a timestamp (time_t).
+MAX_DEADLINE = 7 * 86400
+
+
+class DeadlineSeconds(click.FloatRange):
+    """Seconds from 1 to ``MAX_DEADLINE``. ``nan`` compares false with
+    both bounds, so FloatRange alone would let it through (and the run would
+    fail at once, "finished in time")."""
+
+    def __init__(self) -> None:
+        super().__init__(min=1, max=MAX_DEADLINE)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
 
 
 def _stateful(url: str, examples: int, seed: int) -> Report:
@@ -91,12 +113,12 @@ def harness_group() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Reproduce an earlier run.")
 @click.option(
     "--deadline",
-    type=click.FloatRange(min=1),
+    type=DeadlineSeconds(),
     default=DEFAULT_DEADLINE,
     show_default=True,
     metavar="SECONDS",
-    help="Time limit of a throughput or crash-recovery run; past it, every process "
-    "of the run is killed and the run fails.",
+    help="Time limit of a throughput or crash-recovery run (at most a week); past it, "
+    "every process of the run is killed and the run fails.",
 )
 @click.option(
     "--restart-cmd",
@@ -130,17 +152,27 @@ def run_command(
 ) -> None:
     """Run the harness on the store given by --store / LOCALQUEUE_STORE.
 
-    Exits 1 when any invariant fails, 130 on Ctrl-C, 143 on SIGTERM; no
-    process of the run is left running.
+    Exits 1 when any invariant fails (or the report cannot be written: the
+    verdict is printed first), 130 on Ctrl-C, 143 on SIGTERM; no process of
+    the run is left running.
     """
+    ctx = click.get_current_context()
     if restart_cmd is not None and mode == "stateful":
         raise click.UsageError("--restart-cmd needs --mode throughput or crash-recovery")
-    state = click.get_current_context().find_object(CliState)
+    # The state machine runs in this process, where nothing could stop it
+    # at a deadline: a limit it would ignore is refused rather than kept quiet.
+    if mode == "stateful" and ctx.get_parameter_source("deadline") is ParameterSource.COMMANDLINE:
+        raise click.UsageError("--deadline needs --mode throughput or crash-recovery")
+    state = ctx.find_object(CliState)
     if store_url is not None:
         url = resolve_store_url(store_url)
     else:
         url = (state or CliState()).resolved_url
     seed = seed if seed is not None else random.randrange(2**31)
+    # Every run leaves its report behind, named after its mode and seed;
+    # a path it cannot be written to is refused before a run of minutes.
+    path = Path(report_path or f"localqueue-harness-{mode}-{seed}.json")
+    _check_report_path(path, given=report_path is not None)
     if mode == "stateful":
         report = _stateful(url, examples, seed)
     else:
@@ -172,13 +204,38 @@ def run_command(
                 )
                 sys.exit(code)
     document = report.as_dict()
-    # Every run leaves its report behind, named after its mode and seed.
-    path = Path(report_path or f"localqueue-harness-{mode}-{seed}.json")
-    path.write_text(json.dumps(document, indent=2))
+    # The verdict first: a report that cannot be written after all (its
+    # directory removed meanwhile, a full disk) must not hide it.
     click.echo(json.dumps(document) if as_json else report.summary())
+    try:
+        path.write_text(json.dumps(document, indent=2))
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not write the report to {path}: {exc.strerror or exc}"
+        ) from exc
     click.echo(f"report: {path}", err=True)
     if not report.passed:
         sys.exit(1)
+
+
+def _check_report_path(path: Path, *, given: bool) -> None:
+    """Refuse (a usage error) a report path whose directory is missing or
+    not writable, or a file there that cannot be written."""
+    directory = path.parent
+    if directory.exists() and not directory.is_dir():
+        problem = f"{directory} is not a directory"
+    elif not directory.is_dir():
+        problem = f"the directory {directory} does not exist"
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        problem = f"the directory {directory} is not writable"
+    elif path.exists() and not os.access(path, os.W_OK):
+        problem = "the file is not writable"
+    else:
+        return
+    message = f"cannot write the report to {path}: {problem}"
+    if given:
+        raise click.BadParameter(message, param_hint="'--report'")
+    raise click.UsageError(f"{message}; give --report FILE")
 
 
 @hookimpl

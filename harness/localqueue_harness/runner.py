@@ -72,6 +72,9 @@ QUEUE = "harness-run"
 T = TypeVar("T")
 # The whole run's time limit unless told otherwise (``--deadline``).
 DEFAULT_DEADLINE = 600.0
+# The longest deadline, a week (cli_plugin keeps a copy for --deadline): far
+# beyond it the run's end no longer fits a timestamp (time_t).
+MAX_DEADLINE = 7 * 86400.0
 # Errors a networked store raises while its server is away: the operation
 # may or may not have been applied, and the next call reconnects.
 TRANSIENT = (StoreConnectionLost, StoreBusyError)
@@ -493,9 +496,15 @@ def run(
     line at each kill and phase, for long runs. ``restart_cmd`` is run once
     through the shell in the middle of the run (after half the kills).
     ``prefetch`` > 1 makes the consumers work in batches of that many, as a
-    batch worker does. The run ends within ``deadline`` seconds, failing "finished in time" if it
-    had to stop early; every process it started is gone when it returns or
+    batch worker does. The run ends within ``deadline`` seconds (more than 0,
+    at most ``MAX_DEADLINE``, else ValueError), failing "finished in time" if
+    it had to stop early; every process it started is gone when it returns or
     raises (SIGINT and SIGTERM raise ``process_group.Interrupted``)."""
+    if not 0 < deadline <= MAX_DEADLINE:  # nan fails both comparisons
+        raise ValueError(
+            f"deadline must be more than 0 and at most {MAX_DEADLINE:g} seconds (a week), "
+            f"not {deadline!r}"
+        )
     say = progress or (lambda line: None)
     seed = random.randrange(2**31) if seed is None else seed
     rng = random.Random(seed)

@@ -96,8 +96,10 @@ class StoreStateMachine(RuleBasedStateMachine):
             [NewMessage(b'"kept"', dedupe_key="a"), NewMessage(b'"dead"', dedupe_key="b"),
              NewMessage(b'"far"', delay=10**7, dedupe_key="c")],
         )  # fmt: skip
-        [held] = self.store.claim(NEIGHBOUR, worker_id="n", limit=1, lease_seconds=10**7).leased
-        assert held.receipt is not None
+        leased = self.store.claim(NEIGHBOUR, worker_id="n", limit=1, lease_seconds=10**7).leased
+        assert len(leased) == 1, "claim must lease one of the neighbour queue's ready messages"
+        held = leased[0]
+        assert held.receipt is not None, "every delivery has a receipt"
         self.store.dead_letter(NEIGHBOUR, Lease(held.id, held.receipt))
         self.neighbour = {r.id: r for r in self.store.list_messages(NEIGHBOUR)}
         self.model = Model(max_attempts=MAX_ATTEMPTS)
@@ -201,8 +203,10 @@ class StoreStateMachine(RuleBasedStateMachine):
             self.claim(1)
             live = [m for m in self.model.messages.values() if m.leased]
             for message in live:
-                assert message.receipt is not None
-                assert self.store.dead_letter(QUEUE, Lease(message.id, message.receipt))
+                assert message.receipt is not None, "the model keeps a leased message's receipt"
+                assert self.store.dead_letter(QUEUE, Lease(message.id, message.receipt)), (
+                    "dead_letter must act on the lease a claim just handed out"
+                )
                 message.dead, message.leased, message.receipt = True, False, None
                 self.finished[1] += 1
 
@@ -299,8 +303,10 @@ class StoreStateMachine(RuleBasedStateMachine):
             message = self.model.messages[record.id]
             assert record.attempts == message.attempts + 1, "each delivery counts one attempt"
             assert record.payload == message.payload, "claim must return the stored payload"
-            assert record.priority == message.priority
-            assert record.state is State.INFLIGHT and record.leased_until is not None
+            assert record.priority == message.priority, "claim must return the stored priority"
+            assert record.state is State.INFLIGHT and record.leased_until is not None, (
+                "a claimed message is INFLIGHT, with leased_until set"
+            )
             assert before + self.lease <= record.leased_until <= after + self.lease, (
                 "a lease ends lease_seconds after the claim"
             )
@@ -506,7 +512,7 @@ class StoreStateMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.own_clock)
     @rule(seconds=st.sampled_from([1.0, 10.0, 31.0, 61.0]))  # half outlast a lease
     def advance(self, seconds: float) -> None:
-        assert self.clock is not None
+        assert self.clock is not None, "time moves only on an injected clock"
         self.clock.advance(seconds)
 
     @rule()
@@ -533,7 +539,10 @@ class StoreStateMachine(RuleBasedStateMachine):
                 max(0.0, before - oldest) <= stats.oldest_ready_age <= max(0.0, after - oldest)
             ), "oldest_ready_age follows the oldest ready message"
         inflight = expected["inflight"]
-        assert dict(stats.inflight_by_worker) == ({"w": inflight} if inflight else {})
+        assert dict(stats.inflight_by_worker) == ({"w": inflight} if inflight else {}), (
+            f"stats inflight_by_worker {dict(stats.inflight_by_worker)} must count the "
+            f"{inflight} inflight messages under the worker that claimed them"
+        )
 
     @invariant()
     def every_queues_stats_match_one_queues(self) -> None:
@@ -557,7 +566,7 @@ class StoreStateMachine(RuleBasedStateMachine):
         if self.finished_at_start is None:
             return
         totals = finished_by_queue(self.store)
-        assert totals is not None
+        assert totals is not None, "a store that kept finished counts keeps them after every step"
         now = self._finished_pair(totals)
         start = self.finished_at_start
         found = [now[QUEUE][0] - start[QUEUE][0], now[QUEUE][1] - start[QUEUE][1]]
@@ -573,7 +582,9 @@ class StoreStateMachine(RuleBasedStateMachine):
     def other_queues_are_untouched(self) -> None:
         now_records = {r.id: r for r in self.store.list_messages(NEIGHBOUR)}
         assert now_records == self.neighbour, "an operation on one queue changed another"
-        assert not set(now_records) & set(self.model.messages)
+        assert not set(now_records) & set(self.model.messages), (
+            "a message of one queue showed up in another"
+        )
 
     @invariant()
     def no_confirmed_message_is_lost(self) -> None:
@@ -581,11 +592,15 @@ class StoreStateMachine(RuleBasedStateMachine):
         for message in self.model.messages.values():
             record = self.store.get(QUEUE, message.id)
             assert record is not None, f"message {message.id} was lost"
-            assert record.payload == message.payload
-            assert (record.priority, record.dedupe_key) == (message.priority, message.dedupe_key)
+            assert record.payload == message.payload, "a message keeps its payload"
+            assert (record.priority, record.dedupe_key) == (
+                message.priority, message.dedupe_key,
+            ), "a message keeps its priority and dedupe key"  # fmt: skip
             assert record.attempts == message.attempts, "attempts never change on their own"
             state = message.state(now)
-            assert record.state.value == state
+            assert record.state.value == state, (
+                f"message {message.id} must be {state}, not {record.state.value}"
+            )
             if state == DEAD:
                 assert record.failed_at is not None, "a dead letter has failed_at"
             else:
@@ -603,7 +618,9 @@ class StoreStateMachine(RuleBasedStateMachine):
             if message.error is not None:
                 assert record.last_error == message.error, "the latest error is kept"
             if message.expired and message.dead:
-                assert record.last_error is not None and record.last_error.type == "LeaseExpired"
+                assert record.last_error is not None and record.last_error.type == "LeaseExpired", (
+                    "a message dead-lettered because its last lease expired says LeaseExpired"
+                )
 
 
 def machine_for(

@@ -117,18 +117,18 @@ def _describe(report: Report, exc: BaseException, printed: list[str], url: str) 
         return redact_command(text, url)
 
     cause, hypothesis_error = _underlying(exc)
-    steps = (
-        _steps(cause)
-        or _steps(exc)
-        or [line for chunk in printed for line in chunk.splitlines() if line.strip()]
-    )
+    # The notes first; failing them, what Hypothesis printed (where it gave
+    # up replaying, it prints the steps under a heading instead).
+    steps = _steps(cause) or _steps(exc) or _step_lines(printed)
     report.steps = [clean(line) for line in steps]
     step = next((line.strip() for line in reversed(steps) if _is_rule(line)), None)
     where = f" in the step {step}" if step else ""
     if isinstance(cause, AssertionError):
         check = (str(cause).splitlines() or ["(an assertion without a message)"])[0]
         origin = traceback.extract_tb(cause.__traceback__)[-1:]
-        place = f" ({origin[0].filename}:{origin[0].lineno})" if origin else ""
+        # The function too: when Hypothesis could not replay the failure,
+        # the steps may not show the rule it failed in.
+        place = f" (in {origin[0].name}, {origin[0].filename}:{origin[0].lineno})" if origin else ""
         report.failure = clean(f"the contract check failed: {check}{where}{place}")
         name = f"the store agrees with the contract model ({clean(check)})"
     elif isinstance(cause, HypothesisException) or cause is None:
@@ -175,18 +175,30 @@ def _underlying(exc: BaseException) -> tuple[BaseException | None, BaseException
     return None, wrapper
 
 
+# Lines of Hypothesis's output that introduce steps and are none: a
+# capitalised phrase ending in a colon, or one of the headings that go on
+# after it on the same line.
+_HEADING = re.compile(r"[A-Z][\w ,'-]*:")
+_HEADINGS = ("Failing test case", "Falsifying example", "Steps ")
+
+
 def _steps(exc: BaseException | None) -> list[str]:
-    """The steps Hypothesis attached to ``exc`` as notes, one step a line
-    (a step printed over several lines is joined, its "# or any other
-    generated value" comments dropped)."""
-    notes = getattr(exc, "__notes__", None) or []
+    """The steps Hypothesis attached to ``exc`` as notes, one step a line."""
+    return _step_lines(getattr(exc, "__notes__", None) or [])
+
+
+def _step_lines(chunks: list[str]) -> list[str]:
+    """The steps in ``chunks`` of Hypothesis's output (notes, or what it
+    printed), one step a line: a step printed over several lines is joined,
+    its "# or any other generated value" comments dropped, and headings
+    ("Falsifying example:", "Steps leading up to this error:") are no steps."""
     steps: list[str] = []
-    for note in notes:
+    for note in chunks:
         if note.startswith(("Explanation:", "You can reproduce this test case")):
             break
         for line in str(note).splitlines():
             text = re.sub(r"\s*# or any other generated value", "", line).strip()
-            if not text or text.startswith(("Failing test case", "Falsifying example", "Steps ")):
+            if not text or _HEADING.fullmatch(text) or text.startswith(_HEADINGS):
                 continue
             if steps and not text.startswith(("state", "Draw ")):
                 steps[-1] = (steps[-1] + text if steps[-1].endswith(("(", "[")) else

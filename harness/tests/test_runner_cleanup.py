@@ -286,8 +286,9 @@ def test_a_restart_command_that_outlives_the_deadline_is_killed(tmp_path: Path) 
     run.assert_nothing_left()  # the shell and its sleep included
 
 
-def test_the_command_line_default_deadline_is_the_runner_s() -> None:
+def test_the_command_line_default_and_longest_deadline_are_the_runner_s() -> None:
     # cli_plugin keeps its own copy: it must not import the runner at start-up.
     from localqueue_harness import cli_plugin, runner
 
     assert cli_plugin.DEFAULT_DEADLINE == runner.DEFAULT_DEADLINE == 600
+    assert cli_plugin.MAX_DEADLINE == runner.MAX_DEADLINE == 7 * 86400

@@ -203,3 +203,105 @@ def test_the_steps_leave_out_hypothesis_s_reproduce_blob() -> None:
         "@reproduce_failure('6.170.27', b'AXic') as a decorator on your test function",
     ]
     assert _steps(error) == ["state = StoreStateMachine()", "state.put(n=1)", "state.teardown()"]
+
+
+class DropsEverySeventhClaim(MemoryStore):
+    """Broken on purpose: deletes every 7th message it hands out, counted
+    over the whole run (so that a failure depends on earlier examples, and
+    Hypothesis may give up replaying it)."""
+
+    claimed = 0
+
+    def claim(self, queue: str, **options: Any) -> Any:
+        result = super().claim(queue, **options)
+        for record in result.leased:
+            DropsEverySeventhClaim.claimed += 1
+            if DropsEverySeventhClaim.claimed % 7 == 0:
+                with self._data.changed:
+                    row = self._data.rows.get(record.id)
+                    if row is not None:
+                        self._delete(row)
+        return result
+
+
+def test_every_assert_of_the_state_machine_says_which_clause_broke() -> None:
+    """Outside pytest no assertion is rewritten: an assert without a message
+    would be reported as "(an assertion without a message)"."""
+    import ast
+
+    from localqueue_harness import state_machine
+
+    source = Path(state_machine.__file__).read_text()
+    bare = [
+        f"line {node.lineno}: {ast.get_source_segment(source, node)}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assert) and node.msg is None
+    ]
+    assert bare == [], "asserts without a message in state_machine.py:\n" + "\n".join(bare)
+
+
+def test_a_failed_dead_letter_in_the_first_puts_is_reported_in_words() -> None:
+    """The case a review found: the store dropped the message the first
+    puts' claim had just leased, and the dead-letter that follows failed a
+    bare assert."""
+    from localqueue_harness.state_machine import machine_for
+
+    machine = machine_for(lambda clock: DropsEverySeventhClaim("memory://drops-first", clock=clock))
+    state = machine()
+    try:
+        # The claim in first_puts hands out the 7th message of the run.
+        DropsEverySeventhClaim.claimed = 6
+        with pytest.raises(AssertionError) as failure:
+            state.first_puts([(0.0, 0, None), (0.0, 0, None)], one_dead=True)
+    finally:
+        state.teardown()
+    # The first line is what the report shows (under pytest, rewritten
+    # assertions add the values below it).
+    first = str(failure.value).splitlines()[0]
+    assert first == "dead_letter must act on the lease a claim just handed out"
+
+
+def test_a_heading_hypothesis_printed_is_no_step() -> None:
+    """Where Hypothesis gives up replaying a failure (FlakyStrategyDefinition)
+    it attaches no steps as notes but prints them under a heading: the
+    heading is not reported as a step."""
+    from localqueue_harness.runner import Report
+    from localqueue_harness.stateful_run import _describe
+
+    report = Report("memory://x", "stateful", 2, 0, 0, 0)
+    printed = ["Steps leading up to this error:\n  state = StoreStateMachine()\n  state.teardown()"]
+    _describe(report, AssertionError("claim must lease at most limit messages"), printed, "x://")
+    assert report.steps == ["state = StoreStateMachine()", "state.teardown()"]
+    assert report.failure is not None
+    assert report.failure.startswith(
+        "the contract check failed: claim must lease at most limit messages"
+    )
+
+
+def test_a_store_dropping_every_seventh_claim_gets_a_worded_check(tmp_path: Path) -> None:
+    DropsEverySeventhClaim.claimed = 0
+    manager = get_plugin_manager()
+
+    class DropsScheme:
+        @hookimpl
+        def localqueue_store_schemes(self) -> list[StoreScheme]:
+            def opener(url: str, *, clock: Clock | None = None) -> MemoryStore:
+                return DropsEverySeventhClaim("memory://drops", clock=clock)
+
+            return [StoreScheme("drops", opener)]
+
+    manager.register(DropsScheme(), name="test-drops-scheme")
+    try:
+        # Seed 2 made Hypothesis give up replaying, with a bare assert of
+        # first_puts as the failure; which check fails first is the state
+        # machine's business, and every one must be in words.
+        result, document = harness_run(tmp_path, "drops://queue", "--seed", "2")
+    finally:
+        manager.unregister(name="test-drops-scheme")
+    assert result.exit_code == 1, result.output
+    # Bare, an assert reads "(an assertion without a message)" on the command
+    # line, and "assert ..." here, where pytest rewrites the harness's asserts.
+    assert "(an assertion without a message)" not in result.stdout
+    assert re.match(r"the contract check failed: (?!assert )\w+ ", document["failure"]), document
+    assert not any(step.endswith(":") for step in document["steps"]), document["steps"]
+    assert "Steps leading up" not in result.stdout
