@@ -3,6 +3,7 @@ SQLite's write lock held past busy_timeout) instead of stopping."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from localqueue import PersistentQueue
+from localqueue.aio import AsyncPersistentQueue, async_worker
 from localqueue.errors import StoreBusyError, StoreConnectionLost, StoreError
 from localqueue.store import ClaimResult, Lease, open_store
 from localqueue.stores.memory import MemoryStore
@@ -142,6 +144,35 @@ def test_item3_a_busy_store_while_fetching_is_waited_out(
     assert len(warnings) == 2, warnings
     assert "is busy" in warnings[0] and "fetching again in 0.1s" in warnings[0]
     assert "fetching again in 0.5s" in warnings[1]  # backing off
+
+
+def test_item3_the_async_worker_waits_out_a_busy_store_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The async worker shares the threaded worker's outage handling: the
+    same back-off and the same one line per failed fetch."""
+    store = FlakyStore(claim_failures=2, fail=busy)
+    seen: list[int] = []
+
+    async def main() -> int:
+        queue = AsyncPersistentQueue("jobs", store=store)
+        await queue.put_many([1, 2, 3])
+
+        @async_worker(queue, handle_signals=False, poll_interval=0.01)
+        async def handle(value: int) -> None:
+            seen.append(value)
+
+        summary = await handle.run(until_empty=True)
+        await queue.close()
+        return summary.acked
+
+    with caplog.at_level(logging.WARNING, logger="localqueue.worker"):
+        acked = asyncio.run(main())
+    assert sorted(seen) == [1, 2, 3] and acked == 3
+    assert store.claim_failures == 0
+    warnings = _warnings(caplog)
+    assert len(warnings) == 2, warnings
+    assert "is busy" in warnings[0] and "fetching again in 0.1s" in warnings[0]
 
 
 def test_item3_a_busy_store_while_acking_is_reported_and_the_worker_goes_on(
