@@ -81,6 +81,23 @@ SELECT ins.id, ins.created_at, ins.available_at
 FROM ins, (SELECT pg_notify(%(channel)s, %(queue)s)) AS notified
 """
 
+# The commonest batch of all - plain values, no delay, default priority -
+# sends its payloads alone: two fewer arrays to encode and unnest (about a
+# tenth of the statement) and one time per row back instead of two.
+ENQUEUE_NOW = f"""
+WITH t AS (SELECT {NOW} AS now),
+ins AS (
+    INSERT INTO {{s}}.lq_messages
+        (queue, payload, state, priority, attempts, created_at, available_at, dedupe_key)
+    SELECT %(queue)s, u.payload, 0, 0, 0, t.now, t.now, NULL
+    FROM t, unnest(%(payloads)b::bytea[]) WITH ORDINALITY AS u(payload, ord)
+    ORDER BY u.ord
+    RETURNING id, created_at
+)
+SELECT ins.id, ins.created_at
+FROM ins, (SELECT pg_notify(%(channel)s, %(queue)s)) AS notified
+"""
+
 NOTIFY = "SELECT pg_notify(%(channel)s, %(queue)s)"
 
 BY_KEYS = f"""

@@ -64,7 +64,8 @@ PAGE = 500
 
 def _statements(schema: str) -> dict[str, str]:
     names = [
-        *("ENQUEUE_ONE", "ENQUEUE_MANY", "ENQUEUE_PLAIN", "NOTIFY", "BY_KEYS", "CLAIM"),
+        *("ENQUEUE_ONE", "ENQUEUE_MANY", "ENQUEUE_PLAIN", "ENQUEUE_NOW", "NOTIFY", "BY_KEYS"),
+        "CLAIM",
         *("ACK_ONE", "ACK_MANY"),
         *("RELEASE", "DEAD_LETTER", "EXTEND", "REQUEUE", "NEXT_DUE", "QUEUES"),
         *("HEARTBEAT", "WORKER_STOPPED"),
@@ -203,6 +204,22 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
                 ),
             )
             result = EnqueueResult([self._new_record(id_, queue, msg, created, available)], [True])
+        elif all(m.dedupe_key is None and not m.priority and not m.delay for m in messages):
+            rows = self._rows(
+                "put_many",
+                self._sql["ENQUEUE_NOW"],
+                self._params(
+                    queue=queue, payloads=[m.payload for m in messages], channel=self._channel
+                ),
+            )
+            # Ids rise in input order (ORDER BY ord); nothing is delayed.
+            records = [
+                self._new_record(id_, queue, msg, created, created)
+                for msg, (id_, created) in zip(
+                    messages, sorted(rows, key=lambda r: r[0]), strict=True
+                )
+            ]
+            result = EnqueueResult(records, [True] * len(records))
         elif all(msg.dedupe_key is None for msg in messages):
             rows = self._rows(
                 "put_many",
