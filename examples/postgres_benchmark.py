@@ -14,8 +14,10 @@ Prints msgs/s for:
    one queue together, against 1 such process;
 5. batches (``--only batches``): ``get_many(10)`` + ``ack_many`` against the
    bare loop claiming 10 at a time, ``put_many(100)`` against a bare
-   ``INSERT ... SELECT FROM unnest`` of 100 rows per statement, and a no-op
-   batch worker (``prefetch=50``) in-process against the bare claim-10 loop.
+   ``INSERT ... SELECT FROM unnest`` of 100 rows per statement (sending the
+   same bytes every time, and again encoding each value as JSON first, as
+   ``put_many`` does and as the bare claim loop decodes), and a no-op batch
+   worker (``prefetch=50``) in-process against the bare claim-10 loop.
 
 Targets: the plugin at >= 0.8x the bare loop, one at a time and batched;
 ``ack_and_get`` at >= 1.3x the bare loop; ``get_many(10)`` + ``ack_many``
@@ -123,13 +125,19 @@ def bare_rate(conninfo: str, count: int, batch: int) -> float:
     return count / elapsed
 
 
-def bare_put_rate(conninfo: str, count: int, batch: int) -> float:
-    """Bare psycopg: one INSERT of ``batch`` rows per statement, autocommit."""
+def bare_put_rate(conninfo: str, count: int, batch: int, *, encode: bool = False) -> float:
+    """Bare psycopg: one INSERT of ``batch`` rows per statement, autocommit.
+    With ``encode``, it JSON-encodes every value per batch, as ``put_many``
+    (and any program that queues values, not bytes) must; the bare claim
+    loop likewise decodes every value it claims."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(BARE_SETUP)
         payloads = [PAYLOAD_BYTES] * batch
+        values = [PAYLOAD] * batch
         started = time.perf_counter()
         for _ in range(count // batch):
+            if encode:
+                payloads = [json.dumps(value).encode() for value in values]
             conn.execute(BARE_PUT_MANY, (payloads,))
         elapsed = time.perf_counter() - started
         conn.execute("DROP SCHEMA bench_bare CASCADE")
@@ -331,23 +339,29 @@ def batches(
 ) -> None:
     """get_many(10) + ack_many and put_many(100) against their bare loops,
     interleaved; a batch worker against the bare claim-10 loop."""
-    claim_bare, claim_lib, put_bare, put_lib, worker_runs = [], [], [], [], []
+    claim_bare, claim_lib, put_bare, put_encoding, put_lib, worker_runs = [], [], [], [], [], []
     for _ in range(repeats):
         claim_bare.append(bare_rate(conninfo, n, 10))
         claim_lib.append(plugin_rate(schema_url(), n, 10))
         put_bare.append(bare_put_rate(conninfo, n * 4, 100))
+        put_encoding.append(bare_put_rate(conninfo, n * 4, 100, encode=True))
         put_lib.append(plugin_put_rate(schema_url(), n * 4, 100))
         worker_runs.append(worker_rate(schema_url(), n, 50))
-    cb, cl, pb, pl, wk = (max(x) for x in (claim_bare, claim_lib, put_bare, put_lib, worker_runs))
+    cb, cl, pb, pe, pl, wk = (
+        max(x) for x in (claim_bare, claim_lib, put_bare, put_encoding, put_lib, worker_runs)
+    )
     results["batches"] = {
         "claim 10 bare": cb, "get_many(10)+ack_many": cl, "claim ratio": cl / cb,
         "put 100 bare": pb, "put_many(100)": pl, "put ratio": pl / pb,
+        "put 100 bare, encoding": pe, "put ratio to the encoding bare loop": pl / pe,
         "worker prefetch=50": wk, "worker vs bare claim 10": wk / cb,
     }  # fmt: skip
     say(f"claim+ack by 10  bare psycopg {cb:9,.0f}/s   get_many+ack_many {cl:9,.0f}/s   "
         f"ratio {cl / cb:.2f}x (target >= 0.8x)")  # fmt: skip
     say(f"put by 100       bare psycopg {pb:9,.0f}/s   put_many          {pl:9,.0f}/s   "
         f"ratio {pl / pb:.2f}x (target >= 0.8x)")  # fmt: skip
+    say(f"  the bare loop encoding its values as JSON {pe:9,.0f}/s   "
+        f"ratio {pl / pe:.2f}x")  # fmt: skip
     say(f"batch worker     bare claim 10 {cb:8,.0f}/s   prefetch=50       {wk:9,.0f}/s   "
         f"ratio {wk / cb:.2f}x")  # fmt: skip
 
