@@ -21,6 +21,11 @@ Prints msgs/s for:
 
     python examples/worker_benchmark.py [--messages N] [--repeats R] [--prefetch N]
         [--json] [--save FILE]
+    python examples/worker_benchmark.py --profile [--messages N]
+
+``--profile`` runs one no-op worker, one job at a time, under cProfile
+instead, and prints where its time goes (the functions with the most time
+of their own): how much of a job is the SQL and how much the worker.
 
 Each rate is the best of ``--repeats`` runs, since shared machines are noisy;
 compare the ratios, not the absolute numbers. ``--save FILE`` appends the
@@ -31,8 +36,10 @@ run (with the command, machine and date) to a JSON file
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import multiprocessing
+import pstats
 import sys
 import tempfile
 import time
@@ -114,6 +121,24 @@ def processes_rate(url: str, count: int, processes: int, work_seconds: float = 0
     return count / elapsed
 
 
+def profile_worker(count: int) -> int:
+    """One no-op worker draining ``count`` jobs, one at a time, under cProfile."""
+    with tempfile.TemporaryDirectory(prefix="lq-worker-profile-") as tmp:
+        url = f"sqlite://{Path(tmp) / 'profile.sqlite3'}"
+        fill(url, count)
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        done = worker_drain(url)
+        profiler.disable()
+        elapsed = time.perf_counter() - started
+    print(
+        f"{done:,} jobs in {elapsed:.2f} s under the profiler ({elapsed / done * 1e6:.0f} us each)"
+    )
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    return 0
+
+
 def best(repeats: int, measure: Any, *args: Any) -> float:
     rates: list[float] = []
     for n in range(repeats):
@@ -129,11 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefetch", type=int, default=50, help="the batch worker's prefetch")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", metavar="FILE", help="append this run to a JSON file")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile one no-op worker instead of measuring"
+    )
     args = parser.parse_args(argv)
     n, r = args.messages, args.repeats
     for name in ("messages", "repeats", "prefetch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if args.profile:
+        return profile_worker(n)
 
     floor = best(r, floor_rate, n)
     raw = best(r, raw_rate, n)
