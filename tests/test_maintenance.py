@@ -495,6 +495,18 @@ def test_retention_and_acked_commands(tmp_path: Path) -> None:
     )
 
 
+def test_a_bad_keep_acked_is_a_usage_error_naming_the_option(tmp_path: Path) -> None:
+    """Checked while the options are parsed: the error names --keep-acked,
+    and nothing is opened or created (no note about the queue first)."""
+    path = tmp_path / "missing" / "q.db"
+    for value in ("-1", "soon", ""):
+        result = run("--store", str(path), "queue", "retention", "jobs", "--keep-acked", value)
+        error = one_line_error(result, code=2)
+        assert "'--keep-acked'" in error, error
+        assert "holds no messages" not in result.stderr
+    assert not path.parent.exists()
+
+
 @pytest.mark.parametrize("name", ["", "   ", "x" * 201, "bad\nname"])
 def test_retention_and_prune_validate_the_queue_name(tmp_path: Path, name: str) -> None:
     path = tmp_path / "q.db"

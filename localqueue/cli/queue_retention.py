@@ -121,16 +121,30 @@ def prune_command(
     click.echo(f"{verb} {' and '.join(parts)} from {queue}")
 
 
+class KeepAcked(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
+    """A duration, or ``off`` (0): checked while the options are parsed, so a
+    bad value is a usage error naming the option before any store is opened."""
+
+    name = "seconds|off"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        return 0.0 if text == "off" else DURATION.convert(text, param, ctx)
+
+
 @click.command("retention", epilog=example("localqueue queue retention emails --keep-acked 7d"))
 @queue_argument()
 @click.option(
     "--keep-acked",
+    type=KeepAcked(),
     metavar="SECONDS|off",
     default=None,
     help="Archive acked messages for this long (e.g. 7d); 0 or 'off' stops archiving.",
 )
 @json_option
-def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None:
+def retention_command(queue: str, keep_acked: float | None, as_json: bool) -> None:
     """Show or set how long QUEUE keeps acked messages for audit."""
     check_queue_name(queue)
     # Showing the setting only reads: a mistyped store must not be created.
@@ -138,9 +152,7 @@ def retention_command(queue: str, keep_acked: str | None, as_json: bool) -> None
     store = retention_store(opened)
     note_if_unknown(opened, queue)
     if keep_acked is not None:
-        text = keep_acked.strip().lower()
-        seconds = 0.0 if text == "off" else DURATION.convert(text, None, None)
-        store.set_keep_acked(queue, seconds or None)
+        store.set_keep_acked(queue, keep_acked or None)
     current = store.keep_acked(queue)
     if as_json:
         emit_json({"queue": queue, "keep_acked": current})
