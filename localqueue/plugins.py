@@ -119,14 +119,18 @@ def _fail(
 def record_failure(name: str, message: str, cause: BaseException | None = None) -> None:
     """Record a loaded plugin that failed later, in one of its hooks (say, the
     one that adds CLI commands): from now on it counts as broken, exactly like
-    a plugin that failed to import (``get_plugin_manager()`` raises, help
-    warns, ``localqueue plugins`` lists it). Recording the same failure twice
-    keeps one entry."""
-    get_plugin_manager(allow_failures=True)
+    a plugin that failed to import (it is unregistered, ``get_plugin_manager()``
+    raises, help warns, ``localqueue plugins`` lists it once). Recording the
+    same failure twice keeps one entry."""
+    pm = get_plugin_manager(allow_failures=True)
     with _lock:
         if any(f["name"] == name and f["error"] == message for f in _failures):
             return
         _fail(name, _distributions.get(name), message, cause)
+        # Left out, as a plugin that failed to import is: its other hooks
+        # do not run, and `localqueue plugins` lists it once, as failed.
+        if pm.has_plugin(name):
+            pm.unregister(name=name)
 
 
 def _build() -> pluggy.PluginManager:

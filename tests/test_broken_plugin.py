@@ -15,10 +15,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
 from localqueue import PluginError, open_store
 from localqueue import plugins as host
+from localqueue.cli.app import build_cli
+from localqueue.hookspecs import hookimpl
 from localqueue.stores.memory import MemoryStore
 
 SKIP_HINT = "LOCALQUEUE_DISABLE_PLUGINS=bad"
@@ -224,3 +227,75 @@ def test_a_failing_command_hook_is_listed_and_refuses_real_work(
     assert not (tmp_path / "q.db").exists()
     skipped = run_cli(hook_fails, "--help", LOCALQUEUE_DISABLE_PLUGINS="badcli")
     assert skipped.returncode == 0 and skipped.stderr == ""
+
+
+# -- the command hooks keep pluggy's order and wrappers ------------------------------------
+
+
+class _GroupMaker:
+    @hookimpl
+    def localqueue_cli_commands(self, cli: click.Group) -> None:
+        @cli.group("extras")
+        def extras() -> None:
+            """Commands one plugin makes room for."""
+
+
+class _GroupFiller:
+    """Relies on pluggy's documented trylast: the group exists by then."""
+
+    @hookimpl(trylast=True)
+    def localqueue_cli_commands(self, cli: click.Group) -> None:
+        group = cli.commands["extras"]
+        assert isinstance(group, click.Group)
+        group.add_command(click.Command("more", callback=lambda: None))
+
+
+class _Wrapper:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl(wrapper=True)
+    def localqueue_cli_commands(self, cli: click.Group) -> Iterator[None]:
+        result = yield
+        self.calls += 1
+        return result
+
+
+class _Raising:
+    @hookimpl
+    def localqueue_cli_commands(self, cli: click.Group) -> None:
+        raise RuntimeError("its command module is broken")
+
+
+@pytest.fixture
+def fresh_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(host.DISABLE_ENV, raising=False)
+    monkeypatch.setenv(host.ALLOWLIST_ENV, "")
+    host.reset_plugin_manager()
+    yield
+    host.reset_plugin_manager()
+
+
+@pytest.mark.usefixtures("fresh_manager")
+@pytest.mark.parametrize("with_a_broken_one", [False, True])
+def test_command_hooks_run_in_pluggys_order_with_wrappers(with_a_broken_one: bool) -> None:
+    """trylast, tryfirst and wrappers behave as pluggy documents them, also
+    when another plugin's hook raises (then it alone is left out)."""
+    pm = host.get_plugin_manager()
+    wrapper = _Wrapper()
+    pm.register(_GroupFiller(), name="filler")  # registered first, yet called last
+    pm.register(_GroupMaker(), name="maker")
+    pm.register(wrapper, name="wrapper")
+    if with_a_broken_one:
+        pm.register(_Raising(), name="raising")
+    cli = build_cli(allow_plugin_failures=True)
+    extras = cli.commands["extras"]
+    assert isinstance(extras, click.Group) and sorted(extras.commands) == ["more"]
+    failures = [f["name"] for f in host.plugin_failures()]
+    if with_a_broken_one:
+        assert failures == ["raising"]
+        assert not pm.has_plugin("raising")  # left out: listed once, as failed
+        with pytest.raises(PluginError, match="'raising' failed to add its commands"):
+            build_cli()
+    else:
+        assert failures == [] and wrapper.calls == 1

@@ -140,13 +140,29 @@ def build_cli(*, allow_plugin_failures: bool = False) -> click.Group:
 
 
 def _add_plugin_commands(cli: click.Group, allow_failures: bool) -> None:
-    """Each plugin's ``localqueue_cli_commands`` on its own: one whose hook
-    raises (a dependency its command module imports is missing, say) is
-    recorded as a broken plugin and left out, instead of taking down
-    ``--help``, ``plugins`` and every other command with a traceback."""
+    """The plugins' ``localqueue_cli_commands``, as pluggy calls them (its
+    order, ``tryfirst``/``trylast``, wrappers). Should one raise (a
+    dependency its command module imports is missing, say), the call is
+    made again one implementation at a time, in the same order, so the one
+    that raises is named and recorded as a broken plugin and the others
+    still add their commands: a broken plugin must not take down ``--help``,
+    ``plugins`` and every other command with a traceback."""
     pm = get_plugin_manager(allow_failures=allow_failures)
-    for impl in pm.hook.localqueue_cli_commands.get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:  # a wrapper only makes sense around the call
+    hook = pm.hook.localqueue_cli_commands
+    built_in = dict(cli.commands)
+    try:
+        hook(cli=cli)
+        return
+    except Exception as first:
+        failed = first
+    # Start again from the built-in commands: the plugins called before the
+    # failure have added theirs, and a command may be added only once.
+    cli.commands = dict(built_in)
+    recorded = False
+    # pluggy calls the last registered (and tryfirst) implementations first.
+    # Wrappers only make sense around pluggy's own call: left out here.
+    for impl in reversed(hook.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
             continue
         try:
             impl.function(cli=cli)
@@ -158,7 +174,10 @@ def _add_plugin_commands(cli: click.Group, allow_failures: bool) -> None:
                 f"fix or uninstall it, or set {DISABLE_ENV}={name} to skip it",
                 exc,
             )
-    get_plugin_manager(allow_failures=allow_failures)  # raises now if one just failed
+            recorded = True
+    if not recorded:  # a wrapper raised: nothing here can say whose it was
+        raise failed
+    get_plugin_manager(allow_failures=allow_failures)  # raises now, unless tolerated
 
 
 # The variable click's shell completion sets (prog name "localqueue").
