@@ -54,9 +54,11 @@ KIND_NAMES = {LIVE: "live", DEAD: "dead"}
 KIND_OF = "CASE WHEN state = 2 THEN 2 ELSE 0 END"
 
 # When to fold. Each process folds once its own writes have appended about
-# FOLD_EVERY delta rows since its last fold (a put, put_many, ack, ack_many
-# or purge appends one per statement, a dead-letter two, a requeue two per
-# message; claims, releases and extends append none and are not counted),
+# FOLD_EVERY delta rows since its last fold (a put or put_many appends one
+# per statement, an ack or ack_many two (the live count and the acked total
+# of localqueue_postgres.finished), a purge up to four, a dead-letter three,
+# a requeue two per message; claims, releases and extends append none and
+# are not counted),
 # so busy writers keep the delta table near FOLD_EVERY rows per process
 # without ever asking how large it is. A fold costs one short transaction
 # (~1000 deletes and an upsert per queue): about a millisecond per thousand

@@ -353,7 +353,8 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
                 break  # nothing was dead-lettered: that was everything due
             dead.extend(self._record(row, row[16]) for row in rows if row[3] != INFLIGHT)
         if dead:
-            self._wrote(2 * len(dead))  # each moved from live to dead: two deltas
+            # Each moved from live to dead (two deltas) and finished (one).
+            self._wrote(3 * len(dead))
         if len(out) > 1:
             out.sort(key=batch_order)
         return ClaimResult(out, dead)
@@ -388,7 +389,7 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
                 self._sql["ACK_ONE"],
                 self._params(id=lease.id, queue=queue, receipt=lease.receipt),
             )
-            self._wrote()
+            self._wrote(2)  # the live count and the acked total
             return [] if done == 1 else [lease]
         rows = self._rows(
             "ack",
@@ -399,7 +400,7 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
                 receipts=[lease.receipt for lease in leases],
             ),
         )
-        self._wrote()
+        self._wrote(2)  # the live count and the acked total, one row each
         acked = {(row[0], row[1]) for row in rows}
         stale: list[Lease] = []
         for lease in leases:
@@ -435,7 +436,7 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
         params = self._params(id=lease.id, queue=queue, receipt=lease.receipt)
         params.update(self._error_params(error))
         done = self._count("dead_letter", self._sql["DEAD_LETTER"], params) == 1
-        self._wrote(2 if done else 0)
+        self._wrote(3 if done else 0)  # live to dead (two deltas), and finished
         return done
 
     def extend(self, queue: str, lease: Lease, seconds: float) -> float | None:
@@ -590,7 +591,7 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
             [(purged,)] = self._rows(
                 "purge", purge_sql(self._table, self._qschema, f"queue = %(queue)s{where}"), params
             )
-            self._wrote()
+            self._wrote(4)  # live and dead, and an ack total made and undone
             return int(purged)
 
         def action(conn: Conn) -> int:
@@ -604,7 +605,7 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
 
         purged = self._conns.run("purge", action)
         if not dry_run:
-            self._wrote()
+            self._wrote(4)  # live and dead, and an ack total made and undone
         return purged
 
     def record_heartbeat(self, queue: str, worker_id: str, *, stopped: bool = False) -> None:

@@ -64,8 +64,10 @@ def depth_chart(samples: Sequence[Sample], window: float) -> Chart:
 def throughput_chart(samples: Sequence[Sample], window: float) -> Chart | None:
     """Messages finished (acked or dead-lettered) per minute between samples,
     from the store's running totals; None when the store keeps none."""
+    # Samples without totals (a read that failed now and then) are skipped;
+    # a store that never gave any has no throughput to show.
     known = [s for s in samples if s.acked is not None and s.dead_lettered is not None]
-    if not samples or len(known) < len(samples):
+    if not known:
         return None
     times, values = [], []
     acked = dead = 0.0
@@ -91,10 +93,11 @@ def recent_rate(samples: Sequence[Sample], seconds: float = 60.0) -> float | Non
     """Messages finished per minute over the last ``seconds`` of samples (or
     what there is of them): steadier than the last interval alone, for the
     overview's column. None without finished counts or two samples."""
-    if not samples or any(s.acked is None or s.dead_lettered is None for s in samples):
+    known = [s for s in samples if s.acked is not None and s.dead_lettered is not None]
+    if not known:
         return None
-    last = samples[-1]
-    first = next(s for s in samples if s.at >= last.at - seconds)
+    last = known[-1]
+    first = next(s for s in known if s.at >= last.at - seconds)
     took = last.at - first.at
     if took <= 0:
         return None

@@ -65,12 +65,17 @@ class History:
     ) -> None:
         """One sample of every queue in ``stats``; with ``finished`` (the
         store's totals by queue), also of a charted queue that has since
-        emptied, so that its throughput chart runs on to zero."""
+        emptied, so that its throughput chart runs on to zero - until a whole
+        window passed with the queue empty and nothing finished, when it is
+        left to age out like any queue (the totals never go away, so
+        sampling it for ever would keep every queue that ever finished a
+        message in memory)."""
         with self._lock:
             by_queue = {s.queue: s for s in stats}
             if finished is not None:
                 for name in finished.keys() & self._samples.keys() - by_queue.keys():
-                    by_queue[name] = QueueStats(name)
+                    if not self._idle_for_a_window(self._samples[name], finished[name]):
+                        by_queue[name] = QueueStats(name)
             for name, s in by_queue.items():
                 totals = None if finished is None else finished.get(name, FinishedCounts(name))
                 found = self._samples.setdefault(name, deque())
@@ -87,6 +92,17 @@ class History:
             # A queue that emptied and left no sample in the window is gone.
             for name in [name for name, found in self._samples.items() if not found]:
                 del self._samples[name]
+
+    @staticmethod
+    def _idle_for_a_window(found: deque[Sample], totals: FinishedCounts) -> bool:
+        """The oldest sample kept was already empty with these totals."""
+        oldest = found[0] if found else None
+        return (
+            oldest is not None
+            and oldest.waiting == 0
+            and oldest.dead == 0
+            and (oldest.acked, oldest.dead_lettered) == (totals.acked, totals.dead_lettered)
+        )
 
     def series(self, queue: str) -> list[Sample]:
         with self._lock:
@@ -117,9 +133,10 @@ class Sampler:
         stats = all_stats(self.store)
         try:
             finished = finished_by_queue(self.store)
-        except StoreError as exc:  # e.g. an older SQLite file: charts go on without
+        except Exception as exc:  # an older SQLite file, a store's bug: the depth goes on
             if not self._warned:
-                log.warning("localqueue-web: no throughput: %s", exc)
+                reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+                log.warning("localqueue-web: no throughput: %s", reason)
                 self._warned = True
             finished = None
         self.history.add(self.clock(), stats, finished)

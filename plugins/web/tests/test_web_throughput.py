@@ -142,3 +142,44 @@ def test_a_store_that_cannot_give_totals_is_still_sampled(
     sampler.sample_once()
     assert len(history.series("emails")) == 2
     assert caplog.text.count("no throughput: store file x.db keeps no finished counts") == 1
+
+
+def test_one_failed_read_of_the_totals_leaves_a_gap_not_a_blank_chart() -> None:
+    history = History()
+    history.add(0.0, [QueueStats("q", ready=9)], totals("q", 0))
+    history.add(30.0, [QueueStats("q", ready=9)])  # the store could not say, this once
+    history.add(60.0, [QueueStats("q", ready=9)], totals("q", 60))
+    chart = throughput_chart(history.series("q"), history.window)
+    assert chart is not None and chart.last == 60.0
+    assert recent_rate(history.series("q")) == 60.0
+
+
+class BrokenFinishedCounts(WithoutFinishedCounts):
+    def finished_counts(self) -> list[FinishedCounts]:
+        raise NotImplementedError("a store's bug")
+
+
+def test_a_store_whose_totals_fail_oddly_still_gets_its_depth_sampled(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = History()
+    sampler = Sampler(BrokenFinishedCounts(store), history, every=60.0)  # type: ignore[arg-type]
+    sampler.sample_once()
+    sampler.sample_once()
+    assert [s.ready for s in history.series("emails")] == [2, 2]
+    assert caplog.text.count("no throughput: NotImplementedError: a store's bug") == 1
+
+
+def test_an_emptied_queue_ages_out_once_idle_for_a_whole_window() -> None:
+    # The totals never go away; without this a dashboard would keep every
+    # queue that ever finished a message, a window of samples each.
+    history = History(window=60.0)
+    history.add(0.0, [QueueStats("brief", ready=5)], totals("brief", 0))
+    for at in range(10, 200, 10):
+        history.add(float(at), [], totals("brief", 5))
+    assert history.series("brief") == []
+    busy = History(window=60.0)
+    busy.add(0.0, [QueueStats("busy", ready=5)], totals("busy", 0))
+    for at in range(10, 200, 10):  # still finishing work that arrives and goes between samples
+        busy.add(float(at), [], totals("busy", 5 + at))
+    assert len(busy.series("busy")) >= 6
