@@ -48,6 +48,7 @@ from typing import Any
 
 import psycopg
 from bench_record import record
+from postgres_benchmark import server_settings, start_server
 
 from localqueue import PersistentQueue
 from localqueue.worker import persistent_worker
@@ -199,24 +200,6 @@ def rate(
     if handled < jobs or remaining:
         sys.exit(f"{drain.__name__}: {handled} of {jobs} jobs handled, {remaining} left")
     return jobs / elapsed
-
-
-def server_settings(conninfo: str) -> dict[str, str]:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        return {
-            name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
-            for name in ("server_version", "fsync", "synchronous_commit")
-        }
-
-
-def start_server(directory: str) -> str:
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "postgres-server.sh"), "start", directory, "--durable"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
-        sys.exit(f"could not start a PostgreSQL server: {out.stderr.strip()}")
-    return out.stdout.strip()
 
 
 def main() -> None:
