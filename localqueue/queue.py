@@ -27,6 +27,7 @@ from localqueue.store import (
     ClaimResult,
     EnqueueResult,
     ErrorInfo,
+    Lease,
     MessageFilter,
     MessageRecord,
     NewMessage,
@@ -411,14 +412,12 @@ class PersistentQueue:
             lease_seconds=self.lease_timeout,
             max_attempts=self.max_attempts,
         )
-        stale = set(result.stale)
-        lost = [m for m in messages if m.lease in stale]
+        lost_at = _lost_at(messages, result.stale)
         observers = listening()
         if observers:
-            self._ack_many_events(
-                observers, messages, {i for i, m in enumerate(messages) if m.lease in stale}
-            )
-        if stale:
+            self._ack_many_events(observers, messages, set(lost_at))
+        lost = [messages[i] for i in lost_at]
+        if lost:
             return lost, []
         if not isinstance(result.claimed, ClaimResult):
             raise _outdated_store(self.store, "settle_and_claim", result.claimed)
@@ -448,16 +447,7 @@ class PersistentQueue:
         """Ack several in one transaction; returns those whose lease was lost."""
         for message in messages:
             self._check_own(message)
-        stale = Counter(self.store.ack(self.name, [m.lease for m in messages]))
-        # Match by (id, receipt), and give a repeated lease's failure to its
-        # later copy: the store acks the first and finds the second stale.
-        lost_at: list[int] = []
-        for index in range(len(messages) - 1, -1, -1):
-            lease = messages[index].lease
-            if stale[lease]:
-                stale[lease] -= 1
-                lost_at.append(index)
-        lost_at.reverse()
+        lost_at = _lost_at(messages, self.store.ack(self.name, [m.lease for m in messages]))
         observers = listening()
         if observers:
             self._ack_many_events(observers, messages, set(lost_at))
@@ -641,6 +631,23 @@ def _state_arg(state: State | str | None) -> State | None:
     except ValueError:
         known = ", ".join(s.value for s in State)
         raise ValueError(f"state must be one of {known}, got {state!r}") from None
+
+
+def _lost_at(messages: Sequence[Message], stale: Sequence[Lease]) -> list[int]:
+    """The positions of ``messages`` whose ack the store refused, in order.
+
+    Matched by (id, receipt), a repeated lease's failure going to its later
+    copy: the store acks the first and finds the second stale.
+    """
+    left = Counter(stale)
+    lost_at: list[int] = []
+    for index in range(len(messages) - 1, -1, -1):
+        lease = messages[index].lease
+        if left[lease]:
+            left[lease] -= 1
+            lost_at.append(index)
+    lost_at.reverse()
+    return lost_at
 
 
 def _outdated_store(store: Store, operation: str, result: object) -> StoreError:

@@ -280,6 +280,18 @@ def test_ack_many_and_get_many_leases_nothing_when_a_lease_was_lost(
         queue.ack_many_and_get_many([], 0)
 
 
+def test_ack_many_and_get_many_gives_a_repeated_message_s_failure_to_its_later_copy(
+    queue: PersistentQueue,
+) -> None:
+    """As ack_many does: the store acks the first copy and finds the second
+    stale, so only the second is reported lost (and nothing is leased)."""
+    queue.put_many(list(range(3)))
+    [message] = queue.get_many(1)
+    lost, leased = queue.ack_many_and_get_many([message, message], 2)
+    assert len(lost) == 1 and lost[0] is message and leased == []
+    assert queue.stats().total == 2  # the message was acked
+
+
 def test_the_async_queue_acks_many_and_gets_many(queue: PersistentQueue) -> None:
     import asyncio
 
