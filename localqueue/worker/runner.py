@@ -347,20 +347,24 @@ class PersistentWorker:
             ran.tracked = run.keeper.track(ran.message)
         slot.done.append(ran)
 
-    @staticmethod
-    def _unhold(run: _RunState, pending: list[_Ran]) -> tuple[list[_Ran], list[_Ran]]:
-        """The held jobs to ack (their messages as last extended), and those
-        whose lease was lost while they waited for the ack."""
-        current, lost = [], []
+    def _unhold(self, run: _RunState, slot: _Slot) -> list[_Ran]:
+        """The held jobs to ack now, their messages as last extended; those
+        whose lease was lost while they waited for the ack are recorded so."""
+        pending, slot.done = slot.done, []
+        current = []
         for ran in pending:
             if ran.tracked is not None:
                 run.keeper.forget(ran.tracked)
                 ran.message = ran.tracked.current
                 if ran.tracked.lost:
-                    lost.append(ran)
+                    self._lost_before_recorded(run, ran)
                     continue
             current.append(ran)
-        return current, lost
+        return current
+
+    def _lost_before_recorded(self, run: _RunState, ran: _Ran) -> None:
+        log.warning(LOST_BEFORE_RECORDED)
+        self._complete(run, ran, Outcome.LEASE_LOST)
 
     def _take_waiting(self, run: _RunState, slot: _Slot) -> Message | None:
         """The first prefetched message whose lease still holds (no store call)."""
@@ -386,11 +390,7 @@ class PersistentWorker:
         wanted = 1 if slot.gated else self.config.prefetch
         slot.gated = False
         limit = run.budget.batch(wanted, self.config.concurrency)
-        pending, expired = self._unhold(run, slot.done)
-        slot.done = []
-        for ran in expired:
-            log.warning(LOST_BEFORE_RECORDED)
-            self._complete(run, ran, Outcome.LEASE_LOST)
+        pending = self._unhold(run, slot)
         if pending:
             try:
                 lost, leased = self.queue.ack_many_and_get_many(
@@ -423,17 +423,12 @@ class PersistentWorker:
         lost_ids = {message.id for message in lost}
         for ran in done:
             if ran.message.id in lost_ids:
-                log.warning(LOST_BEFORE_RECORDED)
-                self._complete(run, ran, Outcome.LEASE_LOST)
+                self._lost_before_recorded(run, ran)
             else:
                 self._complete(run, ran, Outcome.ACKED)
 
     def _ack_pending(self, run: _RunState, slot: _Slot) -> None:
-        pending, expired = self._unhold(run, slot.done)
-        slot.done = []
-        for ran in expired:
-            log.warning(LOST_BEFORE_RECORDED)
-            self._complete(run, ran, Outcome.LEASE_LOST)
+        pending = self._unhold(run, slot)
         if not pending:
             return
         messages = [ran.message for ran in pending]
