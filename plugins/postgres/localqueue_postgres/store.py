@@ -204,42 +204,8 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
                 ),
             )
             result = EnqueueResult([self._new_record(id_, queue, msg, created, available)], [True])
-        elif all(m.dedupe_key is None and not m.priority and not m.delay for m in messages):
-            rows = self._rows(
-                "put_many",
-                self._sql["ENQUEUE_NOW"],
-                self._params(
-                    queue=queue, payloads=[m.payload for m in messages], channel=self._channel
-                ),
-            )
-            # Ids rise in input order (ORDER BY ord); nothing is delayed.
-            records = [
-                self._new_record(id_, queue, msg, created, created)
-                for msg, (id_, created) in zip(
-                    messages, sorted(rows, key=lambda r: r[0]), strict=True
-                )
-            ]
-            result = EnqueueResult(records, [True] * len(records))
         elif all(msg.dedupe_key is None for msg in messages):
-            rows = self._rows(
-                "put_many",
-                self._sql["ENQUEUE_PLAIN"],
-                self._params(
-                    queue=queue,
-                    payloads=[m.payload for m in messages],
-                    priorities=[int(m.priority) for m in messages],
-                    delays=[float(m.delay) for m in messages],
-                    channel=self._channel,
-                ),
-            )
-            # Ids rise in input order (ORDER BY ord).
-            records = [
-                self._new_record(id_, queue, msg, created, available)
-                for msg, (id_, created, available) in zip(
-                    messages, sorted(rows, key=lambda r: r[0]), strict=True
-                )
-            ]
-            result = EnqueueResult(records, [True] * len(records))
+            result = self._enqueue_plain(queue, messages)
         else:
             result = self._conns.run(
                 "put_many", lambda conn: self._enqueue_many(conn, queue, messages)
@@ -247,6 +213,28 @@ class PostgresStore(counts.PostgresCounts, PostgresFinished):
         self._changed(queue)
         self._wrote()
         return result
+
+    def _enqueue_plain(self, queue: str, messages: Sequence[NewMessage]) -> EnqueueResult:
+        """A batch without dedupe keys: one statement, every message added.
+        With no delay and no priority anywhere (the commonest batch) it
+        sends the payloads alone (ENQUEUE_NOW)."""
+        params = self._params(
+            queue=queue, payloads=[m.payload for m in messages], channel=self._channel
+        )
+        if all(not m.priority and not m.delay for m in messages):
+            statement = self._sql["ENQUEUE_NOW"]  # rows: id, created_at
+        else:
+            statement = self._sql["ENQUEUE_PLAIN"]  # rows: id, created_at, available_at
+            params["priorities"] = [int(m.priority) for m in messages]
+            params["delays"] = [float(m.delay) for m in messages]
+        rows = self._rows("put_many", statement, params)
+        # Ids rise in input order (ORDER BY ord). A row's last column is when
+        # its message becomes available: created_at itself for ENQUEUE_NOW.
+        records = [
+            self._new_record(row[0], queue, msg, row[1], row[-1])
+            for msg, row in zip(messages, sorted(rows), strict=True)
+        ]
+        return EnqueueResult(records, [True] * len(records))
 
     def _enqueue_many(
         self, conn: Conn, queue: str, messages: Sequence[NewMessage]
