@@ -115,9 +115,11 @@ class Dashboard:
             charts.change_chart(samples, window),
         )
 
-    def recent_rate(self, queue: str) -> float | None:
-        """Finished per minute over the last minute (the overview's column)."""
-        return charts.recent_rate(self.history.series(queue))
+    def overview_charts(self, queue: str) -> tuple[charts.Chart, float | None]:
+        """What an overview row draws: waiting, and finished per minute over
+        the last minute (None on a store without finished counts)."""
+        samples = self.history.series(queue)
+        return charts.depth_chart(samples, self.history.window), charts.recent_rate(samples)
 
 
 def _dashboard(request: Request) -> Dashboard:
@@ -133,8 +135,7 @@ async def overview(request: Request) -> Response:
         request,
         "overview_rows.html" if fragment else "overview.html",
         rows=rows,
-        charts={row.stats.queue: d.charts_for(row.stats.queue) for row in rows},
-        rates={row.stats.queue: d.recent_rate(row.stats.queue) for row in rows},
+        charts={row.stats.queue: d.overview_charts(row.stats.queue) for row in rows},
     )
 
 
