@@ -211,6 +211,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", metavar="FILE", help="append this run to a JSON file")
     args = parser.parse_args()
+    if args.jobs < 100 or args.runs < 1 or not 1 <= args.prefetch <= 1000:
+        parser.error("--jobs must be at least 100, --runs at least 1, --prefetch from 1 to 1000")
     require_pgqueuer()
     server_dir = None
     url = args.url
@@ -219,7 +221,7 @@ def main() -> None:
         url = start_server(server_dir)
     try:
         conninfo = parse_postgres_url(url).conninfo
-        settings = server_settings(conninfo)
+        settings = server_settings(conninfo, parser)
         found: dict[str, list[float]] = {}
         for _ in range(args.runs):
             for processes in (1, 4):

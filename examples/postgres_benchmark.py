@@ -234,12 +234,18 @@ def best(repeats: int, measure: Callable[[], float]) -> float:
     return max(measure() for _ in range(repeats))
 
 
-def server_settings(conninfo: str) -> dict[str, str]:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        return {
-            name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
-            for name in ("server_version", "fsync", "synchronous_commit")
-        }
+def server_settings(conninfo: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The server's version and durability settings; a server that cannot be
+    reached is a one-line usage error about --url."""
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            return {
+                name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+                for name in ("server_version", "fsync", "synchronous_commit")
+            }
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        parser.error(f"cannot reach the server of --url: {first}")
 
 
 def start_server(directory: str) -> str:
@@ -281,11 +287,7 @@ def main() -> None:
     url = args.url or start_server(server_dir)
     conninfo = parse_postgres_url(url).conninfo
     sep = "&" if "?" in url else "?"
-    try:
-        settings = server_settings(conninfo)
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        parser.error(f"cannot reach the server of --url: {first}")
+    settings = server_settings(conninfo, parser)
     results: dict[str, Any] = {"server": settings, "messages": args.messages}
 
     def schema_url() -> str:
